@@ -1,0 +1,61 @@
+# Two commands do everything on a fresh machine (Python 3.10+, network to PyPI):
+#   make demo   — sandbox → tap-invoiz → target-postgres → dbt, then prints customer values
+#   make test   — every test, end to end through `meltano run` into a real PostgreSQL
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MELTANO := $(BIN)/meltano
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: help venv install demo test docs card bench db-start db-stop clean
+
+help:
+	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
+	@echo "make test   run all tests (unit, tap, dbt, end to end)"
+	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080"
+	@echo "make card EMAIL=...   print the ticket-side customer card"
+	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed (set PYTHON=python3.x)")'
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp files make repeated calls cheap; they are rebuilt when their inputs change.
+$(VENV)/.installed: $(BIN)/python requirements-dev.txt tap-invoiz/pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.meltano/.installed: $(VENV)/.installed meltano.yml
+	$(MELTANO) install
+	touch $@
+
+venv: $(VENV)/.installed
+install: .meltano/.installed
+
+demo: install
+	$(BIN)/python -m tools.demo
+
+test: install
+	$(BIN)/python -m pytest tests
+
+docs: install
+	$(BIN)/python -m tools.demo --docs
+
+card: install
+	@test -n "$(EMAIL)" || { echo "usage: make card EMAIL=someone@example.org"; exit 2; }
+	$(BIN)/python -m tools.card "$(EMAIL)"
+
+bench: install
+	$(BIN)/python -m tools.bench
+
+db-start: venv
+	@$(BIN)/python -m tools.embedded_db start
+
+db-stop: venv
+	@$(BIN)/python -m tools.embedded_db stop
+
+clean:
+	-$(BIN)/python -m tools.embedded_db stop
+	rm -rf $(VENV) .meltano .pgdata transform/target transform/logs

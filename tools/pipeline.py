@@ -1,0 +1,115 @@
+"""Run the project's Meltano pipeline against a given invoiz API and PostgreSQL database.
+
+Shared by `make demo`, the end-to-end tests and the benchmarks, so all three run exactly what a user runs:
+`meltano run ...` in this project, configured only through environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from tools import embedded_db
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+# Variables that would make a run read settings we did not choose (a developer's shell or .env).
+_OWNED_PREFIXES = ("TAP_INVOIZ_", "TARGET_POSTGRES_", "DBT_POSTGRES_", "PG", "MELTANO_")
+
+
+def database_server() -> tuple[dict[str, str], bool]:
+    """PG* variables of the server to use, and whether we started it (embedded) and so must stop it."""
+    if os.environ.get("PGHOST"):
+        keys = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+        env = {key: os.environ.get(key, "") for key in keys}
+        env["PGPORT"] = env["PGPORT"] or "5432"
+        env["PGUSER"] = env["PGUSER"] or "postgres"
+        env["PGDATABASE"] = env["PGDATABASE"] or "postgres"
+        return env, False
+    running_before = embedded_db._postmaster(embedded_db.Layout.default()) is not None
+    return embedded_db.start(), not running_before
+
+
+def connect(pg_env: dict[str, str], database: str | None = None, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(
+        host=pg_env["PGHOST"],
+        port=int(pg_env["PGPORT"]),
+        user=pg_env["PGUSER"],
+        password=pg_env.get("PGPASSWORD") or None,
+        dbname=database or pg_env["PGDATABASE"],
+        **kwargs,
+    )
+
+
+def recreate_database(pg_env: dict[str, str], name: str) -> None:
+    with connect(pg_env, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name)))
+
+
+def drop_database(pg_env: dict[str, str], name: str) -> None:
+    with connect(pg_env, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass
+class Pipeline:
+    """One project configuration: an invoiz API, its credentials and account, a database and a state store."""
+
+    pg_env: dict[str, str]
+    database: str
+    api_url: str
+    app_url: str
+    credentials: dict[str, str]
+    account: str = "demo"
+    state_dir: Path | None = None  # own Meltano system db (state), so runs do not share state with others
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_OWNED_PREFIXES)}
+        env.update(self.pg_env)
+        env["PGDATABASE"] = self.database
+        env.update(
+            TAP_INVOIZ_API_URL=self.api_url,
+            TAP_INVOIZ_APP_URL=self.app_url,
+            TAP_INVOIZ_ACCOUNT=self.account,
+            TAP_INVOIZ_API_KEY=self.credentials["api_key"],
+            TAP_INVOIZ_API_KEY_SECRET=self.credentials["api_key_secret"],
+            TAP_INVOIZ_INSTALLATION_ID=self.credentials["installation_id"],
+            MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+        )
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            env["MELTANO_DATABASE_URI"] = f"sqlite:///{self.state_dir / 'meltano.db'}"
+        env.update(self.extra_env)
+        return env
+
+    def meltano(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [MELTANO, *args], cwd=PROJECT_ROOT, env=self.env(), capture_output=True, text=True, timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"meltano {' '.join(args)} failed (exit {result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            )
+        return result
+
+    def run(self, *blocks: str, full_refresh: bool = False, check: bool = True) -> subprocess.CompletedProcess:
+        """`meltano run [--full-refresh] BLOCK...`, e.g. run("sync") or run("tap-invoiz", "target-postgres")."""
+        return self.meltano("run", *(["--full-refresh"] if full_refresh else []), *blocks, check=check)
+
+    def query(self, statement: str, params: tuple | dict | None = None) -> list[tuple]:
+        with connect(self.pg_env, self.database) as conn:
+            return conn.execute(statement, params).fetchall()
+
+    def scalar(self, statement: str, params: tuple | dict | None = None):
+        rows = self.query(statement, params)
+        return rows[0][0] if rows else None
