@@ -1,0 +1,7 @@
+"""invoiz sandbox: a local, deterministic stand-in for the invoiz REST API (see README.md in this folder)."""
+from .data import NotFound, SandboxError
+from .faults import KINDS as FAULT_KINDS, REQUEST_KINDS
+from .server import DEMO_CREDENTIALS, VARIANTS, Sandbox, main
+
+__all__ = ["Sandbox", "DEMO_CREDENTIALS", "VARIANTS", "FAULT_KINDS", "REQUEST_KINDS", "SandboxError", "NotFound",
+           "main"]

@@ -1,0 +1,678 @@
+"""The invoiz sandbox: a local HTTP server that follows /work/shared/invoiz-api.md (the reconstructed contract).
+
+Python:  ``with Sandbox(seed=42, invoices=200) as sb: requests.get(sb.api_url + "invoice", ...)``
+CLI:     ``invoiz-sandbox --port 0 --seed 42 --invoices 200`` prints
+         ``invoiz-sandbox listening on http://127.0.0.1:PORT/api/`` and serves until SIGTERM/SIGINT.
+
+Credentials and tokens are never logged.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from .data import (CONTACT_ORDER_BY, INVOICE_FILTERS, INVOICE_ORDER_BY, Dataset, NotFound, SandboxError)
+from .faults import REQUEST_KINDS, FaultSet
+
+DEMO_CREDENTIALS = {"api_key": "sandbox-key", "api_key_secret": "sandbox-secret",
+                    "installation_id": "sandbox-installation"}
+
+VARIANTS = {
+    "iso_country": "customer address uses `isoCountry` instead of `countryIso` (S1 typing)",
+    "detail_flat": "GET invoice/{id} returns the invoice directly under `data` (S1 typing) instead of `data.invoice`",
+    "date_only": "calendar dates as `YYYY-MM-DD` (S3 dateFormat.api) instead of `YYYY-MM-DDT00:00:00.000Z`",
+    "berlin_midnight": "calendar dates as the UTC instant of Berlin midnight, e.g. `2026-03-03T23:00:00.000Z` "
+                       "for 4 March (a trap for naive date parsing)",
+    "updated_at": "rows carry `createdAt`/`updatedAt` (ISO datetimes; updatedAt moves on every change)",
+    "extra_fields": "rows carry unknown fields (`currency`, `isMigrated`, `customFields` on invoices; "
+                    "`isArchived`, `lastActivity` on customers)",
+    "not_found_400": "unknown id → HTTP 400 (instead of 404) with `meta.id[0].code == \"NOT_FOUND\"`",
+    "draft_number_empty": "drafts have `number: \"\"` instead of `null`",
+    "lean_list": "invoice list rows without `title` and `lockedAt` (they are ✅ read from list rows by S2, but "
+                 "the contract marks them L?)",
+    "list_positions": "invoice list rows include `positions`",
+    "no_customer_email": "customers have no `email` key at all (S1 typing lacks it)",
+}
+DEFAULT_LIMIT = 20
+LETTER_ELEMENTS = {
+    "sender": "Muster Handwerk GmbH · Hauptstraße 1 · 10115 Berlin",
+    "letterHeader": {"companyName": "Muster Handwerk GmbH", "logo": None},
+    "letterFooter": [
+        {"column": 1, "text": "Muster Handwerk GmbH\nHauptstraße 1\n10115 Berlin"},
+        {"column": 2, "text": "Geschäftsführer: Jürgen Weiß\nAmtsgericht Berlin HRB 12345"},
+        {"column": 3, "text": "IBAN DE02 1203 0000 0000 2020 51\nBIC BYLADEM1001"},
+    ],
+}
+
+
+class RequestCounter(Counter):
+    """Requests received per kind (faulted ones included)."""
+
+    def __init__(self):
+        super().__init__({k: 0 for k in (*REQUEST_KINDS, "admin", "other")})
+        self._lock = threading.Lock()
+
+    def hit(self, kind):
+        with self._lock:
+            self[kind] += 1
+
+    def reset(self):
+        with self._lock:
+            for k in list(self):
+                self[k] = 0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sandbox: "Sandbox"
+
+
+def _bool(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "invoiz-sandbox"
+    sys_version = ""
+    timeout = 60
+
+    # never log (requests would contain tokens in headers only, but keep stderr clean anyway)
+    def log_message(self, format, *args):  # noqa: A002
+        pass
+
+    def setup(self):
+        super().setup()
+        self.server.sandbox._conns.add(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.sandbox._conns.discard(self.connection)
+
+    # ------------------------------------------------------------------ plumbing
+    def _send(self, status, body: bytes, ctype="application/json; charset=utf-8", headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status, obj, headers=None, corrupt=False):
+        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if corrupt:
+            body = body[: max(1, len(body) // 2)] + b'{"\xc3'
+        self._send(status, body, headers=headers)
+
+    def _error(self, status, name, message, meta=None, headers=None):
+        self._json(status, {"name": name, "message": message, "meta": meta or {}}, headers=headers)
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        if not raw:
+            return {}
+        return json.loads(raw.decode("utf-8"))
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    # ------------------------------------------------------------------ routing
+    def _dispatch(self, method):
+        sb = self.server.sandbox
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            if parts[:1] == ["_sandbox"]:
+                sb.requests.hit("admin")
+                return self._admin(method, parts[1:])
+            if parts[:1] != ["api"]:
+                sb.requests.hit("other")
+                return self._app_page(parts)
+            api = parts[1:]
+            kind = None
+            if method == "POST" and api == ["auth", "token"]:
+                kind = "token"
+            elif method == "GET" and api == ["invoice"]:
+                kind = "invoice_list"
+            elif method == "GET" and len(api) == 2 and api[0] == "invoice":
+                kind = "invoice_detail"
+            elif method == "GET" and api == ["customer"]:
+                kind = "customer_list"
+            elif method == "GET" and len(api) == 2 and api[0] == "customer":
+                kind = "customer_detail"
+            sb.requests.hit(kind or "other")
+            if kind is None:
+                # drain a body so keep-alive stays in sync
+                if self.headers.get("Content-Length"):
+                    self.rfile.read(int(self.headers["Content-Length"]))
+                return self._error(404, "NotFoundError", f"{method} /{'/'.join(parts)} is not part of the sandbox",
+                                   {"path": [{"code": "NOT_FOUND"}]})
+            self._api(kind, api, query)
+        except (ConnectionError, socket.timeout):
+            self.close_connection = True
+
+    # ------------------------------------------------------------------ API
+    def _api(self, kind, api, query):
+        sb = self.server.sandbox
+        # latency (global + fault)
+        delay = sb.latency_ms / 1000.0
+        for f in sb.faults.active(kind, "latency"):
+            if f.take():
+                delay += float(f.opts["ms"]) / 1000.0
+        if delay > 0:
+            time.sleep(delay)
+        corrupt = False
+        for f in sb.faults.active(kind):
+            if f.kind in ("latency", "token_expiry", "page_shift", "duplicate"):
+                continue
+            if not f.take():
+                continue
+            if f.kind == "connection_reset":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if f.kind == "rate_limit":
+                return self._error(429, "TooManyRequestsError", "Too many requests",
+                                   headers={"Retry-After": f.opts["retry_after"]})
+            if f.kind == "server_error":
+                return self._error(int(f.opts["status"]), "InternalServerError", "Internal server error")
+            if f.kind == "html_error":
+                st = int(f.opts["status"])
+                html = (f"<html><head><title>{st} Bad Gateway</title></head><body><center><h1>{st} "
+                        f"{'Bad Gateway' if st == 502 else 'Service Temporarily Unavailable'}</h1></center>"
+                        "<hr><center>nginx</center></body></html>\n").encode()
+                return self._send(st, html, ctype="text/html")
+            if f.kind == "slow":
+                time.sleep(float(f.opts["seconds"]))
+            if f.kind == "malformed_json":
+                corrupt = True
+        if kind == "token":
+            return self._token(corrupt)
+        if not sb._check_bearer(self.headers.get("Authorization"), kind):
+            return self._error(401, "UnauthorizedError", "Unauthorized: missing, invalid or expired token")
+        with sb.dataset.lock:
+            try:
+                if kind == "invoice_list":
+                    status, obj = 200, sb._invoice_list(query)
+                elif kind == "invoice_detail":
+                    status, obj = 200, sb._invoice_detail(api[1])
+                elif kind == "customer_list":
+                    status, obj = 200, sb._customer_list(query)
+                else:
+                    status, obj = 200, sb._customer_detail(api[1])
+            except SandboxError as e:
+                status = e.status
+                if isinstance(e, NotFound) and "not_found_400" in sb.variants:
+                    status = 400
+                name = "NotFoundError" if status == 404 else "ValidationError"
+                obj = {"name": name, "message": str(e), "meta": {e.field: [{"code": e.code}]}}
+        self._json(status, obj, corrupt=corrupt)
+
+    def _token(self, corrupt):
+        sb = self.server.sandbox
+        try:
+            body = self._body()
+        except (ValueError, UnicodeDecodeError):
+            return self._error(400, "ValidationError", "Body is not valid JSON", {"body": [{"code": "INVALID"}]})
+        user = pw = None
+        auth = self.headers.get("Authorization") or ""
+        if auth[:6].lower() == "basic ":
+            try:
+                user, _, pw = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                user = pw = None
+        cred = sb.credentials
+        ok = (user == cred["api_key"] and pw == cred["api_key_secret"]
+              and (not cred["installation_id"] or (isinstance(body, dict)
+                                                   and body.get("installationId") == cred["installation_id"])))
+        if not ok:
+            return self._error(401, "UnauthorizedError", "Invalid api key, secret or installation id",
+                               {"apiKey": [{"code": "INCORRECT"}]})
+        self._json(200, {"token": sb.issue_token()}, corrupt=corrupt)
+
+    # ------------------------------------------------------------------ app pages & admin
+    def _app_page(self, parts):
+        if len(parts) == 2 and parts[0] in ("invoice", "customer") and parts[1].isdigit():
+            label = "Rechnung" if parts[0] == "invoice" else "Kontakt"
+            html = (f"<!doctype html><html lang=de><meta charset=utf-8><title>invoiz sandbox – {label} {parts[1]}"
+                    f"</title><h1>{label} {parts[1]}</h1><p>invoiz sandbox deep link.</p></html>")
+            return self._send(200, html.encode("utf-8"), ctype="text/html; charset=utf-8")
+        if not parts:
+            return self._send(200, b"<!doctype html><title>invoiz sandbox</title><p>API under /api/</p>",
+                              ctype="text/html; charset=utf-8")
+        self._send(404, b"<!doctype html><title>404</title><p>Not found</p>", ctype="text/html; charset=utf-8")
+
+    def _admin(self, method, parts):
+        sb = self.server.sandbox
+        if not self.client_address[0].startswith("127."):
+            return self._error(403, "ForbiddenError", "admin endpoints are loopback only")
+        if method == "GET" and parts == ["stats"]:
+            return self._json(200, sb.stats())
+        if method != "POST" or len(parts) != 1:
+            return self._error(404, "NotFoundError", "use POST /_sandbox/<action> or GET /_sandbox/stats")
+        try:
+            args = self._body()
+        except (ValueError, UnicodeDecodeError):
+            return self._error(400, "ValidationError", "Body is not valid JSON", {"body": [{"code": "INVALID"}]})
+        if not isinstance(args, dict):
+            return self._error(400, "ValidationError", "Body must be a JSON object", {"body": [{"code": "INVALID"}]})
+        action = parts[0]
+        fn = sb.ADMIN_ACTIONS.get(action)
+        if fn is None:
+            return self._error(404, "NotFoundError", f"unknown action {action!r}",
+                               {"action": [{"code": "NOT_FOUND", "known": sorted(sb.ADMIN_ACTIONS)}]})
+        try:
+            result = getattr(sb, fn)(**args)
+        except SandboxError as e:
+            return self._error(e.status, "ValidationError" if e.status == 400 else "NotFoundError", str(e),
+                               {e.field: [{"code": e.code}]})
+        except (TypeError, ValueError) as e:
+            return self._error(400, "ValidationError", str(e), {"args": [{"code": "INVALID"}]})
+        if hasattr(result, "__next__"):
+            result = list(result)
+        self._json(200, {"result": result})
+
+
+class Sandbox:
+    """An in-process invoiz API stand-in.  See the package README for the full contract."""
+
+    ADMIN_ACTIONS = {name: name for name in (
+        "create_invoice", "lock_invoice", "update_invoice", "pay", "partly_pay", "revert_payment", "dun", "cancel",
+        "delete_invoice", "create_contact", "update_contact", "set_contact_email", "delete_contact",
+        "advance_clock", "set_today", "fault", "set_faults", "clear_faults", "expire_tokens", "set_variants",
+        "set_max_page_size", "set_latency", "reset_counters", "invoice", "contact", "invoice_ids", "contact_ids",
+        "stats", "issue_token", "list_faults")}
+
+    def __init__(self, seed=42, invoices=200, contacts=None, variants=(), max_page_size=500, latency_ms=0,
+                 today=None, port=0, credentials=None):
+        self.seed = int(seed)
+        self.dataset = Dataset(seed=self.seed, invoices=int(invoices), contacts=contacts, today=today)
+        self.variants: frozenset = frozenset()
+        self.set_variants(variants)
+        self.max_page_size = int(max_page_size)
+        self.latency_ms = float(latency_ms)
+        self.port = int(port)
+        self.credentials = dict(credentials or DEMO_CREDENTIALS)
+        self.requests = RequestCounter()
+        self.faults = FaultSet(self.seed)
+        self._tokens: dict[str, dict] = {}
+        self._tok_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set = set()
+        self._list_pages = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Sandbox":
+        if self._server is not None:
+            return self
+        srv = _Server(("127.0.0.1", self.port), _Handler)
+        srv.sandbox = self
+        self._server = srv
+        self.port = srv.server_address[1]
+        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"invoiz-sandbox-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        srv, self._server = self._server, None
+        if srv is None:
+            return
+        srv.shutdown()
+        for c in list(self._conns):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        srv.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    @property
+    def app_url(self) -> str:
+        return self.base_url
+
+    @property
+    def today(self):
+        return self.dataset.today
+
+    def __repr__(self):
+        return (f"Sandbox(seed={self.seed}, invoices={self.dataset.n_base}, contacts={self.dataset.nc_base}, "
+                f"variants={sorted(self.variants)}, api_url={self.api_url!r})")
+
+    # ------------------------------------------------------------------ configuration
+    def set_variants(self, variants=()):
+        if isinstance(variants, str):
+            variants = [variants]
+        unknown = set(variants) - set(VARIANTS)
+        if unknown:
+            raise ValueError(f"unknown variants {sorted(unknown)}; known: {sorted(VARIANTS)}")
+        self.variants = frozenset(variants)
+        return sorted(self.variants)
+
+    def set_max_page_size(self, max_page_size):
+        self.max_page_size = int(max_page_size)
+        return self.max_page_size
+
+    def set_latency(self, ms):
+        self.latency_ms = float(ms)
+        return self.latency_ms
+
+    # ------------------------------------------------------------------ counters
+    def reset_counters(self):
+        self.requests.reset()
+        return dict(self.requests)
+
+    def stats(self) -> dict:
+        return {"requests": dict(self.requests), "today": self.today.isoformat(), "version": self.dataset.version,
+                "invoices": self.dataset.n - self.dataset.state.count(0),
+                "contacts": self.dataset.nc - sum(self.dataset.c_deleted),
+                "variants": sorted(self.variants), "max_page_size": self.max_page_size,
+                "latency_ms": self.latency_ms, "faults": self.faults.describe()}
+
+    # ------------------------------------------------------------------ faults
+    def fault(self, kind, scope=None, times=None, rate=None, **opts) -> int:
+        """Switch on one fault; returns its id. See invoiz_sandbox.faults.KINDS for kinds and options."""
+        return self.faults.add(kind, scope=scope, times=times, rate=rate, **opts).id
+
+    def set_faults(self, *specs, faults=None):
+        """Replace all faults: ``set_faults({"kind": "rate_limit", "times": 2}, ...)`` or ``faults=[...]``."""
+        specs = list(specs) + list(faults or [])
+        self.clear_faults()
+        return [self.fault(**dict(s)) for s in specs]
+
+    def clear_faults(self, kind=None):
+        self.faults.clear(kind)
+        return self.faults.describe()
+
+    def list_faults(self):
+        return self.faults.describe()
+
+    # ------------------------------------------------------------------ tokens
+    def issue_token(self) -> str:
+        tok = "sbx_" + secrets.token_urlsafe(24)
+        with self._tok_lock:
+            self._tokens[tok] = {"issued": time.monotonic(), "uses": 0}
+        return tok
+
+    def expire_tokens(self):
+        """Invalidate every token issued so far (the next API call with one gets 401)."""
+        with self._tok_lock:
+            n = len(self._tokens)
+            self._tokens.clear()
+        return n
+
+    def _check_bearer(self, header, kind) -> bool:
+        if not header or header[:7].lower() != "bearer ":
+            return False
+        tok = header[7:].strip()
+        with self._tok_lock:
+            rec = self._tokens.get(tok)
+            if rec is None:
+                return False
+            for f in self.faults.active(kind, "token_expiry"):
+                n, s = f.opts.get("after_requests"), f.opts.get("after_seconds")
+                if (n is not None and rec["uses"] >= int(n)) or \
+                        (s is not None and time.monotonic() - max(rec["issued"], f.created) >= float(s)):
+                    del self._tokens[tok]
+                    f.fired += 1
+                    return False
+            rec["uses"] += 1
+            return True
+
+    # ------------------------------------------------------------------ list / detail (called under dataset.lock)
+    def _paging(self, query):
+        def intarg(name, default):
+            raw = query.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise SandboxError(f"{name} must be an integer", field=name, code="NO_INTEGER")
+        offset = intarg("offset", 0)
+        limit = intarg("limit", DEFAULT_LIMIT)
+        if offset < 0:
+            raise SandboxError("offset must not be negative", field="offset", code="TOO_SMALL")
+        if limit < 1:
+            raise SandboxError("limit must be positive", field="limit", code="TOO_SMALL")
+        return offset, min(limit, self.max_page_size)
+
+    def _invoice_list(self, query):
+        ds = self.dataset
+        offset, limit = self._paging(query)
+        order_by = query.get("orderBy") or None
+        if order_by is not None and order_by not in INVOICE_ORDER_BY:
+            raise SandboxError(f"orderBy {order_by!r} is not supported", field="orderBy", code="INVALID")
+        desc = _bool(query.get("desc", "false"))
+        flt = query.get("filter") or "all"
+        if flt not in INVOICE_FILTERS:
+            raise SandboxError(f"filter {flt!r} is not supported", field="filter", code="INVALID")
+        order = ds.invoice_order(order_by, desc, flt)
+        search = (query.get("searchText") or "").strip()
+        if search:
+            order = ds.search_invoices(order, search)
+        # fault: duplicate row (page boundary shifted by one for the rest of this scan)
+        eff = offset
+        for f in self.faults.active("invoice_list", "duplicate"):
+            if offset == 0 and f.state.get("active"):
+                self.faults.remove(f)            # a new scan starts: the fault is used up
+                continue
+            if f.state.get("active") and offset > 0:
+                eff = offset - 1
+        rows = [ds.render_invoice(ds.invoice_canonical(i), self.variants, list_row=True)
+                for i in order[eff:eff + limit]]
+        result = {"meta": {"count": len(order), "filter": ds.invoice_filter_counts()}, "data": rows}
+        # page-level faults that act after a page has been served
+        for f in self.faults.active("invoice_list", "duplicate"):
+            f.state["pages"] = f.state.get("pages", 0) + 1
+            if f.state["pages"] >= int(f.opts["after_page"]) and not f.state.get("active"):
+                f.state["active"] = True
+                f.fired += 1
+        for f in self.faults.active("invoice_list", "page_shift"):
+            f.state["pages"] = f.state.get("pages", 0) + 1
+            if f.state["pages"] >= int(f.opts["after_page"]):
+                f.state["inserted"] = ds.insert_before(order_by, desc, int(f.opts["insert"]))
+                f.fired += 1
+                self.faults.remove(f)
+        return result
+
+    def _invoice_detail(self, ident):
+        ds = self.dataset
+        inv = ds.render_invoice(ds.invoice_canonical(ds.inv_idx(ident)), self.variants)
+        if "detail_flat" in self.variants:
+            return {"meta": {}, "data": inv}
+        return {"meta": {}, "data": {"invoice": inv, "letterElements": LETTER_ELEMENTS}}
+
+    def _customer_list(self, query):
+        ds = self.dataset
+        offset, limit = self._paging(query)
+        order_by = query.get("orderBy") or None
+        if order_by is not None and order_by not in CONTACT_ORDER_BY:
+            raise SandboxError(f"orderBy {order_by!r} is not supported", field="orderBy", code="INVALID")
+        order = ds.contact_order(order_by, _bool(query.get("desc", "false")))
+        search = (query.get("searchText") or "").strip()
+        if search:
+            order = ds.search_contacts(order, search)
+        rows = [ds.render_contact(ds.contact(i), self.variants) for i in order[offset:offset + limit]]
+        return {"meta": {"count": len(order), "filter": {"all": {"count": len(order)}}}, "data": rows}
+
+    def _customer_detail(self, ident):
+        ds = self.dataset
+        return {"meta": {}, "data": ds.render_contact(ds.contact(ds.con_idx(ident)), self.variants)}
+
+    # ------------------------------------------------------------------ truth helpers for tests
+    def invoice(self, invoice_id) -> dict:
+        """The invoice as ``GET invoice/{id}`` returns it (the ``data.invoice`` object, variants applied)."""
+        with self.dataset.lock:
+            ds = self.dataset
+            return ds.render_invoice(ds.invoice_canonical(ds.inv_idx(invoice_id)), self.variants)
+
+    def invoice_row(self, invoice_id) -> dict:
+        """The invoice as a ``GET invoice`` list row."""
+        with self.dataset.lock:
+            ds = self.dataset
+            return ds.render_invoice(ds.invoice_canonical(ds.inv_idx(invoice_id)), self.variants, list_row=True)
+
+    def contact(self, contact_id) -> dict:
+        with self.dataset.lock:
+            ds = self.dataset
+            return ds.render_contact(ds.contact(ds.con_idx(contact_id)), self.variants)
+
+    def invoice_ids(self) -> list:
+        ds = self.dataset
+        with ds.lock:
+            return [ds.inv_id(i) for i in range(ds.n) if ds.state[i]]
+
+    def contact_ids(self) -> list:
+        ds = self.dataset
+        with ds.lock:
+            return [ds.con_id(i) for i in range(ds.nc) if not ds.c_deleted[i]]
+
+    def invoices(self):
+        for iid in self.invoice_ids():
+            try:
+                yield self.invoice(iid)
+            except NotFound:
+                continue
+
+    def contacts(self):
+        for cid in self.contact_ids():
+            try:
+                yield self.contact(cid)
+            except NotFound:
+                continue
+
+    # ------------------------------------------------------------------ scenario actions (delegated)
+    def create_invoice(self, customer_id=None, state="locked", amount=None, date=None, due_days=14, title=None,
+                       vat=19, type="invoice", net=None) -> int:
+        return self.dataset.create_invoice(customer_id=customer_id, state=state, amount=amount, date=date,
+                                           due_days=due_days, title=title, vat=vat, type=type, net=net)
+
+    def lock_invoice(self, invoice_id):
+        return self.dataset.lock_invoice(invoice_id)
+
+    def update_invoice(self, invoice_id, **fields):
+        return self.dataset.update_invoice(invoice_id, **fields)
+
+    def pay(self, invoice_id, amount=None, type=None, date=None, notes=""):
+        return self.dataset.pay(invoice_id, amount=amount, type=type, date=date, notes=notes)
+
+    def partly_pay(self, invoice_id, amount=None, date=None, notes=""):
+        return self.dataset.partly_pay(invoice_id, amount=amount, date=date, notes=notes)
+
+    def revert_payment(self, invoice_id, payment_id=None):
+        return self.dataset.revert_payment(invoice_id, payment_id=payment_id)
+
+    def dun(self, invoice_id):
+        return self.dataset.dun(invoice_id)
+
+    def cancel(self, invoice_id):
+        return self.dataset.cancel(invoice_id)
+
+    def delete_invoice(self, invoice_id):
+        return self.dataset.delete_invoice(invoice_id)
+
+    def create_contact(self, kind="person", **fields) -> int:
+        return self.dataset.create_contact(kind=kind, **fields)
+
+    def update_contact(self, contact_id, **fields):
+        return self.dataset.update_contact(contact_id, **fields)
+
+    def set_contact_email(self, contact_id, email):
+        return self.dataset.set_contact_email(contact_id, email)
+
+    def delete_contact(self, contact_id):
+        return self.dataset.delete_contact(contact_id)
+
+    def advance_clock(self, days=1):
+        self.dataset.advance_clock(days)
+        return self.today.isoformat()
+
+    def set_today(self, today):
+        import datetime as _dt
+        with self.dataset.lock:
+            self.dataset.today = _dt.date.fromisoformat(str(today)[:10])
+            self.dataset._tick = 0
+            self.dataset._touch()
+        return self.today.isoformat()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="invoiz-sandbox", description="Local invoiz API sandbox (127.0.0.1 only).")
+    p.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--invoices", type=int, default=200)
+    p.add_argument("--contacts", type=int, default=None, help="default: max(8, invoices // 5)")
+    p.add_argument("--latency-ms", type=float, default=0)
+    p.add_argument("--max-page-size", type=int, default=500)
+    p.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
+                   help="contract variant (repeatable)")
+    p.add_argument("--today", default=None, help="the sandbox clock's date, YYYY-MM-DD (default: from the seed)")
+    args = p.parse_args(argv)
+    sb = Sandbox(seed=args.seed, invoices=args.invoices, contacts=args.contacts, variants=args.variant,
+                 max_page_size=args.max_page_size, latency_ms=args.latency_ms, today=args.today, port=args.port)
+    stop = threading.Event()
+
+    def _stop(*_):
+        stop.set()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    sb.start()
+    print(f"invoiz-sandbox listening on {sb.api_url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sb.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
