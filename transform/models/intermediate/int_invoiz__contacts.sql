@@ -1,0 +1,47 @@
+-- Every contact version from staging (live and deleted) with its normalised e-mail and whether that is usable
+-- as a customer key (R2). Deleted contacts stay here so invoices can say "contact_deleted".
+with contacts as (
+
+    select * from {{ ref('stg_invoiz__contacts') }}
+
+),
+
+normalised as (
+
+    select
+        contacts.*,
+        {{ normalize_email('contacts.email') }} as email_normalized
+    from contacts
+
+)
+
+select
+    contact_key,
+    account,
+    contact_id,
+    contact_number,
+    kind,
+    name,
+    coalesce(company_name, case when kind = 'company' then name end)          as company_name,
+    salutation,
+    title,
+    first_name,
+    last_name,
+    email                                                                      as email_raw,
+    email_normalized,
+    cast(case
+        when email_normalized is null then 'missing'
+        when {{ is_valid_email('email_normalized') }} then 'valid'
+        else 'invalid'
+    end as text)                                                               as email_status,
+    case when {{ is_valid_email('email_normalized') }} and not is_deleted
+         then email_normalized end                                             as customer_email,
+    street,
+    zip_code,
+    city,
+    country_iso,
+    coalesce(nullif(trim(phone), ''), nullif(trim(phone1), ''), nullif(trim(mobile), ''), nullif(trim(phone2), '')) as phone,
+    contact_url,
+    is_deleted,
+    deleted_at
+from normalised
