@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from itertools import count
 
 REQUEST_KINDS = ("token", "invoice_list", "invoice_detail", "customer_list", "customer_detail")
 
@@ -34,11 +33,10 @@ ALIASES = {"429": "rate_limit", "5xx": "server_error", "500": "server_error", "5
            "503": "server_error", "timeout": "slow", "token_expired": "token_expiry", "expire_tokens": "token_expiry",
            "html": "html_error", "malformed": "malformed_json", "duplicate_record": "duplicate",
            "reset": "connection_reset"}
-_ids = count(1)
 
 
 class Fault:
-    def __init__(self, kind: str, scope=None, times=None, rate=None, seed: int = 0, **opts):
+    def __init__(self, kind: str, scope=None, times=None, rate=None, seed: int = 0, fault_id: int = 1, **opts):
         alias_status = int(kind) if kind in ("500", "502", "503") else None
         kind = ALIASES.get(kind, kind)
         if kind not in KINDS:
@@ -56,7 +54,7 @@ class Fault:
             scope = frozenset(scope)
         if kind in ("page_shift", "duplicate"):
             scope = frozenset({"invoice_list"}) if scope is None else scope
-        self.id = next(_ids)
+        self.id = fault_id
         self.kind = kind
         self.scope = scope
         self.rate = None if rate is None else float(rate)
@@ -103,10 +101,12 @@ class FaultSet:
         self.seed = seed
         self.lock = threading.Lock()
         self.items: list[Fault] = []
+        self._next_id = 1
 
     def add(self, kind, **kw) -> Fault:
-        f = Fault(kind, seed=self.seed, **kw)
         with self.lock:
+            f = Fault(kind, seed=self.seed, fault_id=self._next_id, **kw)   # seeded per sandbox: reproducible
+            self._next_id += 1
             self.items.append(f)
         return f
 
