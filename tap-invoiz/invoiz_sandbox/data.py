@@ -110,6 +110,10 @@ def _dt(ordinal: int, seconds: int) -> str:
     return f"{_d(ordinal)}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.000Z"
 
 
+def _same(x):
+    return x
+
+
 def _slug(text: str) -> str:
     return text.lower().translate(_TRANSLIT).replace(".", "").replace("-", "")
 
@@ -205,12 +209,12 @@ class Dataset:
         today = self.today.toordinal()
         span = max(90, min(3650, n // 2))
         start = today - span
-        self.day = day = array("l", bytes(4 * n) if array("l").itemsize == 4 else bytes(8 * n))
-        self.cust = cust = array("l", day)
+        self.day = day = array("i", bytes(4 * n))         # int32 is plenty: ordinals, indices, numbers
+        self.cust = cust = array("i", day)
         self.net = net = array("q", bytes(8 * n))
         self.gross = gross = array("q", bytes(8 * n))
         self.paid = paid = array("q", bytes(8 * n))
-        self.num = num = array("l", day)
+        self.num = num = array("i", day)
         self.due = due = bytearray(n)
         self.vat = vat = bytearray(n)
         self.state = state = bytearray(n)
@@ -414,6 +418,7 @@ class Dataset:
         if idx not in self.c_over:
             c = self._gen_contact(idx)
             c["_updated"] = c["_created"]
+            c["_m"] = True
             self.c_over[idx] = c
         return self.c_over[idx]
 
@@ -575,11 +580,14 @@ class Dataset:
     def _materialise(self, idx: int) -> dict:
         if idx not in self.i_over:
             inv = self._gen_invoice(idx)
+            inv["_m"] = True
             self.i_over[idx] = inv
         return self.i_over[idx]
 
     # ------------------------------------------------------------------ rendering
     def render_invoice(self, inv: dict, variants, *, list_row: bool = False) -> dict:
+        # generated rows are fresh objects; only materialised (stored) rows must be copied
+        cp = copy.deepcopy if inv.get("_m") else _same
         fmt = "date_only" if "date_only" in variants else "berlin_midnight" if "berlin_midnight" in variants else "utc_midnight"
         if list_row:
             keys = ["id", "number", "state", "type", "title", "date", "dueToDate", "lockedAt", "customerId",
@@ -588,9 +596,9 @@ class Dataset:
                 keys = [k for k in keys if k not in ("title", "lockedAt")]
             if "list_positions" in variants:
                 keys.append("positions")
-            out = {k: copy.deepcopy(inv[k]) for k in keys}
+            out = {k: cp(inv[k]) for k in keys}
         else:
-            out = {k: copy.deepcopy(v) for k, v in inv.items() if not k.startswith("_")}
+            out = {k: cp(v) for k, v in inv.items() if not k.startswith("_")}
         for k in ("date", "dueToDate", "deliveryDate", "paidDate"):
             if k in out:
                 out[k] = render_date(out[k], fmt)
@@ -613,7 +621,8 @@ class Dataset:
         return out
 
     def render_contact(self, c: dict, variants) -> dict:
-        out = {k: copy.deepcopy(v) for k, v in c.items() if not k.startswith("_")}
+        cp = copy.deepcopy if c.get("_m") else _same
+        out = {k: cp(v) for k, v in c.items() if not k.startswith("_")}
         if "iso_country" in variants and isinstance(out.get("address"), dict):
             a = out["address"]
             out["address"] = {("isoCountry" if k == "countryIso" else k): v for k, v in a.items()}
@@ -687,7 +696,7 @@ class Dataset:
         pred = self._filter_pred(flt)
         if kf is None:
             idxs = range(self.n - 1, -1, -1) if desc else range(self.n)
-            res = array("l", (i for i in idxs if pred(i)))
+            res = array("i", (i for i in idxs if pred(i)))
         else:
             if flt == "all":
                 cand = [i for i in range(self.n) if self.state[i] != STATE_DELETED] \
@@ -695,7 +704,7 @@ class Dataset:
             else:
                 cand = [i for i in range(self.n) if pred(i)]
             cand.sort(key=kf, reverse=bool(desc))
-            res = array("l", cand)
+            res = array("i", cand)
         self._sort_cache[key] = res
         return res
 
@@ -852,7 +861,7 @@ class Dataset:
                 "vatAmountReduced": _e(gross_c - net_c) if vat == 7 else 0.0,
                 "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
                 "autoDunningEnabled": False, "dunningLevel": None, "smallBusiness": False, "notes": "",
-                "_created": now, "_updated": now,
+                "_created": now, "_updated": now, "_m": True,
             }
             self.day.append(d.toordinal())
             self.cust.append(cidx)
@@ -1084,7 +1093,7 @@ class Dataset:
                  "lastName": "", "address": {"street": "", "zipCode": "", "city": "", "countryIso": "DE"},
                  "email": None, "phone1": "", "phone2": "", "mobile": "", "fax": "", "website": "",
                  "contactPersons": [], "discount": 0.0, "payConditionId": None, "notes": "", "notesAlert": False,
-                 "category": "", "vatId": "", "type": "customer", "_created": now, "_updated": now}
+                 "category": "", "vatId": "", "type": "customer", "_created": now, "_updated": now, "_m": True}
             if kind == "company" and not (fields.get("companyName") or fields.get("company_name")):
                 fields.setdefault("companyName", "Neue Firma GmbH")
             if kind == "person" and not any(k in fields for k in ("firstName", "first_name", "lastName", "last_name")):

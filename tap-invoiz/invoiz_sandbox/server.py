@@ -341,7 +341,7 @@ class Sandbox:
         srv.sandbox = self
         self._server = srv
         self.port = srv.server_address[1]
-        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02},
                                         name=f"invoiz-sandbox-{self.port}", daemon=True)
         self._thread.start()
         return self
