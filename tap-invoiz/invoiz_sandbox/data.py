@@ -725,12 +725,13 @@ class Dataset:
         return ordered
 
     def search_invoices(self, order: array, text: str) -> list:
+        """searchText: case-insensitive substring of the invoice number or the recipient name."""
         t = text.casefold()
         out = []
         for i in order:
             inv = self.i_over.get(i)
             if inv is not None:
-                hay = f"{inv.get('number') or ''} {inv['customerData'].get('name', '')} {inv.get('title', '')}"
+                hay = f"{inv.get('number') or ''} {inv['customerData'].get('name', '')}"
             else:
                 hay = f"{self.num[i]:04d} {self._base_name(self.cust[i])}" if self.num[i] else self._base_name(self.cust[i])
             if t in hay.casefold():
