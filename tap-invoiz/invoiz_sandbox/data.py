@@ -16,6 +16,7 @@ The canonical (internal) form of a row is the API JSON with calendar dates as ``
 from __future__ import annotations
 
 import copy
+import functools
 import datetime as dt
 import math
 import random
@@ -175,6 +176,8 @@ class Dataset:
         # contacts
         self.c_deleted = bytearray(self.nc_base)
         self.c_over: dict[int, dict] = {}    # contact index -> canonical dict (materialised)
+        self._snap_contact = functools.lru_cache(maxsize=4096)(
+            functools.partial(self._gen_contact, snapshot_only=True))      # read-only use
         self.nc = self.nc_base
         self._name_cache: list | None = None
         # mutation counters
@@ -344,69 +347,82 @@ class Dataset:
             return f"{'info' if idx % 3 else 'buchhaltung'}@{dom}.de"
         return f"{_slug(first)}.{_slug(last)}@{self.p_mail[idx % len(self.p_mail)]}"
 
-    def _gen_contact(self, idx: int) -> dict:
+    def _gen_contact(self, idx: int, snapshot_only: bool = False) -> dict:
+        """Generate a base contact. Fields an invoice snapshot needs come from the core RNG stream; the rest
+        (e-mail quirks, phones, …) from a second stream, so ``snapshot_only=True`` is cheap."""
         rng, kind, female, first, last, company = self._contact_core(idx)
         cid = self.con_id(idx)
         country = "DE" if rng.random() < 0.9 else ("AT" if rng.random() < 0.6 else "CH")
         zc, city = rng.choice(self.p_city if country == "DE" else CITIES_AT if country == "AT" else CITIES_CH)
         street = rng.choice(self.p_street)
-        q = rng.random()
-        if q < 0.12:                           # no e-mail at all
-            email = "" if rng.random() < 0.5 else None
-        elif q < 0.20 and idx > 0:             # shares the e-mail of an earlier contact (maybe other casing)
-            other = self._base_email(rng.randrange(idx))
-            email = other if rng.random() < 0.5 else other.capitalize()
-        elif q < 0.30:                         # capitals and stray spaces
-            base = self._base_email(idx)
-            email = rng.choice([f" {base}", f"{base} ", base.title(), f"  {base.upper()} "])
-        else:
-            email = self._base_email(idx)
         title = "Dr." if rng.random() < 0.08 else ""
+        affix = rng.choice(AFFIXES) if kind == "company" else None
+        domain = (_slug(company.split(" ")[0])[:20] or "firma") + ".de" if kind == "company" else ""
         persons = []
         if kind == "company":
             for k in range(rng.choice((0, 1, 1, 2, 3))):
                 pf = rng.random() < 0.5
                 fn = rng.choice(self.p_first_f if pf else self.p_first_m)
                 ln = rng.choice(self.p_last)
-                pmail = "" if rng.random() < 0.25 else f"{_slug(fn)[0]}.{_slug(ln)}@{(email or 'x@firma.de').strip().split('@')[-1].lower()}"
+                pmail = "" if rng.random() < 0.25 else f"{_slug(fn)[0]}.{_slug(ln)}@{domain}"
                 persons.append({
                     "id": cid * 10 + k + 1, "salutation": "Frau" if pf else "Herr",
                     "title": "Dr." if rng.random() < 0.05 else "", "firstName": fn, "lastName": ln,
-                    "name": f"{fn} {ln}", "email": pmail, "phone1": rng.choice(self.p_phone), "phone2": "",
-                    "mobile": rng.choice(self.p_phone) if rng.random() < 0.4 else "", "fax": "",
-                    "job": rng.choice(self.p_job), "birthday": None, "isMainContact": k == 0,
+                    "name": f"{fn} {ln}", "email": pmail, "phone1": "", "phone2": "", "mobile": "", "fax": "",
+                    "job": "", "birthday": None, "isMainContact": k == 0,
                 })
-        phone1 = rng.choice(self.p_phone) if rng.random() < 0.7 else ""
-        mobile = rng.choice(self.p_phone) if rng.random() < 0.35 else ""
-        created = self.today.toordinal() - 30 - (self.nc_base - idx) * 3650 // max(1, self.nc_base)
-        return {
+        c = {
             "id": cid,
             "number": str(CUSTOMER_NUMBER_BASE + idx + 1),
             "kind": kind,
             "name": company if kind == "company" else f"{first} {last}",
             "companyName": company,
-            "companyNameAffix": rng.choice(AFFIXES) if kind == "company" else None,
+            "companyNameAffix": affix,
             "salutation": "" if kind == "company" else ("Frau" if female else "Herr"),
             "title": "" if kind == "company" else title,
             "firstName": "" if kind == "company" else first,
             "lastName": "" if kind == "company" else last,
             "address": {"street": street, "zipCode": zc, "city": city, "countryIso": country},
-            "email": email,
-            "phone1": phone1,
-            "phone2": rng.choice(self.p_phone) if rng.random() < 0.1 else "",
-            "mobile": mobile,
-            "fax": rng.choice(self.p_phone) if rng.random() < 0.1 else "",
-            "website": f"https://www.{_slug(company.split(' ')[0])}.de" if kind == "company" and rng.random() < 0.5 else "",
             "contactPersons": persons,
-            "discount": 0.0 if rng.random() < 0.9 else float(rng.choice((2, 3, 5))),
-            "payConditionId": None if rng.random() < 0.5 else 1,
-            "notes": "" if rng.random() < 0.8 else "<p>Bitte Rechnungen nur per E-Mail senden.</p>",
-            "notesAlert": False,
-            "category": rng.choice(CATEGORIES),
-            "vatId": rng.choice(self.p_vat) if kind == "company" and rng.random() < 0.5 else "",
-            "type": "customer",
-            "_created": _dt(created, 8 * 3600 + rng.randrange(36000)),
         }
+        if snapshot_only:
+            return c
+        r2 = self._rng(6, idx)
+        q = r2.random()
+        if q < 0.12:                           # no e-mail at all
+            email = "" if r2.random() < 0.5 else None
+        elif q < 0.20 and idx > 0:             # shares the e-mail of an earlier contact (maybe other casing)
+            other = self._base_email(r2.randrange(idx))
+            email = other if r2.random() < 0.5 else other.capitalize()
+        elif q < 0.30:                         # capitals and stray spaces
+            base = self._base_email(idx)
+            email = r2.choice([f" {base}", f"{base} ", base.title(), f"  {base.upper()} "])
+        else:
+            email = self._base_email(idx)
+        for p in persons:
+            p["phone1"] = r2.choice(self.p_phone)
+            p["mobile"] = r2.choice(self.p_phone) if r2.random() < 0.4 else ""
+            p["job"] = r2.choice(self.p_job)
+        created = self.today.toordinal() - 30 - (self.nc_base - idx) * 3650 // max(1, self.nc_base)
+        contact_persons = c.pop("contactPersons")
+        c.update({
+            "email": email,
+            "phone1": r2.choice(self.p_phone) if r2.random() < 0.7 else "",
+            "phone2": r2.choice(self.p_phone) if r2.random() < 0.1 else "",
+            "mobile": r2.choice(self.p_phone) if r2.random() < 0.35 else "",
+            "fax": r2.choice(self.p_phone) if r2.random() < 0.1 else "",
+            "website": f"https://www.{domain}" if kind == "company" and r2.random() < 0.5 else "",
+            "contactPersons": contact_persons,
+            "discount": 0.0 if r2.random() < 0.9 else float(r2.choice((2, 3, 5))),
+            "payConditionId": None if r2.random() < 0.5 else 1,
+            "notes": "" if r2.random() < 0.8 else "<p>Bitte Rechnungen nur per E-Mail senden.</p>",
+            "notesAlert": False,
+            "category": r2.choice(CATEGORIES),
+            "vatId": r2.choice(self.p_vat) if kind == "company" and r2.random() < 0.5 else "",
+            "type": "customer",
+            "_created": _dt(created, 8 * 3600 + r2.randrange(36000)),
+        })
+        return c
 
     def contact(self, idx: int) -> dict:
         """Canonical contact dict (shared for materialised rows: do not mutate the result)."""
@@ -422,7 +438,7 @@ class Dataset:
             self.c_over[idx] = c
         return self.c_over[idx]
 
-    def customer_snapshot(self, contact: dict, rng: random.Random | None = None) -> dict:
+    def customer_snapshot(self, contact: dict, draws: tuple | None = None) -> dict:
         a = contact.get("address") or {}
         snap = {
             "id": contact["id"], "kind": contact["kind"], "number": contact["number"], "name": contact["name"],
@@ -437,11 +453,11 @@ class Dataset:
             snap["companyName"] = contact.get("companyName")
             snap["companyNameAffix"] = contact.get("companyNameAffix")
             persons = contact.get("contactPersons") or []
-            if persons and rng is not None and rng.random() < 0.4:
+            if persons and draws is not None and draws[0] < 0.4:
                 p = persons[0]
                 snap["contact"] = {"id": p["id"], "salutation": p["salutation"], "title": p["title"],
                                    "firstName": p["firstName"], "lastName": p["lastName"], "name": p["name"]}
-                if p.get("email") and rng.random() < 0.6:
+                if p.get("email") and draws[1] < 0.6:
                     snap["contact"]["email"] = p["email"]
         return snap
 
@@ -474,33 +490,78 @@ class Dataset:
             })
         return out
 
-    def _gen_invoice(self, idx: int) -> dict:
+    def _gen_invoice(self, idx: int, detail: bool = True) -> dict:
+        """Generate a base invoice.  List fields come from one RNG stream, detail-only fields from another,
+        so ``detail=False`` (list rows) is cheap and still identical to the detail's list fields."""
         iid = self.inv_id(idx)
-        rng = self._rng(1, idx)
+        rng = self._rng(1, idx)                                  # list-level draws, fixed order
+        created_s = 7 * 3600 + rng.randrange(10 * 3600)
+        lock_off = rng.choice((0, 0, 0, 1, 2))
+        lock_s_same, lock_s_other = created_s + 600 + rng.randrange(3600), 8 * 3600 + rng.randrange(30000)
+        title = rng.choice(TITLES)
+        snap_draws = (rng.random(), rng.random())
+        dun_off, canc_off = rng.randrange(10), rng.randint(1, 30)
         d, st_code = self.day[idx], self.state[idx]
         state = STATES[st_code]
         net, vat, g = self.net[idx], self.vat[idx], self.gross[idx]
         dd = self.due[idx]
         today = self.today.toordinal()
-        contact = self._gen_contact(self.cust[idx])   # snapshot of the contact as it was (base data)
-        created_s = 7 * 3600 + rng.randrange(10 * 3600)
-        history = [{"state": "draft", "date": _dt(d, created_s)}]
-        locked_at = sent_at = paid_date = None
-        payments, meta = [], {"cancellation": {}, "currentDunning": {}, "nextDunning": {}}
+        contact = self._snap_contact(self.cust[idx])   # snapshot of the contact as it was (base data; read-only)
+        locked_at = None
+        lock_day = None
+        meta = {"cancellation": {}, "currentDunning": {}, "nextDunning": {}}
+        cur = cday = None
         if state != "draft":
-            lock_day = min(today, d + rng.choice((0, 0, 0, 1, 2)))
-            locked_at = _dt(lock_day, created_s + 600 + rng.randrange(3600) if lock_day == d else 8 * 3600 + rng.randrange(30000))
+            lock_day = min(today, d + lock_off)
+            locked_at = _dt(lock_day, lock_s_same if lock_day == d else lock_s_other)
+            if state == "dunned":
+                cur = min(today, d + dd + 7 + dun_off)
+                meta["currentDunning"] = {"date": _d(cur), "label": DUNNING_LEVELS[0][1]}
+                meta["nextDunning"] = {"date": _d(cur + 14), "dunningLevel": DUNNING_LEVELS[1][0],
+                                       "label": DUNNING_LEVELS[1][1]}
+            if state == "cancelled":
+                cday = min(today, lock_day + canc_off)
+                meta["cancellation"] = {"id": CANCELLATION_ID_BASE + idx + 1,
+                                        "number": f"ST-{self.cancel_no.get(idx, 0):04d}", "date": _d(cday),
+                                        "totalNet": _e(net), "totalGross": _e(g)}
+        outstanding = 0 if state in ("paid", "cancelled") else g - self.paid[idx]
+        snap = self.customer_snapshot(contact, snap_draws)
+        inv = {
+            "id": iid,
+            "number": None if state == "draft" else f"{self.num[idx]:04d}",
+            "state": state,
+            "type": TYPES[self.itype[idx]],
+            "title": title,
+            "date": _d(d),
+            "dueToDate": _d(d + dd),
+            "lockedAt": locked_at,
+            "customerId": contact["id"],
+            "customerData": snap,
+            "totalNet": _e(net),
+            "totalGross": _e(g),
+            "outstandingAmount": _e(outstanding),
+            "cashDiscountTotal": 0.0,
+            "metaData": meta,
+            "_created": _dt(d, created_s),
+        }
+        if not detail:
+            return inv
+        rd = self._rng(5, idx)                                   # detail-only draws
+        history = [{"state": "draft", "date": inv["_created"]}]
+        sent_at = paid_date = None
+        payments = []
+        if state != "draft":
             history.append({"state": "locked", "date": locked_at})
-            if rng.random() < 0.7:
+            if rd.random() < 0.7:
                 sent_at = _dt(lock_day, min(86399, int(locked_at[11:13]) * 3600 + 900))
-                history.append({"state": rng.choice(("sent", "sent", "printed", "downloaded")), "date": sent_at})
+                history.append({"state": rd.choice(("sent", "sent", "printed", "downloaded")), "date": sent_at})
             paid_cents = self.paid[idx]
             if paid_cents:
                 horizon = max(1, min(today - lock_day, dd + 40))
-                pay_day = min(today, lock_day + rng.randint(1, horizon))
-                split = state == "paid" and rng.random() < 0.2 and paid_cents > 1000
+                pay_day = min(today, lock_day + rd.randint(1, horizon))
+                split = state == "paid" and rd.random() < 0.2 and paid_cents > 1000
                 amounts = [paid_cents * 4 // 10, paid_cents - paid_cents * 4 // 10] if split else [paid_cents]
-                days = [max(lock_day, pay_day - rng.randint(1, 20)), pay_day] if split else [pay_day]
+                days = [max(lock_day, pay_day - rd.randint(1, 20)), pay_day] if split else [pay_day]
                 for k, (amt, pd) in enumerate(zip(amounts, days)):
                     done = state == "paid" and k == len(amounts) - 1
                     payments.append({"id": iid * 10 + k + 1, "date": _d(pd), "amount": _e(amt),
@@ -508,53 +569,27 @@ class Dataset:
                                      "invoiceId": iid, "cancellationPaymentId": None,
                                      "financeApiBankTransactionId": None})
                     history.append({"state": "paid" if done else "partiallyPaid",
-                                    "date": _dt(pd, 10 * 3600 + rng.randrange(20000))})
+                                    "date": _dt(pd, 10 * 3600 + rd.randrange(20000))})
                 if state == "paid":
                     paid_date = _d(days[-1])
-            if state == "dunned":
-                due_day = d + dd
-                cur = min(today, due_day + 7 + rng.randrange(10))
-                meta["currentDunning"] = {"date": _d(cur), "label": DUNNING_LEVELS[0][1]}
-                meta["nextDunning"] = {"date": _d(cur + 14), "dunningLevel": DUNNING_LEVELS[1][0],
-                                       "label": DUNNING_LEVELS[1][1]}
+            if cur is not None:
                 history.append({"state": "dunned", "date": _dt(cur, 11 * 3600)})
-            if state == "cancelled":
-                cday = min(today, lock_day + rng.randint(1, 30))
-                meta["cancellation"] = {"id": CANCELLATION_ID_BASE + idx + 1,
-                                        "number": f"ST-{self.cancel_no.get(idx, 0):04d}", "date": _d(cday),
-                                        "totalNet": _e(net), "totalGross": _e(g)}
+            if cday is not None:
                 history.append({"state": "cancelled", "date": _dt(cday, 12 * 3600)})
-        outstanding = 0 if state in ("paid", "cancelled") else g - self.paid[idx]
         pc = PAY_CONDITIONS[dd]
-        snap = self.customer_snapshot(contact, rng)
-        inv = {
-            "id": iid,
-            "number": None if state == "draft" else f"{self.num[idx]:04d}",
-            "state": state,
-            "type": TYPES[self.itype[idx]],
-            "title": rng.choice(TITLES),
-            "date": _d(d),
-            "dueToDate": _d(d + dd),
+        inv.update({
             "deliveryDate": _d(d),
             "deliveryPeriod": "",
-            "lockedAt": locked_at,
             "sentAt": sent_at,
             "paidDate": paid_date,
             "printDate": None,
-            "customerId": contact["id"],
-            "customerData": snap,
             "contactPersonId": snap.get("contact", {}).get("id"),
-            "totalNet": _e(net),
-            "totalGross": _e(g),
-            "outstandingAmount": _e(outstanding),
-            "cashDiscountTotal": 0.0,
             "priceKind": "net",
             "payConditionId": pc["id"],
             "payConditionData": dict(pc),
-            "positions": self._positions(rng, net, vat, iid * 100),
+            "positions": self._positions(rd, net, vat, iid * 100),
             "payments": payments,
             "history": history,
-            "metaData": meta,
             "texts": {"introduction": "Vielen Dank für Ihren Auftrag. Wir berechnen Ihnen folgende Leistungen:",
                       "conclusion": f"Zahlbar {'sofort' if dd == 0 else f'innerhalb von {dd} Tagen'} ohne Abzug. "
                                     "Mit freundlichen Grüßen"},
@@ -567,15 +602,14 @@ class Dataset:
             "dunningLevel": meta["nextDunning"].get("dunningLevel"),
             "smallBusiness": False,
             "notes": "",
-            "_created": history[0]["date"],
-        }
+        })
         return inv
 
-    def invoice_canonical(self, idx: int) -> dict:
-        """Canonical invoice dict (do not mutate the result)."""
+    def invoice_canonical(self, idx: int, detail: bool = True) -> dict:
+        """Canonical invoice dict (do not mutate the result). ``detail=False``: list fields only."""
         if idx in self.i_over:
             return self.i_over[idx]
-        return self._gen_invoice(idx)
+        return self._gen_invoice(idx, detail)
 
     def _materialise(self, idx: int) -> dict:
         if idx not in self.i_over:

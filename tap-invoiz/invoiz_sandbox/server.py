@@ -506,7 +506,8 @@ class Sandbox:
                 continue
             if f.state.get("active") and offset > 0:
                 eff = offset - 1
-        rows = [ds.render_invoice(ds.invoice_canonical(i), self.variants, list_row=True)
+        detail = bool(self.variants & {"list_positions", "updated_at"})     # otherwise list fields suffice
+        rows = [ds.render_invoice(ds.invoice_canonical(i, detail), self.variants, list_row=True)
                 for i in order[eff:eff + limit]]
         result = {"meta": {"count": len(order), "filter": ds.invoice_filter_counts()}, "data": rows}
         # page-level faults that act after a page has been served
