@@ -382,3 +382,23 @@ def test_cli_prints_one_line_and_stops_on_sigterm():
 @pytest.mark.invoiz_sandbox(invoices=33, seed=3, variants=["date_only"])
 def test_fixture_marker_overrides(invoiz_sandbox):
     assert len(invoiz_sandbox.invoice_ids()) == 33 and invoiz_sandbox.variants == {"date_only"}
+
+
+@pytest.mark.parametrize("seed,n", [(1, 12), (7, 30), (42, 60), (99, 15), (2024, 200)])
+def test_small_data_sets_always_cover_states_and_email_cases(seed, n):
+    """Other tests (tap, dbt, e2e) rely on these cases being present in any small sandbox."""
+    sb = Sandbox(seed=seed, invoices=n)
+    invs = list(sb.invoices())
+    assert {i["state"] for i in invs} == STATES
+    assert any(b["date"] < a["date"] for a, b in zip(invs, invs[1:]))            # a back-dated invoice
+    emails = [c["email"] for c in sb.contacts()]
+    assert None in emails and "" in emails
+    assert any(e and e != e.strip().lower() for e in emails)                       # capitals / stray spaces
+    norm = [e.strip().lower() for e in emails if e]
+    assert len(norm) > len(set(norm))                                              # a shared address
+    assert any("ß" in c["name"] and re.search("[äöü]", c["name"]) for c in sb.contacts())
+    c = {cid: sb.contact(cid)["email"] for cid in range(5001, 5007)}
+    assert c[5001] and c[5001] == c[5001].strip() and c[5003] is None and c[5005] == ""
+    assert c[5004].lower() == c[5001].lower() and c[5004] != c[5001]
+    assert c[5002] != c[5002].strip().lower()
+    assert sb.contact(5006)["name"] == "Jürgen Weiß"
