@@ -1181,7 +1181,7 @@ class Dataset:
             first_day = min(self.day) if self.n else self.today.toordinal()
             if ob in ("date", "dueToDate"):
                 kw["date"] = self.today + dt.timedelta(days=1) if desc else dt.date.fromordinal(first_day - 1)
-                kw["due_days"] = 0
+                kw["due_days"] = 60 if desc else 0
             elif ob in ("totalNet", "totalGross"):
                 kw["net"] = 999999.0 if desc else 0.01
             # id / number / name / type: a new invoice sorts first only when desc (ids grow)

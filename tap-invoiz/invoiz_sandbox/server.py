@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -178,6 +179,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._api(kind, api, query)
         except (ConnectionError, socket.timeout):
             self.close_connection = True
+        except Exception:                      # a sandbox bug: answer 500, print the traceback (no locals/secrets)
+            traceback.print_exc(file=sys.stderr)
+            self.close_connection = True
+            try:
+                self._error(500, "InternalServerError", "invoiz sandbox: internal error")
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------ API
     def _api(self, kind, api, query):

@@ -141,20 +141,21 @@ def test_connection_reset(invoiz_sandbox):
     assert requests.get(url, headers={"Authorization": f"Bearer {tok}"}, timeout=5).status_code == 200
 
 
+@pytest.mark.parametrize("order_by", ["date", "dueToDate", "totalNet", "totalGross"])
 @pytest.mark.parametrize("desc", ["false", "true"])
-def test_page_shift_inserts_rows_before_the_offset(invoiz_sandbox, desc):
+def test_page_shift_inserts_rows_before_the_offset(invoiz_sandbox, desc, order_by):
     sb = invoiz_sandbox
     c = Client(sb)
     sb.fault("page_shift", after_page=1, insert=3)
-    p1 = c.ok("invoice", orderBy="date", desc=desc, offset=0, limit=10)
-    p2 = c.ok("invoice", orderBy="date", desc=desc, offset=10, limit=10)
+    p1 = c.ok("invoice", orderBy=order_by, desc=desc, offset=0, limit=10)
+    p2 = c.ok("invoice", orderBy=order_by, desc=desc, offset=10, limit=10)
     assert p2["meta"]["count"] == 63
     assert [r["id"] for r in p2["data"][:3]] == [r["id"] for r in p1["data"][-3:]]     # seen twice
     new = sorted(sb.invoice_ids())[-3:]
     assert not set(new) & {r["id"] for r in p1["data"] + p2["data"]}
-    first = c.ok("invoice", orderBy="date", desc=desc, limit=3)["data"]
+    first = c.ok("invoice", orderBy=order_by, desc=desc, limit=3)["data"]
     assert {r["id"] for r in first} == set(new)                                        # they sort first
-    p3 = c.ok("invoice", orderBy="date", desc=desc, offset=20, limit=10)
+    p3 = c.ok("invoice", orderBy=order_by, desc=desc, offset=20, limit=10)
     assert p3["data"][0]["id"] == p2["data"][-1]["id"] or p3["meta"]["count"] == 63     # one-shot: no 2nd insert
     assert sb.list_faults() == []
 
