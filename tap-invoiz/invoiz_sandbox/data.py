@@ -760,11 +760,9 @@ class Dataset:
         st = self.state
         counts = {f: {"count": st.count(ST[f])} for f in INVOICE_FILTERS if f in ST}
         counts["all"] = {"count": self.n - st.count(STATE_DELETED)}
-        pred = self._filter_pred("overdue")
         today = self.today.toordinal()
         day, due = self.day, self.due
         counts["overdue"] = {"count": sum(1 for i in range(self.n) if st[i] in OPEN_CODES and day[i] + due[i] < today)}
-        del pred
         ordered = {f: counts[f] for f in INVOICE_FILTERS}
         self._count_cache["inv"] = ordered
         return ordered

@@ -320,7 +320,7 @@ class Sandbox:
         "delete_invoice", "create_contact", "update_contact", "set_contact_email", "delete_contact",
         "advance_clock", "set_today", "fault", "set_faults", "clear_faults", "expire_tokens", "set_variants",
         "set_max_page_size", "set_latency", "reset_counters", "invoice", "contact", "invoice_ids", "contact_ids",
-        "stats", "issue_token", "list_faults")}
+        "stats", "issue_token", "list_faults", "set_credentials")}
 
     def __init__(self, seed=42, invoices=200, contacts=None, variants=(), max_page_size=500, latency_ms=0,
                  today=None, port=0, credentials=None):
@@ -403,6 +403,13 @@ class Sandbox:
             raise ValueError(f"unknown variants {sorted(unknown)}; known: {sorted(VARIANTS)}")
         self.variants = frozenset(variants)
         return sorted(self.variants)
+
+    def set_credentials(self, api_key=None, api_key_secret=None, installation_id=None):
+        """Change the accepted credentials (tokens already issued stay valid). Returns nothing secret."""
+        for k, v in (("api_key", api_key), ("api_key_secret", api_key_secret), ("installation_id", installation_id)):
+            if v is not None:
+                self.credentials[k] = v
+        return sorted(self.credentials)
 
     def set_max_page_size(self, max_page_size):
         self.max_page_size = int(max_page_size)

@@ -328,3 +328,34 @@ def test_request_counters(invoiz_sandbox):
     c.ok("invoice")
     c.admin("reset_counters")
     assert sum(sb.requests.values()) == 0               # the reset request itself was counted first
+
+
+def test_set_today_issue_token_and_set_credentials(invoiz_sandbox):
+    sb = invoiz_sandbox
+    c = Client(sb)
+    assert c.admin("set_today", today="2027-01-31").json()["result"] == "2027-01-31"
+    iid = sb.create_invoice(amount=5)
+    assert sb.invoice(iid)["date"].startswith("2027-01-31")
+    tok = c.admin("issue_token").json()["result"]
+    r = c.s.get(sb.api_url + "customer", headers={"Authorization": f"Bearer {tok}"}, timeout=5)
+    assert r.status_code == 200
+    sb.set_credentials(api_key="neu", api_key_secret="geheim", installation_id="inst-2")
+    old = c.s.post(sb.api_url + "auth/token", auth=("sandbox-key", "sandbox-secret"),
+                   json={"installationId": "sandbox-installation"}, timeout=5)
+    assert old.status_code == 401
+    new = c.s.post(sb.api_url + "auth/token", auth=("neu", "geheim"), json={"installationId": "inst-2"}, timeout=5)
+    assert new.status_code == 200 and new.json()["token"]
+    assert c.get("invoice").status_code == 200                     # issued tokens stay valid
+
+
+def test_concurrent_scans_are_consistent(invoiz_sandbox_factory):
+    import concurrent.futures
+
+    sb = invoiz_sandbox_factory(invoices=300)
+    truth = [r["id"] for r in Client(sb).scan("invoice", limit=25, orderBy="date")]
+
+    def scan(_):
+        return [r["id"] for r in Client(sb).scan("invoice", limit=25, orderBy="date")]
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(scan, range(4)))
+    assert all(r == truth for r in results)
