@@ -237,7 +237,7 @@ class Dataset:
                 d -= 1 + ((r >> 7) & 0x1F) + (20 if i == backdated else 0)
             day[i] = d
             u = ((r >> 12) & 0xFFFF) / 65536.0
-            cust[i] = int(nc * u * u) if (r >> 28) & 1 else (r >> 29) % nc
+            cust[i] = int(nc * u * u) if (r >> 28) & 1 else bits(32) % nc
             c = int(math.exp(log_lo + (((r >> 40) & 0xFFFF) / 65536.0) * log_span))
             if (r >> 56) & 3 == 0:
                 c = c // 100 * 100
@@ -837,7 +837,8 @@ class Dataset:
         else:
             new = "locked"
         if new == "paid":
-            inv["paidDate"] = self.today.isoformat()
+            active = [p["date"] for p in inv["payments"] if not p.get("cancellationPaymentId")]
+            inv["paidDate"] = max(active) if active else self.today.isoformat()
             inv["metaData"]["nextDunning"] = {}
             inv["dunningLevel"] = None
         else:

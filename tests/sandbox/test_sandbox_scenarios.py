@@ -359,3 +359,12 @@ def test_concurrent_scans_are_consistent(invoiz_sandbox_factory):
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
         results = list(ex.map(scan, range(4)))
     assert all(r == truth for r in results)
+
+
+def test_pay_with_a_date_sets_paid_date(invoiz_sandbox):
+    sb = invoiz_sandbox
+    iid = sb.create_invoice(amount=10, date="2026-10-01")
+    sb.pay(iid, date="2026-10-20")
+    inv = sb.invoice(iid)
+    assert inv["payments"][-1]["date"] == "2026-10-20T00:00:00.000Z"
+    assert inv["paidDate"] == "2026-10-20T00:00:00.000Z"
