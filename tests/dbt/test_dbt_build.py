@@ -1,0 +1,121 @@
+"""dbt build of transform/ against the dev fixture (tests/dbt/fixtures/raw_invoiz.sql), with expected numbers.
+
+Needs a PostgreSQL (libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE), psycopg, and dbt
+(``DBT_EXECUTABLE``, ``dbt`` on PATH, or Meltano's dbt-postgres utility venv); skipped otherwise.
+It loads the fixture into its own schemas (``dbt_test_raw_<id>``, ``dbt_test_<id>``) and drops them afterwards,
+so it never touches raw_invoiz or analytics.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = ROOT / "transform"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "raw_invoiz.sql"
+AS_OF = "2026-11-29"
+
+psycopg = pytest.importorskip("psycopg")
+
+
+def _dbt() -> str | None:
+    candidates = [os.environ.get("DBT_EXECUTABLE"), shutil.which("dbt"),
+                  str(ROOT / ".meltano" / "utilities" / "dbt-postgres" / "venv" / "bin" / "dbt")]
+    return next((c for c in candidates if c and Path(c).exists()), None)
+
+
+pytestmark = [
+    pytest.mark.skipif(not os.environ.get("PGHOST"), reason="no PostgreSQL configured (PGHOST unset)"),
+    pytest.mark.skipif(_dbt() is None, reason="dbt is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    suffix = uuid.uuid4().hex[:8]
+    raw_schema, schema = f"dbt_test_raw_{suffix}", f"dbt_test_{suffix}"
+    conn = psycopg.connect(autocommit=True)  # libpq environment variables
+    try:
+        conn.execute(FIXTURE.read_text(encoding="utf-8").replace("raw_invoiz", raw_schema))
+        tmp = tmp_path_factory.mktemp("dbt")
+        env = dict(
+            os.environ,
+            DBT_POSTGRES_HOST=os.environ.get("PGHOST", "localhost"),
+            DBT_POSTGRES_PORT=os.environ.get("PGPORT", "5432"),
+            DBT_POSTGRES_USER=os.environ.get("PGUSER", "postgres"),
+            DBT_POSTGRES_PASSWORD=os.environ.get("PGPASSWORD", ""),
+            DBT_POSTGRES_DBNAME=os.environ.get("PGDATABASE", "postgres"),
+            DBT_POSTGRES_SCHEMA=schema,
+            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+            DO_NOT_TRACK="1",
+        )
+        cmd = [_dbt(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "profiles"),
+               "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
+               "--vars", f"{{invoiz_source_schema: {raw_schema}, as_of_date: '{AS_OF}'}}"]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        yield conn, schema, result
+    finally:
+        conn.execute(f"drop schema if exists {schema} cascade")
+        conn.execute(f"drop schema if exists {raw_schema} cascade")
+        conn.close()
+
+
+def _rows(built, sql):
+    conn, schema, _ = built
+    return conn.execute(sql.replace("{s}", schema)).fetchall()
+
+
+def test_build_passes_with_collision_warning(built):
+    _, _, result = built
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "WARN 2 warn_invoice_number_collisions" in result.stdout
+
+
+def test_customers_merge_shared_and_unicode_emails(built):
+    emails = [r[0] for r in _rows(built, "select email from {s}.customers order by email")]
+    assert emails == ["bjoern@schaefer.de", "info@mueller-gmbh.de", "juergen.weiss@example.de",
+                      "kontakt@strasse-soehne.de", "ärger@blümchen.de"]
+    # R8 fields from the contact that received the most recent invoice (zweit:1 invoiced 2026-10-30)
+    assert _rows(built, "select source_account, source_contact_id, company_name, city, account_count "
+                        "from {s}.customers where email = 'bjoern@schaefer.de'") == [("zweit", 1, "Schäfer Consulting", "Potsdam", 2)]
+
+
+def test_customer_values_to_the_cent(built):
+    rows = _rows(built, "select email, invoice_value, total_value, open_amount, paid_amount, invoice_count "
+                        "from {s}.customer_values order by email")
+    assert rows == [
+        ("bjoern@schaefer.de", Decimal("2261.00"), Decimal("2261.00"), Decimal("2142.00"), Decimal("0.00"), 3),
+        ("info@mueller-gmbh.de", Decimal("1785.00"), Decimal("1785.00"), Decimal("595.00"), Decimal("1190.00"), 2),
+        ("juergen.weiss@example.de", Decimal("2499.00"), Decimal("2499.00"), Decimal("1119.00"), Decimal("1380.00"), 2),
+        ("kontakt@strasse-soehne.de", Decimal("491.86"), Decimal("491.86"), Decimal("0"), Decimal("396.66"), 2),
+        ("ärger@blümchen.de", Decimal("400.00"), Decimal("400.00"), Decimal("300.00"), Decimal("100.00"), 2),
+    ]
+
+
+def test_unassigned_reasons(built):
+    rows = dict(_rows(built, "select invoice_key, unassigned_reason from {s}.unassigned_invoices"))
+    assert rows == {"haupt:106": "contact_without_email", "haupt:107": "contact_deleted", "haupt:108": "contact_not_found",
+                    "haupt:109": "no_recipient_contact", "haupt:113": "contact_email_invalid",
+                    "haupt:115": "contact_without_email"}
+
+
+def test_deleted_rows_visible_in_staging_only(built):
+    assert _rows(built, "select invoice_key from {s}.stg_invoiz__invoices where is_deleted order by 1") == [("haupt:111",), ("haupt:117",)]
+    assert _rows(built, "select count(*) from {s}.customer_invoices where invoice_key in ('haupt:111', 'haupt:117')") == [(0,)]
+
+
+def test_ticket_view_and_aging(built):
+    assert _rows(built, "select status_label, state_label, days_since_invoice_date, invoice_url from {s}.customer_invoices "
+                        "where invoice_key = 'haupt:103'") == [("offen", "teilbezahlt", 89, "https://app.invoiz.de/invoice/103")]
+    assert _rows(built, "select days_overdue, aging_bucket from {s}.receivables_aging where invoice_key = 'haupt:110'") == [(197, "90+")]
+
+
+def test_collisions(built):
+    assert _rows(built, "select invoice_number, collision_type from {s}.invoice_number_collisions order by 1") == [
+        ("RE-1001", "across_accounts"), ("RE-1002", "within_account")]
