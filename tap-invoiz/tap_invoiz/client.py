@@ -1,0 +1,501 @@
+"""REST client for invoiz: base stream (auth, retries, response checks) and the list/diff/confirm machinery.
+
+How a list stream syncs (the API has no updated-since filter and no updatedAt, contract §6):
+
+1. It lists *all* rows (offset/limit paging until ``offset >= meta.count``, or a short page when ``meta.count`` is
+   missing), de-duplicating ids within the run.
+2. For every row it computes a fingerprint of the row as the API returned it (:mod:`tap_invoiz.fingerprint`) and
+   emits the row only when the fingerprint differs from the one in the state (new or changed rows).
+3. After a complete scan, tracked ids that were not seen are deletion candidates; each is confirmed with a detail
+   request: 404 (or 400 whose body says NOT_FOUND) → a tombstone record (keys + ``_sdc_deleted_at``); 200 → the row
+   still exists (it was skipped by a page shift) and is emitted if changed. If ``meta.count`` moved during the scan or
+   fewer unique ids than ``meta.count`` came back, the list is scanned once more first.
+4. The state (per stream and per ``account``) is updated only for rows that were emitted, and STATE messages follow the
+   records they cover, so a run killed halfway loses nothing: the next run re-emits what was not committed.
+
+ACTIVATE_VERSION is sent only when there is no prior state for the stream (first run, ``--full-refresh``); see
+:attr:`InvoizListStream.emit_activate_version_messages`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import logging
+import typing as t
+from functools import cached_property
+from http import HTTPStatus
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.pagination import OffsetPaginator
+from singer_sdk.streams import RESTStream
+
+from tap_invoiz import fingerprint as fpmod
+from tap_invoiz.auth import CREDENTIAL_SETTINGS, retry_after_seconds
+from tap_invoiz.records import RecordMapper, Unconvertible, to_berlin_date, to_integer
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_invoiz.auth import InvoizAuthenticator
+
+#: Bump when the mapping from API rows to records changes: every row is then re-emitted once.
+MAPPING_VERSION = "1"
+#: Emitted records between two STATE messages (each carries the whole encoded fingerprint map).
+STATE_EVERY = 5000
+
+
+def response_body(response: requests.Response) -> t.Any:
+    """The JSON body (parsed once, money as Decimal) or raise ValueError."""
+    cached = getattr(response, "_invoiz_body", None)
+    if cached is None:
+        cached = json.loads(response.text, parse_float=decimal.Decimal)
+        response._invoiz_body = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def is_not_found(response: requests.Response) -> bool:
+    """404, or 400 whose body contains NOT_FOUND (contract §7, S2's rule)."""
+    if response.status_code == HTTPStatus.NOT_FOUND:
+        return True
+    return response.status_code == HTTPStatus.BAD_REQUEST and "NOT_FOUND" in (response.text or "")
+
+
+def invoiz_error_summary(response: requests.Response) -> str:
+    """Name, message and codes of an invoiz error body; never headers; at most 200 characters of other bodies."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join((response.text or "").split())
+        return text[:200]
+    if isinstance(body, dict):
+        parts = [str(body.get(key)) for key in ("name", "message") if body.get(key)]
+        meta = body.get("meta")
+        if isinstance(meta, dict):
+            codes = []
+            for field, problems in meta.items():
+                if isinstance(problems, list):
+                    codes += [f"{field}:{p.get('code')}" for p in problems if isinstance(p, dict)]
+            if codes:
+                parts.append("codes " + ", ".join(codes[:10]))
+        return "; ".join(parts)[:300]
+    return str(body)[:200]
+
+
+class InvoizPaginator(OffsetPaginator):
+    """Offset/limit paging. Advances by the rows actually received (the server may cap ``limit`` silently) and stops
+    at ``offset >= meta.count``, at an empty page, or — only when ``meta.count`` is missing — at a short page."""
+
+    def __init__(self, page_size: int, counts: list[int | None]) -> None:
+        super().__init__(start_value=0, page_size=page_size)
+        self.counts = counts  # meta.count of every page, for the completeness check
+
+    def _rows(self, response: requests.Response) -> list:
+        body = response_body(response)
+        return body.get("data") or []
+
+    def get_next(self, response: requests.Response) -> int | None:
+        return self._value + len(self._rows(response))
+
+    def has_more(self, response: requests.Response) -> bool:
+        rows = self._rows(response)
+        count = self.counts[-1] if self.counts else None
+        if not rows:
+            return False
+        if isinstance(count, int):
+            return self._value + len(rows) < count
+        return len(rows) >= self.page_size
+
+
+class InvoizStream(RESTStream):
+    """Base: url from ``api_url``, token auth with one re-authentication on 401, retries on 429/5xx/malformed
+    answers with backoff honouring Retry-After, clear errors for everything else."""
+
+    primary_keys: t.ClassVar[list[str]] = ["account", "id"]
+    replication_key = None
+    _not_found_ok = False
+
+    @property
+    def url_base(self) -> str:
+        url = str(self.config.get("api_url") or "https://app.invoiz.de/api/")
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def account(self) -> str:
+        return str(self.config.get("account") or "default")
+
+    @property
+    def app_url(self) -> str:
+        return str(self.config.get("app_url") or "https://app.invoiz.de").rstrip("/")
+
+    @property
+    def authenticator(self) -> InvoizAuthenticator:
+        return self._tap.invoiz_authenticator  # type: ignore[attr-defined]
+
+    @cached_property
+    def user_agent(self) -> str:
+        from tap_invoiz import __version__
+
+        return self.config.get("user_agent") or f"tap-invoiz/{__version__}"
+
+    @property
+    def http_headers(self) -> dict:
+        return {"Accept": "application/json", "User-Agent": self.user_agent}
+
+    @property
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout") or 60)
+
+    # -- retries -------------------------------------------------------------------------------------------------
+
+    def backoff_max_tries(self) -> int:
+        """Attempts per request: the first one plus ``max_retries`` retries."""
+        return 1 + max(0, int(self.config.get("max_retries", 5)))
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """1, 2, 4, ... 60 s — or what the server's Retry-After asks for (capped at 300 s)."""
+
+        def waits() -> t.Generator[float, t.Any, None]:
+            exception = yield  # type: ignore[misc]
+            attempt = 0
+            while True:
+                response = getattr(exception, "response", None)
+                wait = retry_after_seconds(response if isinstance(response, requests.Response) else None)
+                if wait is None:
+                    wait = min(2.0**attempt, 60.0)
+                attempt += 1
+                exception = yield wait
+
+        return waits()
+
+    def backoff_jitter(self, value: float) -> float:
+        return value  # deterministic waits; Retry-After is honoured exactly
+
+    def backoff_handler(self, details: t.Any) -> None:
+        exc = details.get("exception")
+        response = getattr(exc, "response", None)
+        status = response.status_code if isinstance(response, requests.Response) else type(exc).__name__
+        self.logger.warning(
+            "%s: request to %s failed (%s), attempt %d of %d; retrying in %.1f s",
+            self.name, self.path, status, details.get("tries", 0), self.backoff_max_tries(), details.get("wait", 0),
+        )
+
+    # -- requests ------------------------------------------------------------------------------------------------
+
+    def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        """Send with the cached token; on 401 drop it, re-authenticate once and resend."""
+        auth = self.authenticator
+        response = None
+        for attempt in (1, 2):
+            token = auth.token
+            prepared_request.headers["Authorization"] = f"Bearer {token}"
+            response = self.requests_session.send(
+                prepared_request, timeout=self.timeout, allow_redirects=self.allow_redirects
+            )
+            if response.status_code == HTTPStatus.UNAUTHORIZED and attempt == 1:
+                self.logger.info("%s: token rejected (HTTP 401), re-authenticating once", self.name)
+                auth.invalidate(token)
+                continue
+            break
+        assert response is not None
+        self._write_request_duration_log(endpoint=self.path, response=response, context=context, extra_tags=None)
+        self.validate_response(response)
+        return response
+
+    def response_error_message(self, response: requests.Response) -> str:
+        path = requests.utils.urlparse(response.url).path if response.url else self.path
+        return f"HTTP {response.status_code} from invoiz for {path}: {invoiz_error_summary(response)}"
+
+    def validate_response(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(self.response_error_message(response), response)
+        if self._not_found_ok and is_not_found(response):
+            return
+        if status == HTTPStatus.UNAUTHORIZED:
+            msg = (
+                f"{self.response_error_message(response)} — rejected even with a fresh token: check settings "
+                f"{CREDENTIAL_SETTINGS} (the invoiz app may lack access to this resource)"
+            )
+            raise FatalAPIError(msg)
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise FatalAPIError(self.response_error_message(response))
+        # 2xx/3xx: must be a JSON object with "data"; anything else (an HTML error page from a proxy, a truncated
+        # body) is retried and, if it persists, fails the run — never half-loaded.
+        content_type = response.headers.get("Content-Type", "")
+        try:
+            body = response_body(response)
+        except ValueError as exc:
+            kind = "an HTML page" if "html" in content_type else "malformed JSON"
+            msg = f"invoiz answered HTTP {status} with {kind} for {self.path}"
+            raise RetriableAPIError(msg, response) from exc
+        if not isinstance(body, dict) or "data" not in body:
+            msg = f"invoiz answered HTTP {status} for {self.path} without a 'data' member"
+            raise RetriableAPIError(msg, response)
+
+    def fetch_detail(self, path: str) -> t.Any | None:
+        """GET ``path`` (relative to api_url); ``data`` of the answer, or None if invoiz says it does not exist."""
+        prepared = self.build_prepared_request(method="GET", url=self.url_base + path, headers=self.http_headers)
+        self._not_found_ok = True
+        try:
+            response = self.request_decorator(self._request)(prepared, None)
+        finally:
+            self._not_found_ok = False
+        if is_not_found(response):
+            return None
+        return response_body(response).get("data")
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        if self._not_found_ok and is_not_found(response):
+            return
+        data = response_body(response).get("data")
+        if isinstance(data, list):
+            for row in data:
+                if isinstance(row, dict):
+                    yield row
+
+
+class InvoizListStream(InvoizStream):
+    """A full listing per run, diffed against the fingerprints in the state; see the module docstring."""
+
+    detail_path: str = ""  # e.g. "invoice/{id}"
+    list_params: t.ClassVar[dict[str, t.Any]] = {}
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counts: list[int | None] = []
+        self._loaded = False
+        self._had_prior_state = False
+        self._other_accounts: list[str] = []
+        self._fps: dict[int, int] = {}
+        self._emit_children = False
+        self._unflushed = 0
+        self.stats: dict[str, int] = {}
+
+    # -- mapping, supplied by the streams ---------------------------------------------------------------------------
+
+    mapper: RecordMapper
+
+    def map_row(self, raw: dict) -> dict:
+        raise NotImplementedError
+
+    def in_scope(self, raw: dict) -> bool:  # noqa: ARG002
+        return True
+
+    def detail_object(self, data: t.Any) -> dict | None:
+        return data if isinstance(data, dict) else None
+
+    # -- paging ------------------------------------------------------------------------------------------------------
+
+    def get_new_paginator(self) -> InvoizPaginator:
+        self._counts = []
+        return InvoizPaginator(int(self.config.get("page_size") or 100), self._counts)
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:  # noqa: ARG002
+        return {"offset": next_page_token or 0, "limit": int(self.config.get("page_size") or 100), **self.list_params}
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        meta = response_body(response).get("meta")
+        count = meta.get("count") if isinstance(meta, dict) else None
+        self._counts.append(count if isinstance(count, int) and not isinstance(count, bool) else None)
+        yield from super().parse_response(response)
+
+    # -- state -------------------------------------------------------------------------------------------------------
+
+    @property
+    def fingerprint_salt(self) -> str:
+        """Part of every fingerprint: a new app_url (links) or mapping version re-emits all rows once."""
+        return f"{MAPPING_VERSION}|{self.app_url}"
+
+    @staticmethod
+    def account_states(stream: InvoizStream) -> dict:
+        return stream.stream_state.setdefault("accounts", {})
+
+    def _load_state(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        self._fps, self._had_prior_state = self._read_map(self)
+        self._other_accounts = sorted(a for a in self.account_states(self) if a != self.account)
+
+    def _read_map(self, stream: InvoizStream) -> tuple[dict[int, int], bool]:
+        entry = self.account_states(stream).get(self.account)
+        if not isinstance(entry, dict) or "fingerprints" not in entry:
+            return {}, False
+        try:
+            return fpmod.decode(entry["fingerprints"]), True
+        except (ValueError, TypeError, KeyError) as exc:
+            stream.logger.warning(
+                "%s: state of account %r unreadable (%s); treating this run as a first run", stream.name,
+                self.account, exc,
+            )
+            return {}, False
+
+    def _store_map(self, stream: InvoizStream, fps: dict[int, int]) -> None:
+        self.account_states(stream)[self.account] = {
+            "format": fpmod.FORMAT,
+            "rows": len(fps),
+            "fingerprints": fpmod.encode(fps),
+        }
+
+    def _commit_state(self, *, final: bool = False) -> None:
+        """Write the fingerprints of everything emitted so far into the stream state and (unless the tap writes
+        BATCH messages, whose STATE must wait for the batch files) send a STATE message."""
+        batching = bool(self.get_batch_config(self.config))
+        if batching and not final:
+            return
+        if self.selected:
+            self._store_map(self, self._fps)
+        self._commit_children()
+        self.state_manager.is_flushed = False
+        if not final and not batching:
+            self._write_state_message()
+        self._unflushed = 0
+
+    def _commit_children(self) -> None:
+        """Hook for streams whose children keep their own fingerprint maps."""
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """ACTIVATE_VERSION only for a run without prior state of this account (first run, --full-refresh).
+
+        target-postgres soft-deletes every row of the table that the version did not send, so an incremental run
+        (which sends only changes) must never send it. It is also withheld when the state holds other accounts
+        (several accounts share the table and one account's full sync must not mark the other's rows deleted), and
+        when the setting ``emit_activate_version_messages`` is explicitly false.
+        """
+        if self.config.get("emit_activate_version_messages") is False:
+            return False
+        self._load_state()
+        if self._had_prior_state:
+            return False
+        if self._other_accounts:
+            self.logger.warning(
+                "%s: no ACTIVATE_VERSION although this is a full sync of account %r: the state also holds accounts "
+                "%s, whose rows share the table", self.name, self.account, ", ".join(self._other_accounts),
+            )
+            return False
+        return True
+
+    # -- children ----------------------------------------------------------------------------------------------------
+
+    def child_needs(self, row_id: int, fp: int) -> bool:  # noqa: ARG002
+        return False
+
+    def child_done(self, row_id: int, fp: int | None) -> None:
+        """Record that the children of ``row_id`` were synced (fp None: the row was deleted)."""
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context | None]:  # noqa: ARG002
+        if self._emit_children and record.get("_sdc_deleted_at") is None:
+            yield {"account": record["account"], "invoice_id": record["id"]}
+
+    # -- the sync ----------------------------------------------------------------------------------------------------
+
+    def tombstone(self, row_id: int) -> dict:
+        record = dict.fromkeys(self.schema["properties"])
+        record.update({"account": self.account, "id": row_id, "_sdc_deleted_at": self._now})
+        return record
+
+    def _row_id(self, raw: dict) -> int:
+        try:
+            return to_integer(raw.get("id"))
+        except Unconvertible:
+            msg = f"{self.name}: a row from {self.path} has no integer id (got a JSON {type(raw.get('id')).__name__})"
+            raise FatalAPIError(msg) from None
+
+    def _emit(self, raw: dict, row_id: int, fp: int, *, need_self: bool, need_child: bool) -> Iterable[dict]:
+        record = self.map_row(raw)
+        record["_sdc_deleted_at"] = None
+        self._emit_children = need_child
+        yield record  # written (and its children synced) before the generator resumes
+        self._emit_children = False
+        if need_self:
+            self._fps[row_id] = fp
+            self.stats["emitted"] = self.stats.get("emitted", 0) + 1
+        if need_child:
+            self.child_done(row_id, fp)
+        self._unflushed += 1
+        if self._unflushed >= STATE_EVERY:
+            self._commit_state()
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        self._load_state()
+        self._now = dt.datetime.now(dt.timezone.utc).isoformat()
+        salt = self.fingerprint_salt
+        selected = self.selected
+        seen: set[int] = set()
+        complete = False
+        for scan in (1, 2):
+            seen_now: set[int] = set()
+            duplicates = 0
+            for raw in self.request_records(context):
+                row_id = self._row_id(raw)
+                if row_id in seen_now:
+                    duplicates += 1
+                    continue
+                seen_now.add(row_id)
+                seen.add(row_id)
+                if not self.in_scope(raw):
+                    if self._fps.pop(row_id, None) is not None:
+                        self._unflushed += 1
+                    continue
+                fp = fpmod.fingerprint(raw, salt)
+                need_self = selected and self._fps.get(row_id) != fp
+                need_child = self.child_needs(row_id, fp)
+                if need_self or need_child:
+                    yield from self._emit(raw, row_id, fp, need_self=need_self, need_child=need_child)
+            counts = [c for c in self._counts if c is not None]
+            final_count = counts[-1] if counts else None
+            complete = final_count is None or (len(set(counts)) == 1 and len(seen_now) >= final_count)
+            self.stats.update(listed=len(seen_now), duplicates=self.stats.get("duplicates", 0) + duplicates)
+            if complete:
+                break
+            self.logger.warning(
+                "%s: scan %d looked inconsistent (meta.count %s, %d unique rows): rows were added or removed "
+                "while paging%s", self.name, scan, sorted(set(counts)), len(seen_now),
+                "; scanning once more" if scan == 1 else "; missed rows follow with the next run",
+            )
+        # Deletions: only after a scan that ran to its end (an exception above ends the run before this point).
+        # Each candidate is confirmed with a detail request, so a page shift never deletes a row that exists.
+        candidates = sorted(set(self._fps) - seen)
+        if not selected:
+            candidates = []
+        self.stats["deletion_candidates"] = len(candidates)
+        for row_id in candidates:
+            data = self.fetch_detail(self.detail_path.format(id=row_id))
+            raw = self.detail_object(data) if data is not None else None
+            if raw is None:
+                yield self.tombstone(row_id)
+                self._fps.pop(row_id, None)
+                self.child_done(row_id, None)
+                self.stats["deleted"] = self.stats.get("deleted", 0) + 1
+                self._unflushed += 1
+                continue
+            if not self.in_scope(raw):
+                self._fps.pop(row_id, None)
+                continue
+            # It exists but the listing skipped it. Its detail differs from a list row, so its fingerprint is taken
+            # from the detail: emitted now if that changed, and again from the list once the listing shows it.
+            fp = fpmod.fingerprint(raw, salt)
+            if self._fps.get(row_id) != fp:
+                yield from self._emit(raw, row_id, fp, need_self=True, need_child=self.child_needs(row_id, fp))
+        self._commit_state(final=True)
+        self.logger.info(
+            "%s: account %r: %d rows listed, %d emitted, %d deletion candidates, %d deleted, %d tracked",
+            self.name, self.account, len(seen), self.stats.get("emitted", 0), len(candidates),
+            self.stats.get("deleted", 0), len(self._fps),
+        )
+
+
+def berlin_date_or_none(value: object) -> str | None:
+    try:
+        return to_berlin_date(value)
+    except Unconvertible:
+        return None
+
+
+__all__ = ["InvoizListStream", "InvoizStream", "berlin_date_or_none", "logging"]

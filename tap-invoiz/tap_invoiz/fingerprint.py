@@ -1,0 +1,109 @@
+"""Row fingerprints and their compact encoding in the Singer state.
+
+The invoiz API has no updated-since filter and no ``updatedAt`` field, so the tap lists every row on every run and
+compares a short hash of each row ("fingerprint") with the one it saw last time. The state holds ``id → fingerprint``
+for every tracked row of one stream and one account, encoded compactly:
+
+* ids sorted ascending, stored as LEB128 varints of the gaps (ids are dense integers, so most gaps take one byte),
+* followed by the fingerprints, :data:`FP_BYTES` bytes each, in the same order,
+* the whole blob zlib-compressed (level 9) and base64-encoded, prefixed with the format name.
+
+100,000 invoices take about 0.7 MB of state (measured in tests/tap/test_state.py and reported in README.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import decimal
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping
+
+#: Bytes of the blake2b digest kept per row: 40 bits. The chance that a changed row keeps its fingerprint is 2^-40
+#: per change; a full refresh (``meltano run --full-refresh``) re-sends everything anyway.
+FP_BYTES = 5
+FORMAT = "fp1"  # "fp1:" + base64(zlib(varint id gaps + FP_BYTES-byte fingerprints))
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return str(value)
+
+
+def canonical_json(value: object) -> str:
+    """The row as JSON with sorted keys and no whitespace: equal rows give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def fingerprint(row: Mapping, salt: str = "") -> int:
+    """An integer of :data:`FP_BYTES` bytes hashing the row exactly as the API returned it (plus ``salt``)."""
+    digest = hashlib.blake2b((salt + "\x00" + canonical_json(row)).encode("utf-8"), digest_size=FP_BYTES).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _write_varint(out: bytearray, value: int) -> None:
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return
+
+
+def encode(fingerprints: Mapping[int, int]) -> str:
+    """Encode ``{id: fingerprint}`` (non-negative integer ids) as a compact ASCII string."""
+    ids = sorted(fingerprints)
+    if ids and ids[0] < 0:
+        msg = "ids must be non-negative integers"
+        raise ValueError(msg)
+    out = bytearray()
+    _write_varint(out, len(ids))
+    previous = 0
+    for row_id in ids:
+        _write_varint(out, row_id - previous)
+        previous = row_id
+    for row_id in ids:
+        out += fingerprints[row_id].to_bytes(FP_BYTES, "big")
+    return f"{FORMAT}:" + base64.b64encode(zlib.compress(bytes(out), 9)).decode("ascii")
+
+
+def decode(text: str | None) -> dict[int, int]:
+    """Inverse of :func:`encode`. Raises ValueError on a blob this version cannot read."""
+    if not text:
+        return {}
+    prefix, _, payload = text.partition(":")
+    if prefix != FORMAT:
+        msg = f"unknown fingerprint format {prefix!r}"
+        raise ValueError(msg)
+    raw = zlib.decompress(base64.b64decode(payload))
+    pos = 0
+
+    def read_varint() -> int:
+        nonlocal pos
+        shift = value = 0
+        while True:
+            byte = raw[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    count = read_varint()
+    ids = []
+    current = 0
+    for _ in range(count):
+        current += read_varint()
+        ids.append(current)
+    if len(raw) - pos != count * FP_BYTES:
+        msg = "corrupt fingerprint blob (length mismatch)"
+        raise ValueError(msg)
+    result = {}
+    for row_id in ids:
+        result[row_id] = int.from_bytes(raw[pos : pos + FP_BYTES], "big")
+        pos += FP_BYTES
+    return result

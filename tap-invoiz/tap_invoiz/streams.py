@@ -1,0 +1,370 @@
+"""Stream classes of tap-invoiz and their schemas (the column contract of docs/DESIGN.md).
+
+* ``invoices`` — rows of ``GET invoice`` (key ``account, id``)
+* ``contacts`` — rows of ``GET customer`` (key ``account, id``)
+* ``invoice_payments`` — ``payments[]`` of ``GET invoice/{id}``, child of ``invoices`` (key ``account, invoice_id, id``);
+  detail requests are made only when it is selected, and then only for new or changed invoices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+from singer_sdk import typing as th
+
+from tap_invoiz import fingerprint as fpmod
+from tap_invoiz.client import InvoizListStream, InvoizStream, berlin_date_or_none, response_body
+from tap_invoiz.records import RecordMapper, first_non_empty, invoice_status
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+S = th.StringType
+OBJ = th.ObjectType(additional_properties=True)
+
+
+def _prop(name: str, kind: t.Any, description: str, *, required: bool = False) -> th.Property:
+    return th.Property(name, kind, required=required, description=description)
+
+
+def _meta_columns() -> list[th.Property]:
+    return [
+        _prop("extra_fields", OBJ, "API fields this schema does not know, verbatim with their API names (or null)"),
+        _prop("_sdc_deleted_at", th.DateTimeType, "Set on tombstones: when the tap found the row deleted in invoiz"),
+    ]
+
+
+INVOICE_FIELDS = [  # (API name, column, kind)
+    ("id", "id", "integer"),
+    ("number", "number", "string"),
+    ("type", "type", "string"),
+    ("state", "state", "string"),
+    ("customerId", "customer_id", "integer"),
+    ("customerData", "customer_data", "object"),
+    ("title", "title", "string"),
+    ("date", "date", "date"),
+    ("dueToDate", "due_to_date", "date"),
+    ("deliveryDate", "delivery_date", "date"),
+    ("lockedAt", "locked_at", "date-time"),
+    ("sentAt", "sent_at", "date-time"),
+    ("paidDate", "paid_date", "date"),
+    ("totalNet", "total_net", "number"),
+    ("totalGross", "total_gross", "number"),
+    ("outstandingAmount", "outstanding_amount", "number"),
+    ("cashDiscountTotal", "cash_discount_total", "number"),
+    ("priceKind", "price_kind", "string"),
+    ("payConditionId", "pay_condition_id", "integer"),
+    ("metaData", "meta_data", "object"),
+    ("positions", "positions", "array"),
+    ("history", "history", "array"),
+]
+
+INVOICES_SCHEMA = th.PropertiesList(
+    _prop("account", S, "Setting `account`: which invoiz installation the row comes from", required=True),
+    _prop("id", th.IntegerType, "invoiz invoice id", required=True),
+    _prop("number", S, "Invoice number (string, leading zeros kept); null for drafts"),
+    _prop("type", S, "invoice, depositInvoice, closingInvoice, recurringInvoice, ..."),
+    _prop("state", S, "invoiz state, verbatim (draft, locked, partiallyPaid, paid, dunned, cancelled, ...)"),
+    _prop("status", S, "Derived: draft | open | paid | cancelled | uncollectible | unknown"),
+    _prop("customer_id", th.IntegerType, "invoiz customer (contact) id of the recipient"),
+    _prop("customer_data", OBJ, "Snapshot of the recipient on the invoice (customerData)"),
+    _prop("title", S, "Invoice title"),
+    _prop("date", th.DateType, "Invoice date (Europe/Berlin calendar date)"),
+    _prop("due_to_date", th.DateType, "Due date (Europe/Berlin calendar date)"),
+    _prop("delivery_date", th.DateType, "Delivery date (Europe/Berlin calendar date)"),
+    _prop("locked_at", th.DateTimeType, "When the invoice was finalised (festgeschrieben)"),
+    _prop("sent_at", th.DateTimeType, "When the invoice was sent"),
+    _prop("paid_date", th.DateType, "Date it was paid (Europe/Berlin calendar date)"),
+    _prop("total_net", th.NumberType, "Net total, EUR"),
+    _prop("total_gross", th.NumberType, "Gross total, EUR"),
+    _prop("outstanding_amount", th.NumberType, "Amount still open, EUR (0 when paid)"),
+    _prop("cash_discount_total", th.NumberType, "Cash discount total, EUR"),
+    _prop("price_kind", S, "net or gross"),
+    _prop("pay_condition_id", th.IntegerType, "Payment condition id"),
+    _prop("meta_data", OBJ, "metaData: cancellation, currentDunning, nextDunning"),
+    _prop("positions", th.ArrayType(OBJ), "Line items, when the list rows carry them"),
+    _prop("history", th.ArrayType(OBJ), "State history ({state, date}), when the list rows carry it"),
+    _prop("invoice_url", S, "Link to the invoice in the invoiz web app"),
+    *_meta_columns(),
+).to_dict()
+
+CONTACT_FIELDS = [
+    ("id", "id", "integer"),
+    ("number", "number", "string"),
+    ("kind", "kind", "string"),
+    ("name", "name", "string"),
+    ("companyName", "company_name", "string"),
+    ("companyNameAffix", "company_name_affix", "string"),
+    ("salutation", "salutation", "string"),
+    ("title", "title", "string"),
+    ("firstName", "first_name", "string"),
+    ("lastName", "last_name", "string"),
+    ("email", "email", "string"),
+    ("phone1", "phone1", "string"),
+    ("phone2", "phone2", "string"),
+    ("mobile", "mobile", "string"),
+    ("fax", "fax", "string"),
+    ("website", "website", "string"),
+    ("notes", "notes", "string"),
+    ("category", "category", "string"),
+    ("vatId", "vat_id", "string"),
+    ("type", "type", "string"),
+    ("address", "address", "object"),
+    ("contactPersons", "contact_persons", "array"),
+    ("discount", "discount", "number"),
+    ("payConditionId", "pay_condition_id", "integer"),
+    ("notesAlert", "notes_alert", "boolean"),
+]
+
+CONTACTS_SCHEMA = th.PropertiesList(
+    _prop("account", S, "Setting `account`: which invoiz installation the row comes from", required=True),
+    _prop("id", th.IntegerType, "invoiz customer id", required=True),
+    _prop("number", S, "Customer number (Kundennummer), as a string"),
+    _prop("kind", S, "company or person"),
+    _prop("name", S, "Display name (company name, or first and last name)"),
+    _prop("company_name", S, "Company name"),
+    _prop("company_name_affix", S, "Company name affix"),
+    _prop("salutation", S, "Salutation (Herr, Frau, ...)"),
+    _prop("title", S, "Title (Dr., ...)"),
+    _prop("first_name", S, "First name"),
+    _prop("last_name", S, "Last name"),
+    _prop("email", S, "E-mail address, verbatim (normalised only in dbt)"),
+    _prop("street", S, "address.street (street and house number)"),
+    _prop("zip_code", S, "address.zipCode"),
+    _prop("city", S, "address.city"),
+    _prop("country_iso", S, "address.countryIso, else address.isoCountry"),
+    _prop("phone", S, "First non-empty of phone1, mobile, phone2"),
+    _prop("phone1", S, "phone1"),
+    _prop("phone2", S, "phone2"),
+    _prop("mobile", S, "mobile"),
+    _prop("fax", S, "fax"),
+    _prop("website", S, "website"),
+    _prop("notes", S, "Notes (HTML)"),
+    _prop("category", S, "Customer category"),
+    _prop("vat_id", S, "VAT id (USt-IdNr)"),
+    _prop("type", S, "customer or payee"),
+    _prop("address", OBJ, "address, verbatim"),
+    _prop("contact_persons", th.ArrayType(OBJ), "contactPersons"),
+    _prop("discount", th.NumberType, "Default discount"),
+    _prop("pay_condition_id", th.IntegerType, "Payment condition id"),
+    _prop("notes_alert", th.BooleanType, "Show the notes as an alert"),
+    _prop("contact_url", S, "Link to the contact in the invoiz web app"),
+    *_meta_columns(),
+).to_dict()
+
+PAYMENT_FIELDS = [
+    ("id", "id", "integer"),
+    ("date", "date", "date-time"),
+    ("amount", "amount", "number"),
+    ("type", "type", "string"),
+    ("notes", "notes", "string"),
+    ("cancellationPaymentId", "cancellation_payment_id", "integer"),
+]
+
+PAYMENTS_SCHEMA = th.PropertiesList(
+    _prop("account", S, "Setting `account`", required=True),
+    _prop("invoice_id", th.IntegerType, "Invoice the payment belongs to", required=True),
+    _prop("id", th.IntegerType, "Payment id (its 1-based position in payments[] if invoiz sends no id)", required=True),
+    _prop("date", th.DateTimeType, "Payment date"),
+    _prop("amount", th.NumberType, "Amount, EUR"),
+    _prop("type", S, "payment, partial, discount, bankcharge, surcharge, credit, ..."),
+    _prop("notes", S, "Notes"),
+    _prop("cancellation_payment_id", th.IntegerType, "Set when the payment was reverted"),
+    *_meta_columns(),
+).to_dict()
+
+
+def _extra(extra: dict) -> dict | None:
+    return extra or None
+
+
+class InvoicesStream(InvoizListStream):
+    """Invoices (Rechnungen), from the invoice list; changes detected by fingerprint, deletions confirmed."""
+
+    name = "invoices"
+    path = "invoice"
+    detail_path = "invoice/{id}"
+    list_params: t.ClassVar[dict[str, t.Any]] = {"orderBy": "date", "desc": "false", "filter": "all"}
+    schema = INVOICES_SCHEMA
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mapper = RecordMapper(self.name, INVOICE_FIELDS, self.logger)
+        self._payments_fps: dict[int, int] | None = None
+        self._payments_had_state = False
+        start = self.config.get("start_date")
+        self._start_date = str(start)[:10] if start else None
+
+    def in_scope(self, raw: dict) -> bool:
+        """``start_date`` bounds the sync by invoice date; rows with an unreadable date stay in scope."""
+        if not self._start_date:
+            return True
+        day = berlin_date_or_none(raw.get("date"))
+        return day is None or day >= self._start_date
+
+    def detail_object(self, data: t.Any) -> dict | None:
+        """Detail envelope: ``data.invoice`` if present (contract §3.2), else ``data``."""
+        if isinstance(data, dict) and isinstance(data.get("invoice"), dict):
+            return data["invoice"]
+        return data if isinstance(data, dict) else None
+
+    def map_row(self, raw: dict) -> dict:
+        record, extra = self.mapper.map(raw)
+        return {
+            "account": self.account,
+            **record,
+            "status": invoice_status(raw.get("state"), raw.get("outstandingAmount")),
+            "invoice_url": f"{self.app_url}/invoice/{record['id']}",
+            "extra_fields": _extra(extra),
+        }
+
+    # -- invoice_payments bookkeeping --------------------------------------------------------------------------------
+
+    @property
+    def payments_stream(self) -> InvoicePaymentsStream | None:
+        for child in self.child_streams:
+            if isinstance(child, InvoicePaymentsStream) and child.selected:
+                return child
+        return None
+
+    def _payments_map(self) -> dict[int, int] | None:
+        child = self.payments_stream
+        if child is None:
+            return None
+        if self._payments_fps is None:
+            self._payments_fps, self._payments_had_state = self._read_map(child)
+            child.had_prior_state = self._payments_had_state
+        return self._payments_fps
+
+    def child_needs(self, row_id: int, fp: int) -> bool:
+        fps = self._payments_map()
+        return fps is not None and fps.get(row_id) != fp
+
+    def child_done(self, row_id: int, fp: int | None) -> None:
+        fps = self._payments_map()
+        if fps is None:
+            return
+        if fp is None:
+            fps.pop(row_id, None)
+        else:
+            fps[row_id] = fp
+
+    def _commit_children(self) -> None:
+        child = self.payments_stream
+        if child is not None and self._payments_fps is not None:
+            self._store_map(child, self._payments_fps)
+
+
+class ContactsStream(InvoizListStream):
+    """Contacts (invoiz customers), from the customer list, ordered by customer number (stable, new ones last)."""
+
+    name = "contacts"
+    path = "customer"
+    detail_path = "customer/{id}"
+    list_params: t.ClassVar[dict[str, t.Any]] = {"orderBy": "number", "desc": "false"}
+    schema = CONTACTS_SCHEMA
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mapper = RecordMapper(self.name, CONTACT_FIELDS, self.logger)
+
+    def map_row(self, raw: dict) -> dict:
+        record, extra = self.mapper.map(raw)
+        address = raw.get("address") if isinstance(raw.get("address"), dict) else {}
+        country = address.get("countryIso")
+        if country in (None, ""):
+            country = address.get("isoCountry", country)
+        return {
+            "account": self.account,
+            **record,
+            "street": address.get("street"),
+            "zip_code": address.get("zipCode"),
+            "city": address.get("city"),
+            "country_iso": country,
+            "phone": first_non_empty(raw.get("phone1"), raw.get("mobile"), raw.get("phone2")),
+            "contact_url": f"{self.app_url}/customer/{record['id']}",
+            "extra_fields": _extra(extra),
+        }
+
+
+class InvoicePaymentsStream(InvoizStream):
+    """Payments of an invoice, from ``payments[]`` of ``GET invoice/{id}``.
+
+    Synced only for invoices that are new or changed since their payments were last read (the parent keeps a
+    separate fingerprint map for this stream, so selecting it later backfills all payments once). Payments of a
+    deleted invoice are not tombstoned (invoiz deletes only drafts, which have no payments); a full refresh marks
+    them deleted through ACTIVATE_VERSION.
+    """
+
+    name = "invoice_payments"
+    selected_by_default = False  # costs one detail request per new or changed invoice: opt in
+    path = "invoice/{invoice_id}"
+    parent_stream_type = InvoicesStream
+    primary_keys: t.ClassVar[list[str]] = ["account", "invoice_id", "id"]
+    state_partitioning_keys: t.ClassVar[list[str]] = []  # one state entry, not one per invoice
+    schema = PAYMENTS_SCHEMA
+    _not_found_ok = True  # the invoice may be deleted between the list and the detail request
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mapper = RecordMapper(self.name, PAYMENT_FIELDS, self.logger)
+        self.mapper.ignore("invoiceId")
+        self.had_prior_state = True  # set by the parent before the first child sync
+        self._activate_sent = False
+        self._schema_sent = False
+        self._warned_no_id = False
+
+    def get_new_paginator(self) -> None:
+        return None
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Like the parent: only without prior state, and only once per run (sync() runs once per invoice)."""
+        if self._activate_sent or self.config.get("emit_activate_version_messages") is False:
+            return False
+        parent_other_accounts = [a for a in self.stream_state.get("accounts", {}) if a != self.account]
+        if self.had_prior_state or parent_other_accounts:
+            return False
+        self._activate_sent = True
+        return True
+
+    def _write_schema_message(self) -> None:
+        if not self._schema_sent:  # once per run, not once per invoice
+            self._schema_sent = True
+            super()._write_schema_message()
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        from tap_invoiz.client import is_not_found
+
+        if is_not_found(response):
+            return
+        data = response_body(response).get("data")
+        invoice = data.get("invoice") if isinstance(data, dict) and isinstance(data.get("invoice"), dict) else data
+        payments = invoice.get("payments") if isinstance(invoice, dict) else None
+        if isinstance(payments, list):
+            for position, payment in enumerate(payments, start=1):
+                if isinstance(payment, dict):
+                    yield {"_position": position, **payment}
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        position = row.pop("_position", None)
+        record, extra = self.mapper.map(row)
+        if record.get("id") is None:
+            record["id"] = position
+            if not self._warned_no_id:
+                self._warned_no_id = True
+                self.logger.warning("invoice_payments: payments without id; using their position in payments[]")
+        return {
+            "account": self.account,
+            "invoice_id": (context or {}).get("invoice_id"),
+            **record,
+            "extra_fields": _extra(extra),
+            "_sdc_deleted_at": None,
+        }
+
+
+__all__ = ["ContactsStream", "InvoicePaymentsStream", "InvoicesStream", "dt", "fpmod"]

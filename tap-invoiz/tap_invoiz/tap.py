@@ -1,0 +1,145 @@
+"""tap-invoiz: the Singer tap class, its settings and up-front checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from functools import cached_property
+from urllib.parse import urlparse
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_invoiz import streams
+from tap_invoiz.auth import InvoizAuthenticator
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+
+PAGE_SIZE_MAX = 1000
+
+
+class TapInvoiz(Tap):
+    """Singer tap for invoiz (invoices, contacts, invoice payments), incremental by row fingerprints."""
+
+    name = "tap-invoiz"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_key", th.StringType, required=True, secret=True,
+            description="API key of your invoiz app (HTTP Basic username for auth/token).",
+        ),
+        th.Property(
+            "api_key_secret", th.StringType, required=True, secret=True,
+            description="Secret of the API key (HTTP Basic password for auth/token).",
+        ),
+        th.Property(
+            "installation_id", th.StringType, required=True, secret=True,
+            description="invoiz installation (tenant) id, sent as installationId to auth/token.",
+        ),
+        th.Property(
+            "api_url", th.StringType, default="https://app.invoiz.de/api/",
+            description="Base URL of the invoiz REST API.",
+        ),
+        th.Property(
+            "app_url", th.StringType, default="https://app.invoiz.de",
+            description="Base URL of the invoiz web app, for invoice_url and contact_url.",
+        ),
+        th.Property(
+            "account", th.StringType, default="default",
+            description=(
+                "Non-secret name of this invoiz installation. First column of every primary key (several accounts can "
+                "share the tables) and the key of this account's fingerprints in the state. Keep it stable."
+            ),
+        ),
+        th.Property(
+            "start_date", th.DateType,
+            description="Only invoices dated on or after this day (invoice date, YYYY-MM-DD) are emitted and tracked.",
+        ),
+        th.Property(
+            "page_size", th.IntegerType, default=100,
+            description=f"Rows per list request (limit), 1 to {PAGE_SIZE_MAX}.",
+        ),
+        th.Property(
+            "request_timeout", th.IntegerType, default=60,
+            description="Seconds to wait for one API response before it counts as failed (and is retried).",
+        ),
+        th.Property(
+            "max_retries", th.IntegerType, default=5,
+            description=(
+                "Retries per request after HTTP 429, 5xx, timeouts, connection errors and malformed answers, with "
+                "exponential backoff (1, 2, 4 ... 60 s) or the server's Retry-After."
+            ),
+        ),
+        th.Property(
+            "user_agent", th.StringType,
+            description="User-Agent header (default tap-invoiz/<version>).",
+        ),
+        th.Property(
+            "emit_activate_version_messages", th.BooleanType,
+            description=(
+                "Unset or true: a run without prior state (first run, --full-refresh) sends ACTIVATE_VERSION, so "
+                "target-postgres marks rows that vanished from invoiz as deleted. false: never. Incremental runs "
+                "never send it."
+            ),
+        ),
+    ).to_dict()
+
+    # -- checks before any data moves ------------------------------------------------------------------------------
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        errors = super()._validate_config(raise_errors=False) + self._invoiz_config_errors()
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    def _invoiz_config_errors(self) -> list[str]:
+        config = self.config
+        errors = []
+        for setting in ("api_url", "app_url"):
+            value = config.get(setting)
+            if value is None:
+                continue
+            parsed = urlparse(str(value))
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                errors.append(f"setting {setting} must be an http(s) URL such as https://app.invoiz.de/api/")
+        page_size = config.get("page_size")
+        if page_size is not None and (
+            not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= PAGE_SIZE_MAX
+        ):
+            errors.append(f"setting page_size must be an integer from 1 to {PAGE_SIZE_MAX} (got {page_size!r})")
+        for setting, low in (("request_timeout", 1), ("max_retries", 0)):
+            value = config.get(setting)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                errors.append(f"setting {setting} must be an integer >= {low} (got {value!r})")
+        start = config.get("start_date")
+        if start not in (None, ""):
+            try:
+                dt.date.fromisoformat(str(start)[:10])
+            except ValueError:
+                errors.append(f"setting start_date must be a date YYYY-MM-DD (got {start!r})")
+        account = config.get("account")
+        if account is not None and not str(account).strip():
+            errors.append("setting account must not be empty (it is part of every primary key)")
+        return errors
+
+    @cached_property
+    def invoiz_authenticator(self) -> InvoizAuthenticator:
+        return InvoizAuthenticator(self.config)
+
+    def sync_all(self) -> None:
+        """Check the credentials (one token request) before any stream starts, then sync."""
+        _ = self.invoiz_authenticator.token  # raises InvoizConfigError naming the settings to fix
+        super().sync_all()
+
+    def discover_streams(self) -> list[Stream]:
+        return [
+            streams.InvoicesStream(self),
+            streams.ContactsStream(self),
+            streams.InvoicePaymentsStream(self),
+        ]
+
+
+if __name__ == "__main__":
+    TapInvoiz.cli()
