@@ -177,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(404, "NotFoundError", f"{method} /{'/'.join(parts)} is not part of the sandbox",
                                    {"path": [{"code": "NOT_FOUND"}]})
             self._api(kind, api, query)
-        except (ConnectionError, socket.timeout):
+        except OSError:                        # client went away / socket shut down by stop()
             self.close_connection = True
         except Exception:                      # a sandbox bug: answer 500, print the traceback (no locals/secrets)
             traceback.print_exc(file=sys.stderr)
