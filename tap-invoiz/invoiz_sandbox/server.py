@@ -524,7 +524,10 @@ class Sandbox:
         detail = bool(self.variants & {"list_positions", "updated_at"})     # otherwise list fields suffice
         rows = [ds.render_invoice(ds.invoice_canonical(i, detail), self.variants, list_row=True)
                 for i in order[eff:eff + limit]]
-        result = {"meta": {"count": len(order), "filter": ds.invoice_filter_counts()}, "data": rows}
+        # while shifted, count one more row (as if one had been inserted before the offset), so a client that
+        # stops at offset >= meta.count still sees every row
+        count = len(order) + (1 if eff != offset else 0)
+        result = {"meta": {"count": count, "filter": ds.invoice_filter_counts()}, "data": rows}
         # page-level faults that act after a page has been served
         for f in self.faults.active("invoice_list", "duplicate"):
             f.state["pages"] = f.state.get("pages", 0) + 1

@@ -170,6 +170,16 @@ def test_duplicate_row_on_two_pages(invoiz_sandbox):
     assert seen[9] == seen[10]                                                         # last of p1 = first of p2
     again = [r["id"] for r in c.scan("invoice", limit=10, orderBy="date")]              # a new scan: normal
     assert again == truth
+    # a client that stops at offset >= meta.count loses nothing either
+    sb.fault("duplicate", after_page=2)
+    seen, offset = [], 0
+    while True:
+        j = c.ok("invoice", limit=10, offset=offset, orderBy="date")
+        seen += [r["id"] for r in j["data"]]
+        offset += 10
+        if offset >= j["meta"]["count"]:
+            break
+    assert set(seen) == set(truth) and len(seen) == 61 and seen[19] == seen[20]
 
 
 def test_set_and_clear_faults(invoiz_sandbox):
