@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from singer_sdk.io_base import SingerWriter
 
 from tap_invoiz.tap import TapInvoiz
 
@@ -71,12 +71,23 @@ def run_tap(config: dict, state: dict | None = None, *, payments: bool = False, 
     """Run a full sync in this process; returns the messages it wrote."""
     if catalog is None and (payments or select):
         catalog = catalog_for(config, payments=payments, **select)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        tap = TapInvoiz(config=config, state=copy.deepcopy(state) if state else None, catalog=catalog)
-        tap.sync_all()
-    messages, states = _parse(out.getvalue())
+    writer = _ListWriter()
+    tap = TapInvoiz(config=config, state=copy.deepcopy(state) if state else None, catalog=catalog,
+                    message_writer=writer)
+    tap.sync_all()
+    messages, states = _parse("\n".join(writer.lines))
     return Run(messages, states=states)
+
+
+class _ListWriter(SingerWriter):
+    """Keeps the serialised messages (not sys.stdout: pytest's live logging swaps that mid-run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def write_message(self, message) -> None:
+        self.lines.append(self.format_message(message))
 
 
 def run_cli(config: dict, state: dict | None = None, tmp_path: Path | None = None, *, env: dict | None = None,
