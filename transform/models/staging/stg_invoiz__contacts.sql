@@ -35,7 +35,7 @@ renamed as (
         cast(vat_id as text)                                 as vat_id,
         cast(type as text)                                   as contact_type,
         cast(address as jsonb)                               as address,
-        cast(contact_persons as jsonb)                       as contact_persons,
+        to_jsonb(contact_persons)                           as contact_persons,
         cast(discount as numeric)                            as discount,
         cast(pay_condition_id as bigint)                     as pay_condition_id,
         cast(notes_alert as boolean)                         as notes_alert,
