@@ -26,6 +26,8 @@ LOGGER = logging.getLogger("tap-invoiz")
 
 CREDENTIAL_SETTINGS = "api_key, api_key_secret and installation_id"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+#: First wait in seconds of the exponential backoff (1, 2, 4, ... capped at 60) when the server sends no Retry-After.
+BACKOFF_BASE = 1.0
 
 
 def retry_after_seconds(response: requests.Response | None, cap: float = 300.0) -> float | None:
@@ -84,7 +86,9 @@ class InvoizAuthenticator:
         return request
 
     def _fetch_token(self) -> str:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # A fresh connection per token request: a server that answers an error before reading the body must not
+        # leave it in a kept-alive connection for the next request.
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "Connection": "close"}
         if self._user_agent:
             headers["User-Agent"] = self._user_agent
         attempt = 0
@@ -148,7 +152,7 @@ class InvoizAuthenticator:
                 raise InvoizConfigError(msg)
             wait = retry_after_seconds(response)
             if wait is None:
-                wait = min(2.0 ** (attempt - 1), 60.0)
+                wait = min(BACKOFF_BASE * 2.0 ** (attempt - 1), 60.0)
             LOGGER.warning("auth/token failed (%s), attempt %d of %d; retrying in %.1f s",
                            error, attempt, self._max_tries, wait)
             time.sleep(wait)

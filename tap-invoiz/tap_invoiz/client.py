@@ -32,6 +32,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import OffsetPaginator
 from singer_sdk.streams import RESTStream
 
+from tap_invoiz import auth as auth_module
 from tap_invoiz import fingerprint as fpmod
 from tap_invoiz.auth import CREDENTIAL_SETTINGS, retry_after_seconds
 from tap_invoiz.records import RecordMapper, Unconvertible, to_berlin_date, to_integer
@@ -166,7 +167,7 @@ class InvoizStream(RESTStream):
                 response = getattr(exception, "response", None)
                 wait = retry_after_seconds(response if isinstance(response, requests.Response) else None)
                 if wait is None:
-                    wait = min(2.0**attempt, 60.0)
+                    wait = min(auth_module.BACKOFF_BASE * 2.0**attempt, 60.0)
                 attempt += 1
                 exception = yield wait
 
