@@ -7,6 +7,7 @@ so it never touches raw_invoiz or analytics.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -59,7 +60,8 @@ def built(tmp_path_factory):
                "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
                "--vars", f"{{invoiz_source_schema: {raw_schema}, as_of_date: '{AS_OF}'}}"]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        yield conn, schema, result
+        docs = subprocess.run([*cmd[:1], "docs", "generate", *cmd[2:]], env=env, capture_output=True, text=True, timeout=600)
+        yield conn, schema, result, docs, tmp / "target"
     finally:
         conn.execute(f"drop schema if exists {schema} cascade")
         conn.execute(f"drop schema if exists {raw_schema} cascade")
@@ -67,12 +69,12 @@ def built(tmp_path_factory):
 
 
 def _rows(built, sql):
-    conn, schema, _ = built
+    conn, schema = built[:2]
     return conn.execute(sql.replace("{s}", schema)).fetchall()
 
 
 def test_build_passes_with_collision_warning(built):
-    _, _, result = built
+    result = built[2]
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert "WARN 2 warn_invoice_number_collisions" in result.stdout
 
@@ -119,3 +121,16 @@ def test_ticket_view_and_aging(built):
 def test_collisions(built):
     assert _rows(built, "select invoice_number, collision_type from {s}.invoice_number_collisions order by 1") == [
         ("RE-1001", "across_accounts"), ("RE-1002", "within_account")]
+
+
+def test_docs_generate(built):
+    docs, target = built[3], built[4]
+    assert docs.returncode == 0, docs.stdout[-5000:] + docs.stderr[-2000:]
+    catalog = json.loads((target / "catalog.json").read_text(encoding="utf-8"))
+    assert "model.tap_invoiz.customer_invoices" in catalog["nodes"]
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    # lineage from the raw tables to the ticket view
+    parents = manifest["parent_map"]
+    assert "model.tap_invoiz.int_invoiz__invoices" in parents["model.tap_invoiz.customer_invoices"]
+    assert "source.tap_invoiz.invoiz.invoices" in parents["model.tap_invoiz.stg_invoiz__invoices"]
+    assert "exposure.tap_invoiz.support_ticket_customer_panel" in manifest["exposures"]
