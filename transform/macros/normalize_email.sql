@@ -2,7 +2,7 @@
   normalize_email(expr): the customer key of R2.
   1. Unicode NFC (an e-mail typed as "A + combining diaeresis" equals one typed as "Ä");
   2. trim whitespace incl. tab, newline, no-break space (U+00A0), zero-width space (U+200B), BOM (U+FEFF);
-  3. if several addresses are separated by "," or ";", keep the first;
+  3. "Name <addr>" -> addr; drop a "mailto:" prefix; if several addresses are separated by "," or ";", keep the first;
   4. lower-case with Unicode case mapping (see email_lower_collation);
   5. empty -> null.
   Validity is judged separately by is_valid_email().
@@ -11,8 +11,12 @@
     nullif(
         lower(
             regexp_replace(
-                regexp_replace(normalize(({{ expr }})::text, NFC), '^[\s\u00a0\u200b\ufeff]+|[\s\u00a0\u200b\ufeff]+$', '', 'g'),
-                '\s*[,;].*$', ''
+                regexp_replace(
+                    regexp_replace(
+                        regexp_replace(normalize(({{ expr }})::text, NFC), '^[\s\u00a0\u200b\ufeff]+|[\s\u00a0\u200b\ufeff]+$', '', 'g'),
+                        '^[^<]*<\s*([^<>\s]+@[^<>\s]+)\s*>.*$', '\1'),   -- "Name <addr>" -> addr
+                    '^mailto:\s*', '', 'i'),                                   -- mailto: prefix
+                '\s*[,;].*$', ''                                               -- first of several addresses
             ) {{ email_lower_collation() }}
         ),
         ''
