@@ -27,6 +27,7 @@ def sandbox_config(sb, **overrides) -> dict:
 class Run:
     messages: list[dict]
     stderr: str = ""
+    stdout: str = ""
     returncode: int = 0
     states: list[dict] = field(default_factory=list)
 
@@ -62,7 +63,14 @@ def catalog_for(config: dict, *, payments: bool = False, invoices: bool = True, 
 
 
 def _parse(stdout: str) -> tuple[list[dict], list[dict]]:
-    messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    messages = []
+    for line in stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue  # --about / --discover print pretty JSON over several lines
+        if isinstance(message, dict) and "type" in message:
+            messages.append(message)
     return messages, [m["value"] for m in messages if m["type"] == "STATE"]
 
 
@@ -104,4 +112,4 @@ def run_cli(config: dict, state: dict | None = None, tmp_path: Path | None = Non
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300,
                           check=False)
     messages, states = _parse(proc.stdout)
-    return Run(messages, stderr=proc.stderr, returncode=proc.returncode, states=states)
+    return Run(messages, stderr=proc.stderr, stdout=proc.stdout, returncode=proc.returncode, states=states)
