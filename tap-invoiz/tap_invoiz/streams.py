@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import typing as t
 
 from singer_sdk import typing as th
@@ -320,6 +321,10 @@ class InvoicePaymentsStream(InvoizStream):
 
     def get_new_paginator(self) -> None:
         return None
+
+    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
+        """singer-sdk's per-sync INFO lines come once per invoice here: demoted to DEBUG."""
+        super().log(message, *args, level=logging.DEBUG if level == logging.INFO else level, **kwargs)
 
     @property
     def emit_activate_version_messages(self) -> bool:

@@ -237,3 +237,20 @@ def test_page_shift_and_duplicates_while_paging_lose_nothing_and_delete_nothing(
     sb.fault("duplicate", after_page=1)
     again = run_tap(cfg, run.state)
     assert again.records("invoices") == []
+
+
+def test_batch_messages_state_follows_the_batches(invoiz_sandbox, tmp_path, monkeypatch):
+    sb = invoiz_sandbox
+    monkeypatch.setattr(client, "STATE_EVERY", 10)
+    cfg = sandbox_config(sb, batch_config={"encoding": {"format": "jsonl", "compression": "gzip"},
+                                           "storage": {"root": tmp_path.as_uri(), "prefix": "b-"}})
+    first = run_tap(cfg)
+    kinds = [(m["type"], m.get("stream")) for m in first.messages]
+    assert kinds.count(("BATCH", "invoices")) == 1
+    # no STATE between the start of the invoices stream and its BATCH message
+    start, batch = kinds.index(("SCHEMA", "invoices")), kinds.index(("BATCH", "invoices"))
+    assert ("STATE", None) not in kinds[start:batch]
+    assert first.state["bookmarks"]["invoices"]["accounts"]["test"]["rows"] == len(list(sb.invoice_ids()))
+    sb.pay(next(i for i in sb.invoice_ids() if sb.invoice(i)["state"] == "locked"))
+    second = run_tap(cfg, first.state)
+    assert [(m["type"], m.get("stream")) for m in second.messages].count(("BATCH", "invoices")) == 1
