@@ -121,6 +121,13 @@ class InvoizStream(RESTStream):
     _not_found_ok = False
 
     @property
+    def replication_method(self) -> str:
+        """Always FULL_TABLE for the SDK: the tap keeps its own bookmarks (fingerprints), there is no replication key.
+        A catalog asking for INCREMENTAL would make the SDK look for a replication key and never allow ACTIVATE_VERSION.
+        """
+        return "FULL_TABLE"
+
+    @property
     def url_base(self) -> str:
         url = str(self.config.get("api_url") or "https://app.invoiz.de/api/")
         return url if url.endswith("/") else url + "/"

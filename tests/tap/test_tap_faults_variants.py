@@ -137,3 +137,43 @@ def test_deletions_are_confirmed_with_400_not_found_too(invoiz_sandbox):
     run = run_tap(cfg, first.state)
     assert run.tombstones("invoices") == {draft}
     assert run.tombstones("contacts") == {contact}
+
+
+@pytest.mark.invoiz_sandbox(max_page_size=7)
+def test_a_server_that_caps_limit_silently_loses_nothing(invoiz_sandbox):
+    sb = invoiz_sandbox
+    run = run_tap(sandbox_config(sb, page_size=50))
+    assert run.ids("invoices") == set(sb.invoice_ids())
+    assert sb.requests["invoice_list"] == -(-len(list(sb.invoice_ids())) // 7)
+
+
+class _Response:
+    def __init__(self, rows, count):
+        self._invoiz_body = {"data": rows, **({"meta": {"count": count}} if count is not None else {})}
+
+
+@pytest.mark.parametrize(
+    ("pages", "count", "requests"),
+    [
+        ([10, 10, 5], 25, 3),  # stops at meta.count
+        ([10, 10, 10], 30, 3),  # exact multiple: no extra empty request
+        ([10, 10, 5], None, 3),  # no meta.count: stops at the short page
+        ([10, 10, 10, 0], None, 4),  # ... or at an empty page
+        ([7, 7, 7, 4], 25, 4),  # server capped limit at 7: advance by rows received
+    ],
+)
+def test_paginator_stop_conditions(pages, count, requests):
+    from tap_invoiz.client import InvoizPaginator
+
+    counts: list = []
+    paginator = InvoizPaginator(10, counts)
+    made = 0
+    offsets = []
+    while not paginator.finished:
+        offsets.append(paginator.current_value)
+        rows = [{}] * pages[made]
+        counts.append(count)
+        paginator.advance(_Response(rows, count))
+        made += 1
+    assert made == requests
+    assert offsets == [sum(pages[:i]) for i in range(requests)]
