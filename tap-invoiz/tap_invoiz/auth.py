@@ -89,8 +89,11 @@ class InvoizAuthenticator:
         # A fresh connection per token request: a server that answers an error before reading the body must not
         # leave it in a kept-alive connection for the next request.
         headers = {"Content-Type": "application/json", "Accept": "application/json", "Connection": "close"}
-        if self._user_agent:
-            headers["User-Agent"] = self._user_agent
+        if not self._user_agent:
+            from tap_invoiz import __version__
+
+            self._user_agent = f"tap-invoiz/{__version__}"
+        headers["User-Agent"] = self._user_agent
         attempt = 0
         while True:
             attempt += 1

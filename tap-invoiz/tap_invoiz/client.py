@@ -306,10 +306,21 @@ class InvoizListStream(InvoizStream):
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:  # noqa: ARG002
         return {"offset": next_page_token or 0, "limit": int(self.config.get("page_size") or 100), **self.list_params}
 
+    def validate_response(self, response: requests.Response) -> None:
+        super().validate_response(response)
+        if not self._not_found_ok and response.status_code < HTTPStatus.MULTIPLE_CHOICES:
+            data = response_body(response).get("data")
+            if not isinstance(data, list):
+                msg = f"invoiz answered {self.path} with 'data' that is a JSON {type(data).__name__}, not a list"
+                raise RetriableAPIError(msg, response)
+
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         meta = response_body(response).get("meta")
         count = meta.get("count") if isinstance(meta, dict) else None
-        self._counts.append(count if isinstance(count, int) and not isinstance(count, bool) else None)
+        try:
+            self._counts.append(to_integer(count) if count is not None else None)
+        except Unconvertible:
+            self._counts.append(None)
         yield from super().parse_response(response)
 
     # -- state -------------------------------------------------------------------------------------------------------
@@ -473,6 +484,12 @@ class InvoizListStream(InvoizStream):
         if not selected:
             candidates = []
         self.stats["deletion_candidates"] = len(candidates)
+        if len(candidates) > max(50, len(self._fps) // 10):
+            self.logger.warning(
+                "%s: %d of %d tracked rows are missing from the listing; confirming each with a detail request "
+                "(only rows invoiz answers 404/NOT_FOUND for are marked deleted)", self.name, len(candidates),
+                len(self._fps),
+            )
         for row_id in candidates:
             data = self.fetch_detail(self.detail_path.format(id=row_id))
             raw = self.detail_object(data) if data is not None else None
