@@ -57,7 +57,8 @@ class InvoizAuthenticator:
         self._secret = config.get("api_key_secret") or ""
         self._installation_id = config.get("installation_id") or ""
         self._timeout = float(config.get("request_timeout") or 60)
-        self._max_tries = max(1, int(config.get("max_retries") or 5))
+        retries = config.get("max_retries")
+        self._max_tries = 1 + max(0, int(5 if retries is None else retries))  # first attempt + retries
         self._user_agent = config.get("user_agent")
         self._session = session or requests.Session()
         self._token: str | None = None

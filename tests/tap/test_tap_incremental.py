@@ -254,3 +254,15 @@ def test_batch_messages_state_follows_the_batches(invoiz_sandbox, tmp_path, monk
     sb.pay(next(i for i in sb.invoice_ids() if sb.invoice(i)["state"] == "locked"))
     second = run_tap(cfg, first.state)
     assert [(m["type"], m.get("stream")) for m in second.messages].count(("BATCH", "invoices")) == 1
+
+
+def test_moving_start_date_later_drops_old_rows_from_the_state_without_tombstones(invoiz_sandbox):
+    sb = invoiz_sandbox
+    first = run_tap(sandbox_config(sb))
+    dates = sorted(sb.invoice(i)["date"][:10] for i in sb.invoice_ids())
+    start = dates[len(dates) // 2]
+    later = run_tap(sandbox_config(sb, start_date=start), first.state)
+    assert later.records("invoices") == []
+    in_scope = sum(1 for i in sb.invoice_ids() if sb.invoice(i)["date"][:10] >= start)
+    assert later.state["bookmarks"]["invoices"]["accounts"]["test"]["rows"] == in_scope
+    assert sb.requests["invoice_detail"] == 0
