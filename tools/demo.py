@@ -42,14 +42,14 @@ def _load_dotenv() -> None:
 def _summary(pipe: Pipeline) -> str:
     lines = ["", "Top customers by Kundenwert gesamt (total value):"]
     rows = pipe.query(
-        """select customer_email, kundenwert_gesamt, kundenwert_rechnungen, open_amount, paid_amount, invoice_count
-           from analytics.customer_values order by kundenwert_gesamt desc, customer_email limit 5"""
+        """select email, total_value, invoice_value, open_amount, paid_amount, invoice_count
+           from analytics.customer_values order by total_value desc, email limit 5"""
     )
     lines.append(f"  {'customer e-mail':<40} {'gesamt':>12} {'Rechnungen':>12} {'offen':>12} {'bezahlt':>12} {'#':>4}")
     for email, total, invoices, open_amount, paid, count in rows:
         lines.append(f"  {email:<40} {total:>12,.2f} {invoices:>12,.2f} {open_amount:>12,.2f} {paid:>12,.2f} {count:>4}")
     unassigned = pipe.query(
-        "select reason, count(*) from analytics.unassigned_invoices group by reason order by reason"
+        "select unassigned_reason, count(*) from analytics.unassigned_invoices group by 1 order by 1"
     )
     lines.append("Unassigned invoices: " + (", ".join(f"{n} {reason}" for reason, n in unassigned) or "none"))
     return "\n".join(lines)

@@ -32,6 +32,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OS_USER = "embedded_postgres"
 SUPERUSER = "postgres"
+# Trust auth ignores passwords; a non-empty one is set because target-postgres refuses to run without one.
+EMBEDDED_PASSWORD = "embedded"
 
 
 def _is_root() -> bool:
@@ -132,7 +134,7 @@ def _postmaster(layout: Layout) -> tuple[int, int] | None:
 
 
 def env_for(port: int) -> dict[str, str]:
-    return {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": SUPERUSER, "PGPASSWORD": "", "PGDATABASE": "postgres"}
+    return {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": SUPERUSER, "PGPASSWORD": EMBEDDED_PASSWORD, "PGDATABASE": "postgres"}
 
 
 def start(layout: Layout | None = None) -> dict[str, str]:
@@ -186,9 +188,8 @@ def stop(layout: Layout | None = None) -> bool:
 
 
 def url_for(env: dict[str, str]) -> str:
-    password = env.get("PGPASSWORD", "")
-    auth = env["PGUSER"] + (f":{password}" if password else "")
-    return f"postgresql://{auth}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
+    # Never the password: this goes to logs.
+    return f"postgresql://{env['PGUSER']}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
 
 
 def main(argv: list[str] | None = None) -> int:
