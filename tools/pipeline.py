@@ -7,6 +7,7 @@ Shared by `make demo`, the end-to-end tests and the benchmarks, so all three run
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -113,3 +114,10 @@ class Pipeline:
     def scalar(self, statement: str, params: tuple | dict | None = None):
         rows = self.query(statement, params)
         return rows[0][0] if rows else None
+
+
+def dbt_executable() -> str | None:
+    """dbt to call directly (tests): DBT_EXECUTABLE, dbt on PATH, or the one `meltano install` built."""
+    candidates = [os.environ.get("DBT_EXECUTABLE"), shutil.which("dbt"),
+                  str(PROJECT_ROOT / ".meltano" / "utilities" / "dbt-postgres" / "venv" / "bin" / "dbt")]
+    return next((c for c in candidates if c and Path(c).exists()), None)

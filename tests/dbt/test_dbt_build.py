@@ -1,6 +1,6 @@
 """dbt build of transform/ against the dev fixture (tests/dbt/fixtures/raw_invoiz.sql), with expected numbers.
 
-Needs a PostgreSQL (libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE), psycopg, and dbt
+Uses the session's PostgreSQL (fixture pg_env: yours via PGHOST, else embedded), psycopg, and dbt
 (``DBT_EXECUTABLE``, ``dbt`` on PATH, or Meltano's dbt-postgres utility venv); skipped otherwise.
 It loads the fixture into its own schemas (``dbt_test_raw_<id>``, ``dbt_test_<id>``) and drops them afterwards,
 so it never touches raw_invoiz or analytics.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from decimal import Decimal
@@ -23,40 +22,34 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "raw_invoiz.sql"
 AS_OF = "2026-11-29"
 
 psycopg = pytest.importorskip("psycopg")
-
-
-def _dbt() -> str | None:
-    candidates = [os.environ.get("DBT_EXECUTABLE"), shutil.which("dbt"),
-                  str(ROOT / ".meltano" / "utilities" / "dbt-postgres" / "venv" / "bin" / "dbt")]
-    return next((c for c in candidates if c and Path(c).exists()), None)
+from tools.pipeline import connect, dbt_executable  # noqa: E402
 
 
 pytestmark = [
-    pytest.mark.skipif(not os.environ.get("PGHOST"), reason="no PostgreSQL configured (PGHOST unset)"),
-    pytest.mark.skipif(_dbt() is None, reason="dbt is not installed"),
+    pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed"),
 ]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, pg_env):
     suffix = uuid.uuid4().hex[:8]
     raw_schema, schema = f"dbt_test_raw_{suffix}", f"dbt_test_{suffix}"
-    conn = psycopg.connect(autocommit=True)  # libpq environment variables
+    conn = connect(pg_env, autocommit=True)
     try:
         conn.execute(FIXTURE.read_text(encoding="utf-8").replace("raw_invoiz", raw_schema))
         tmp = tmp_path_factory.mktemp("dbt")
         env = dict(
             os.environ,
-            DBT_POSTGRES_HOST=os.environ.get("PGHOST", "localhost"),
-            DBT_POSTGRES_PORT=os.environ.get("PGPORT", "5432"),
-            DBT_POSTGRES_USER=os.environ.get("PGUSER", "postgres"),
-            DBT_POSTGRES_PASSWORD=os.environ.get("PGPASSWORD", ""),
-            DBT_POSTGRES_DBNAME=os.environ.get("PGDATABASE", "postgres"),
+            DBT_POSTGRES_HOST=pg_env["PGHOST"],
+            DBT_POSTGRES_PORT=pg_env["PGPORT"],
+            DBT_POSTGRES_USER=pg_env["PGUSER"],
+            DBT_POSTGRES_PASSWORD=pg_env["PGPASSWORD"],
+            DBT_POSTGRES_DBNAME=pg_env["PGDATABASE"],
             DBT_POSTGRES_SCHEMA=schema,
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
             DO_NOT_TRACK="1",
         )
-        cmd = [_dbt(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "profiles"),
+        cmd = [dbt_executable(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "profiles"),
                "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
                "--vars", f"{{invoiz_source_schema: {raw_schema}, as_of_date: '{AS_OF}'}}"]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tools.pipeline import dbt_executable
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[2] / "transform"
@@ -112,15 +113,11 @@ def test_overview_page_exists():
     assert blocks.get("__overview__"), "models/docs.md must define {% docs __overview__ %}"
 
 
-def _dbt_executable():
-    return os.environ.get("DBT_EXECUTABLE") or shutil.which("dbt")
-
-
-@pytest.mark.skipif(not _dbt_executable(), reason="dbt is not installed")
+@pytest.mark.skipif(not dbt_executable(), reason="dbt is not installed")
 def test_manifest_after_dbt_parse(tmp_path):
     """dbt parse (no database connection) and check the manifest: every node and column described."""
     env = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1")
-    cmd = [_dbt_executable(), "parse", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "profiles"),
+    cmd = [dbt_executable(), "parse", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "profiles"),
            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"), "--no-partial-parse"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

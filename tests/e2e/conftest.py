@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a PostgreSQL server for the session, a fresh database, sandbox and state per test."""
+"""End-to-end fixtures: a fresh database, sandbox and Meltano state per test (the server is tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ import uuid
 
 import pytest
 
-from tools import embedded_db
-from tools.pipeline import Pipeline, database_server, drop_database, recreate_database
-
-
-@pytest.fixture(scope="session")
-def pg_env():
-    """PG* variables of the server: the user's (PGHOST set) or an embedded one started for the session."""
-    env, started = database_server()
-    yield env
-    if started:
-        embedded_db.stop()
+from tools.pipeline import Pipeline, drop_database, recreate_database
 
 
 @pytest.fixture

@@ -7,9 +7,15 @@ and asserts what lands in PostgreSQL, comparing with the sandbox's own truth.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 
 import pytest
+
+from tools.pipeline import MELTANO, PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -147,3 +153,44 @@ def test_changing_credentials_or_page_size_keeps_state_and_data(pipeline, invoiz
     assert emitted(result).get("invoices", 0) == 0
     assert pipeline.scalar("select count(*) from raw_invoiz.invoices") == rows_before
     assert deleted_ids(pipeline, "invoices") == set()
+
+
+def test_changing_credentials_keeps_state_and_data(pipeline, invoiz_sandbox):
+    pipeline.run(*EL)
+    rows_before = pipeline.scalar("select count(*) from raw_invoiz.invoices")
+    invoiz_sandbox.set_credentials(api_key="rotated-key", api_key_secret="rotated-secret")
+    invoiz_sandbox.expire_tokens()
+    pipeline.credentials = {**pipeline.credentials, "api_key": "rotated-key", "api_key_secret": "rotated-secret"}
+    result = pipeline.run(*EL)
+    assert emitted(result).get("invoices", 0) == 0
+    assert pipeline.scalar("select count(*) from raw_invoiz.invoices") == rows_before
+    assert deleted_ids(pipeline, "invoices") == set()
+
+
+def test_a_run_killed_midway_then_a_normal_run_loses_and_duplicates_nothing(pipeline, invoiz_sandbox):
+    pipeline.run(*EL)
+    paid = next(i for i in invoiz_sandbox.invoice_ids() if invoiz_sandbox.invoice(i)["state"] == "locked")
+    invoiz_sandbox.pay(paid)
+    new_id = invoiz_sandbox.create_invoice(customer_id=next(iter(invoiz_sandbox.contact_ids())), date="2020-01-02")
+    # slow the API down so the kill lands in the middle of the scan
+    invoiz_sandbox.set_latency(150)
+    pipeline.extra_env["TAP_INVOIZ_PAGE_SIZE"] = "5"
+    invoiz_sandbox.reset_counters()
+    process = subprocess.Popen(
+        [MELTANO, "run", *EL], cwd=PROJECT_ROOT, env=pipeline.env(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while invoiz_sandbox.requests["invoice_list"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert invoiz_sandbox.requests["invoice_list"] >= 4, "the run never got going"
+
+    invoiz_sandbox.set_latency(0)
+    # Meltano still records the killed job as running; --force is what a user runs after a crash (see README).
+    pipeline.run("--force", *EL)
+    assert_tables_match_sandbox(pipeline, invoiz_sandbox)
+    assert pipeline.scalar("select status from raw_invoiz.invoices where id = %s", (paid,)) == "paid"
+    assert pipeline.scalar("select count(*) from raw_invoiz.invoices where id = %s", (new_id,)) == 1
+    assert pipeline.scalar("select count(*) - count(distinct (account, id)) from raw_invoiz.invoices") == 0
