@@ -8,13 +8,12 @@ BIN := $(VENV)/bin
 MELTANO := $(BIN)/meltano
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help venv install demo test docs card bench db-start db-stop clean
+.PHONY: help venv install demo test docs db-start db-stop clean
 
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
 	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080"
-	@echo "make card EMAIL=...   print the ticket-side customer card"
 	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
 
 $(BIN)/python:
@@ -42,13 +41,6 @@ test: install
 
 docs: install
 	$(BIN)/python -m tools.demo --docs
-
-card: install
-	@test -n "$(EMAIL)" || { echo "usage: make card EMAIL=someone@example.org"; exit 2; }
-	$(BIN)/python -m tools.card "$(EMAIL)"
-
-bench: install
-	$(BIN)/python -m tools.bench
 
 db-start: venv
 	@$(BIN)/python -m tools.embedded_db start
