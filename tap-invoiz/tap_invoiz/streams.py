@@ -39,144 +39,135 @@ def _meta_columns() -> list[th.Property]:
     ]
 
 
-INVOICE_FIELDS = [  # (API name, column, kind)
-    ("id", "id", "integer"),
-    ("number", "number", "string"),
-    ("type", "type", "string"),
-    ("state", "state", "string"),
-    ("customerId", "customer_id", "integer"),
-    ("customerData", "customer_data", "object"),
-    ("title", "title", "string"),
-    ("date", "date", "date"),
-    ("dueToDate", "due_to_date", "date"),
-    ("deliveryDate", "delivery_date", "date"),
-    ("lockedAt", "locked_at", "date-time"),
-    ("sentAt", "sent_at", "date-time"),
-    ("paidDate", "paid_date", "date"),
-    ("totalNet", "total_net", "number"),
-    ("totalGross", "total_gross", "number"),
-    ("outstandingAmount", "outstanding_amount", "number"),
-    ("cashDiscountTotal", "cash_discount_total", "number"),
-    ("priceKind", "price_kind", "string"),
-    ("payConditionId", "pay_condition_id", "integer"),
-    ("metaData", "meta_data", "object"),
-    ("positions", "positions", "array"),
-    ("history", "history", "array"),
+_KIND_TYPES: dict[str, t.Any] = {
+    "integer": th.IntegerType,
+    "number": th.NumberType,
+    "string": S,
+    "boolean": th.BooleanType,
+    "date": th.DateType,
+    "date-time": th.DateTimeType,
+    "object": OBJ,
+    "array": th.ArrayType(OBJ),
+}
+
+
+class Field(t.NamedTuple):
+    """One API field: its name in invoiz, its column, its kind (see _KIND_TYPES) and the column's description."""
+
+    api: str
+    column: str
+    kind: str
+    description: str
+
+
+def _schema(keys: list[th.Property], fields: list[Field], derived: list[th.Property]) -> dict:
+    """Key columns, then one column per API field, then columns the tap derives, then extra_fields/_sdc_deleted_at."""
+    key_names = {key.name for key in keys}
+    api_columns = [
+        _prop(f.column, _KIND_TYPES[f.kind], f.description) for f in fields if f.column not in key_names
+    ]
+    return th.PropertiesList(*keys, *api_columns, *derived, *_meta_columns()).to_dict()
+
+
+INVOICE_FIELDS = [  # Field(API name, column, kind, description): the one place to add an API field
+    Field("id", "id", "integer", "invoiz invoice id"),
+    Field("number", "number", "string", "Invoice number (string, leading zeros kept); null for drafts"),
+    Field("type", "type", "string", "invoice, depositInvoice, closingInvoice, recurringInvoice, ..."),
+    Field("state", "state", "string", "invoiz state, verbatim (draft, locked, partiallyPaid, paid, dunned, cancelled, ...)"),
+    Field("customerId", "customer_id", "integer", "invoiz customer (contact) id of the recipient"),
+    Field("customerData", "customer_data", "object", "Snapshot of the recipient on the invoice (customerData)"),
+    Field("title", "title", "string", "Invoice title"),
+    Field("date", "date", "date", "Invoice date (Europe/Berlin calendar date)"),
+    Field("dueToDate", "due_to_date", "date", "Due date (Europe/Berlin calendar date)"),
+    Field("deliveryDate", "delivery_date", "date", "Delivery date (Europe/Berlin calendar date)"),
+    Field("lockedAt", "locked_at", "date-time", "When the invoice was finalised (festgeschrieben)"),
+    Field("sentAt", "sent_at", "date-time", "When the invoice was sent"),
+    Field("paidDate", "paid_date", "date", "Date it was paid (Europe/Berlin calendar date)"),
+    Field("totalNet", "total_net", "number", "Net total, EUR"),
+    Field("totalGross", "total_gross", "number", "Gross total, EUR"),
+    Field("outstandingAmount", "outstanding_amount", "number", "Amount still open, EUR (0 when paid)"),
+    Field("cashDiscountTotal", "cash_discount_total", "number", "Cash discount total, EUR"),
+    Field("priceKind", "price_kind", "string", "net or gross"),
+    Field("payConditionId", "pay_condition_id", "integer", "Payment condition id"),
+    Field("metaData", "meta_data", "object", "metaData: cancellation, currentDunning, nextDunning"),
+    Field("positions", "positions", "array", "Line items, when the list rows carry them"),
+    Field("history", "history", "array", "State history ({state, date}), when the list rows carry it"),
 ]
 
-INVOICES_SCHEMA = th.PropertiesList(
-    _prop("account", S, "Setting `account`: which invoiz installation the row comes from", required=True),
-    _prop("id", th.IntegerType, "invoiz invoice id", required=True),
-    _prop("number", S, "Invoice number (string, leading zeros kept); null for drafts"),
-    _prop("type", S, "invoice, depositInvoice, closingInvoice, recurringInvoice, ..."),
-    _prop("state", S, "invoiz state, verbatim (draft, locked, partiallyPaid, paid, dunned, cancelled, ...)"),
-    _prop("status", S, "Derived: draft | open | paid | cancelled | uncollectible | unknown"),
-    _prop("customer_id", th.IntegerType, "invoiz customer (contact) id of the recipient"),
-    _prop("customer_data", OBJ, "Snapshot of the recipient on the invoice (customerData)"),
-    _prop("title", S, "Invoice title"),
-    _prop("date", th.DateType, "Invoice date (Europe/Berlin calendar date)"),
-    _prop("due_to_date", th.DateType, "Due date (Europe/Berlin calendar date)"),
-    _prop("delivery_date", th.DateType, "Delivery date (Europe/Berlin calendar date)"),
-    _prop("locked_at", th.DateTimeType, "When the invoice was finalised (festgeschrieben)"),
-    _prop("sent_at", th.DateTimeType, "When the invoice was sent"),
-    _prop("paid_date", th.DateType, "Date it was paid (Europe/Berlin calendar date)"),
-    _prop("total_net", th.NumberType, "Net total, EUR"),
-    _prop("total_gross", th.NumberType, "Gross total, EUR"),
-    _prop("outstanding_amount", th.NumberType, "Amount still open, EUR (0 when paid)"),
-    _prop("cash_discount_total", th.NumberType, "Cash discount total, EUR"),
-    _prop("price_kind", S, "net or gross"),
-    _prop("pay_condition_id", th.IntegerType, "Payment condition id"),
-    _prop("meta_data", OBJ, "metaData: cancellation, currentDunning, nextDunning"),
-    _prop("positions", th.ArrayType(OBJ), "Line items, when the list rows carry them"),
-    _prop("history", th.ArrayType(OBJ), "State history ({state, date}), when the list rows carry it"),
-    _prop("invoice_url", S, "Link to the invoice in the invoiz web app"),
-    *_meta_columns(),
-).to_dict()
+INVOICES_SCHEMA = _schema(
+    [
+        _prop("account", S, "Setting `account`: which invoiz installation the row comes from", required=True),
+        _prop("id", th.IntegerType, "invoiz invoice id", required=True),
+    ],
+    INVOICE_FIELDS,
+    [
+        _prop("status", S, "Derived: draft | open | paid | cancelled | uncollectible | unknown"),
+        _prop("invoice_url", S, "Link to the invoice in the invoiz web app"),
+    ],
+)
 
-CONTACT_FIELDS = [
-    ("id", "id", "integer"),
-    ("number", "number", "string"),
-    ("kind", "kind", "string"),
-    ("name", "name", "string"),
-    ("companyName", "company_name", "string"),
-    ("companyNameAffix", "company_name_affix", "string"),
-    ("salutation", "salutation", "string"),
-    ("title", "title", "string"),
-    ("firstName", "first_name", "string"),
-    ("lastName", "last_name", "string"),
-    ("email", "email", "string"),
-    ("phone1", "phone1", "string"),
-    ("phone2", "phone2", "string"),
-    ("mobile", "mobile", "string"),
-    ("fax", "fax", "string"),
-    ("website", "website", "string"),
-    ("notes", "notes", "string"),
-    ("category", "category", "string"),
-    ("vatId", "vat_id", "string"),
-    ("type", "type", "string"),
-    ("address", "address", "object"),
-    ("contactPersons", "contact_persons", "array"),
-    ("discount", "discount", "number"),
-    ("payConditionId", "pay_condition_id", "integer"),
-    ("notesAlert", "notes_alert", "boolean"),
+CONTACT_FIELDS = [  # Field(API name, column, kind, description): the one place to add an API field
+    Field("id", "id", "integer", "invoiz customer id"),
+    Field("number", "number", "string", "Customer number (Kundennummer), as a string"),
+    Field("kind", "kind", "string", "company or person"),
+    Field("name", "name", "string", "Display name (company name, or first and last name)"),
+    Field("companyName", "company_name", "string", "Company name"),
+    Field("companyNameAffix", "company_name_affix", "string", "Company name affix"),
+    Field("salutation", "salutation", "string", "Salutation (Herr, Frau, ...)"),
+    Field("title", "title", "string", "Title (Dr., ...)"),
+    Field("firstName", "first_name", "string", "First name"),
+    Field("lastName", "last_name", "string", "Last name"),
+    Field("email", "email", "string", "E-mail address, verbatim (normalised only in dbt)"),
+    Field("phone1", "phone1", "string", "phone1"),
+    Field("phone2", "phone2", "string", "phone2"),
+    Field("mobile", "mobile", "string", "mobile"),
+    Field("fax", "fax", "string", "fax"),
+    Field("website", "website", "string", "website"),
+    Field("notes", "notes", "string", "Notes (HTML)"),
+    Field("category", "category", "string", "Customer category"),
+    Field("vatId", "vat_id", "string", "VAT id (USt-IdNr)"),
+    Field("type", "type", "string", "customer or payee"),
+    Field("address", "address", "object", "address, verbatim"),
+    Field("contactPersons", "contact_persons", "array", "contactPersons"),
+    Field("discount", "discount", "number", "Default discount"),
+    Field("payConditionId", "pay_condition_id", "integer", "Payment condition id"),
+    Field("notesAlert", "notes_alert", "boolean", "Show the notes as an alert"),
 ]
 
-CONTACTS_SCHEMA = th.PropertiesList(
-    _prop("account", S, "Setting `account`: which invoiz installation the row comes from", required=True),
-    _prop("id", th.IntegerType, "invoiz customer id", required=True),
-    _prop("number", S, "Customer number (Kundennummer), as a string"),
-    _prop("kind", S, "company or person"),
-    _prop("name", S, "Display name (company name, or first and last name)"),
-    _prop("company_name", S, "Company name"),
-    _prop("company_name_affix", S, "Company name affix"),
-    _prop("salutation", S, "Salutation (Herr, Frau, ...)"),
-    _prop("title", S, "Title (Dr., ...)"),
-    _prop("first_name", S, "First name"),
-    _prop("last_name", S, "Last name"),
-    _prop("email", S, "E-mail address, verbatim (normalised only in dbt)"),
-    _prop("street", S, "address.street (street and house number)"),
-    _prop("zip_code", S, "address.zipCode"),
-    _prop("city", S, "address.city"),
-    _prop("country_iso", S, "address.countryIso, else address.isoCountry"),
-    _prop("phone", S, "First non-empty of phone1, mobile, phone2"),
-    _prop("phone1", S, "phone1"),
-    _prop("phone2", S, "phone2"),
-    _prop("mobile", S, "mobile"),
-    _prop("fax", S, "fax"),
-    _prop("website", S, "website"),
-    _prop("notes", S, "Notes (HTML)"),
-    _prop("category", S, "Customer category"),
-    _prop("vat_id", S, "VAT id (USt-IdNr)"),
-    _prop("type", S, "customer or payee"),
-    _prop("address", OBJ, "address, verbatim"),
-    _prop("contact_persons", th.ArrayType(OBJ), "contactPersons"),
-    _prop("discount", th.NumberType, "Default discount"),
-    _prop("pay_condition_id", th.IntegerType, "Payment condition id"),
-    _prop("notes_alert", th.BooleanType, "Show the notes as an alert"),
-    _prop("contact_url", S, "Link to the contact in the invoiz web app"),
-    *_meta_columns(),
-).to_dict()
+CONTACTS_SCHEMA = _schema(
+    [
+        _prop("account", S, "Setting `account`: which invoiz installation the row comes from", required=True),
+        _prop("id", th.IntegerType, "invoiz customer id", required=True),
+    ],
+    CONTACT_FIELDS,
+    [
+        _prop("street", S, "address.street (street and house number)"),
+        _prop("zip_code", S, "address.zipCode"),
+        _prop("city", S, "address.city"),
+        _prop("country_iso", S, "address.countryIso, else address.isoCountry"),
+        _prop("phone", S, "First non-empty of phone1, mobile, phone2"),
+        _prop("contact_url", S, "Link to the contact in the invoiz web app"),
+    ],
+)
 
-PAYMENT_FIELDS = [
-    ("id", "id", "integer"),
-    ("date", "date", "date-time"),
-    ("amount", "amount", "number"),
-    ("type", "type", "string"),
-    ("notes", "notes", "string"),
-    ("cancellationPaymentId", "cancellation_payment_id", "integer"),
+PAYMENT_FIELDS = [  # Field(API name, column, kind, description): the one place to add an API field
+    Field("id", "id", "integer", "Payment id (its 1-based position in payments[] if invoiz sends no id)"),
+    Field("date", "date", "date-time", "Payment date"),
+    Field("amount", "amount", "number", "Amount, EUR"),
+    Field("type", "type", "string", "payment, partial, discount, bankcharge, surcharge, credit, ..."),
+    Field("notes", "notes", "string", "Notes"),
+    Field("cancellationPaymentId", "cancellation_payment_id", "integer", "Set when the payment was reverted"),
 ]
 
-PAYMENTS_SCHEMA = th.PropertiesList(
-    _prop("account", S, "Setting `account`", required=True),
-    _prop("invoice_id", th.IntegerType, "Invoice the payment belongs to", required=True),
-    _prop("id", th.IntegerType, "Payment id (its 1-based position in payments[] if invoiz sends no id)", required=True),
-    _prop("date", th.DateTimeType, "Payment date"),
-    _prop("amount", th.NumberType, "Amount, EUR"),
-    _prop("type", S, "payment, partial, discount, bankcharge, surcharge, credit, ..."),
-    _prop("notes", S, "Notes"),
-    _prop("cancellation_payment_id", th.IntegerType, "Set when the payment was reverted"),
-    *_meta_columns(),
-).to_dict()
+PAYMENTS_SCHEMA = _schema(
+    [
+        _prop("account", S, "Setting `account`", required=True),
+        _prop("invoice_id", th.IntegerType, "Invoice the payment belongs to", required=True),
+        _prop("id", th.IntegerType, "Payment id (its 1-based position in payments[] if invoiz sends no id)", required=True),
+    ],
+    PAYMENT_FIELDS,
+    [],
+)
 
 
 def _extra(extra: dict) -> dict | None:
