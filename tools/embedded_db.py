@@ -133,6 +133,10 @@ def _postmaster(layout: Layout) -> tuple[int, int] | None:
     return pid, port
 
 
+def is_running(layout: Layout | None = None) -> bool:
+    return _postmaster(layout or Layout.default()) is not None
+
+
 def env_for(port: int) -> dict[str, str]:
     return {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": SUPERUSER, "PGPASSWORD": EMBEDDED_PASSWORD, "PGDATABASE": "postgres"}
 

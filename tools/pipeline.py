@@ -34,7 +34,7 @@ def database_server() -> tuple[dict[str, str], bool]:
         env["PGUSER"] = env["PGUSER"] or "postgres"
         env["PGDATABASE"] = env["PGDATABASE"] or "postgres"
         return env, False
-    running_before = embedded_db._postmaster(embedded_db.Layout.default()) is not None
+    running_before = embedded_db.is_running()
     return embedded_db.start(), not running_before
 
 
