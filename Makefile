@@ -8,12 +8,14 @@ BIN := $(VENV)/bin
 MELTANO := $(BIN)/meltano
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help venv install demo test docs db-start db-stop clean
+.PHONY: help venv install demo test docs bench card db-start db-stop clean
 
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
 	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080"
+	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
+	@echo "make card EMAIL=someone@example.org   the ticket-side customer card from PostgreSQL"
 	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
 
 $(BIN)/python:
@@ -41,6 +43,13 @@ test: install
 
 docs: install
 	$(BIN)/python -m tools.demo --docs
+
+# Not part of `make test`: takes minutes and measures this machine.
+bench: install
+	$(BIN)/python -m tools.bench
+
+card: install
+	@$(BIN)/python -m tools.card "$(EMAIL)"
 
 db-start: venv
 	@$(BIN)/python -m tools.embedded_db start
