@@ -185,6 +185,9 @@ class Dataset:
         self._next_cancellation_id = CANCELLATION_ID_BASE + 100000000 + 1
         self._sort_cache: dict = {}
         self._count_cache: dict = {}
+        # raw API fields forced onto rows as served (bad-data tests): id -> {apiField: value}; see set_raw_fields
+        self.raw_invoice_fields: dict[int, dict] = {}
+        self.raw_contact_fields: dict[int, dict] = {}
 
     # ------------------------------------------------------------------ pools
     def _build_pools(self):
@@ -663,6 +666,9 @@ class Dataset:
             out["currency"] = "EUR"
             out["isMigrated"] = False
             out["customFields"] = {"kostenstelle": f"KST-{inv['id'] % 7}"}
+        raw = self.raw_invoice_fields.get(inv["id"])
+        if raw:
+            out.update(copy.deepcopy(raw))
         return out
 
     def render_contact(self, c: dict, variants) -> dict:
@@ -679,7 +685,31 @@ class Dataset:
         if "extra_fields" in variants:
             out["isArchived"] = False
             out["lastActivity"] = c.get("_updated") or c.get("_created")
+        raw = self.raw_contact_fields.get(c["id"])
+        if raw:
+            out.update(copy.deepcopy(raw))
         return out
+
+    def set_raw_fields(self, kind: str, ident, fields: dict) -> int:
+        """Force raw API fields (any JSON value, also wrong types, NUL characters, unknown names; ``None`` = JSON
+        null) onto one invoice or contact exactly as list rows and detail answers serve them. Bookkeeping (state,
+        amounts, sort orders, filter counts) is left alone: this is bad data *from the API*, for tests of the client.
+        ``fields=None`` removes the overrides of that row."""
+        if kind not in ("invoice", "contact"):
+            raise SandboxError("kind must be invoice or contact", field="kind")
+        if fields is not None and (not isinstance(fields, dict) or "id" in fields):
+            raise SandboxError("fields must be an object without id", field="fields")
+        with self.lock:
+            if kind == "invoice":
+                row_id, store = self.inv_id(self.inv_idx(ident)), self.raw_invoice_fields
+            else:
+                row_id, store = self.con_id(self.con_idx(ident)), self.raw_contact_fields
+            if fields is None:
+                store.pop(row_id, None)
+            else:
+                store.setdefault(row_id, {}).update(copy.deepcopy(fields))
+            self._touch()
+            return row_id
 
     # ------------------------------------------------------------------ list queries
     def _inv_key_fn(self, order_by: str):

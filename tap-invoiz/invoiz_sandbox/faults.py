@@ -7,6 +7,8 @@ A fault is ``Fault(kind, scope=None, times=None, rate=None, **opts)``:
 * ``times``: trigger on the next N matching requests, then the fault is used up.
 * ``rate``: trigger on a share (0..1) of matching requests, drawn from a seeded RNG (reproducible).
 * neither ``times`` nor ``rate``: the kind's default (see ``KINDS``).
+* ``skip=N`` (any kind but page_shift/duplicate/latency/token_expiry): the first N matching requests pass untouched, e.g. an API that
+  goes down after the second page.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ ALIASES = {"429": "rate_limit", "5xx": "server_error", "500": "server_error", "5
 
 
 class Fault:
-    def __init__(self, kind: str, scope=None, times=None, rate=None, seed: int = 0, fault_id: int = 1, **opts):
+    def __init__(self, kind: str, scope=None, times=None, rate=None, seed: int = 0, fault_id: int = 1, skip=0,
+                 **opts):
         alias_status = int(kind) if kind in ("500", "502", "503") else None
         kind = ALIASES.get(kind, kind)
         if kind not in KINDS:
@@ -69,6 +72,7 @@ class Fault:
         self._rng = random.Random(seed * 1000003 + self.id)
         self.created = time.monotonic()
         self.fired = 0
+        self.skip = max(0, int(skip or 0))   # matching requests still to let through before the fault starts
         self.state: dict = {}                 # per-kind bookkeeping (pages seen, shift active, …)
 
     def matches(self, kind: str) -> bool:
@@ -79,6 +83,9 @@ class Fault:
 
     def take(self) -> bool:
         """Decide whether this fault fires for one matching request (consumes one of ``times``)."""
+        if self.skip > 0:
+            self.skip -= 1
+            return False
         if self.rate is not None:
             hit = self._rng.random() < self.rate
         elif self.times is None:
@@ -93,7 +100,8 @@ class Fault:
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": self.kind, "scope": sorted(self.scope) if self.scope else None,
-                "times_left": self.times, "rate": self.rate, "opts": self.opts, "fired": self.fired}
+                "times_left": self.times, "rate": self.rate, "opts": self.opts, "fired": self.fired,
+                "skip_left": self.skip}
 
 
 class FaultSet:

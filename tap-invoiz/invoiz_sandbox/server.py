@@ -320,7 +320,7 @@ class Sandbox:
         "delete_invoice", "create_contact", "update_contact", "set_contact_email", "delete_contact",
         "advance_clock", "set_today", "fault", "set_faults", "clear_faults", "expire_tokens", "set_variants",
         "set_max_page_size", "set_latency", "reset_counters", "invoice", "contact", "invoice_ids", "contact_ids",
-        "stats", "issue_token", "list_faults", "set_credentials")}
+        "stats", "issue_token", "list_faults", "set_credentials", "set_raw_fields")}
 
     def __init__(self, seed=42, invoices=200, contacts=None, variants=(), max_page_size=500, latency_ms=0,
                  today=None, port=0, credentials=None):
@@ -336,6 +336,7 @@ class Sandbox:
         self.faults = FaultSet(self.seed)
         self._tokens: dict[str, dict] = {}
         self._tok_lock = threading.Lock()
+        self._issued: list[str] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set = set()
@@ -432,9 +433,10 @@ class Sandbox:
                 "latency_ms": self.latency_ms, "faults": self.faults.describe()}
 
     # ------------------------------------------------------------------ faults
-    def fault(self, kind, scope=None, times=None, rate=None, **opts) -> int:
-        """Switch on one fault; returns its id. See invoiz_sandbox.faults.KINDS for kinds and options."""
-        return self.faults.add(kind, scope=scope, times=times, rate=rate, **opts).id
+    def fault(self, kind, scope=None, times=None, rate=None, skip=0, **opts) -> int:
+        """Switch on one fault; returns its id. See invoiz_sandbox.faults.KINDS for kinds and options.
+        ``skip=N``: the first N matching requests pass before the fault starts (e.g. the API goes down mid-scan)."""
+        return self.faults.add(kind, scope=scope, times=times, rate=rate, skip=skip, **opts).id
 
     def set_faults(self, *specs, faults=None):
         """Replace all faults: ``set_faults({"kind": "rate_limit", "times": 2}, ...)`` or ``faults=[...]``."""
@@ -454,7 +456,13 @@ class Sandbox:
         tok = "sbx_" + secrets.token_urlsafe(24)
         with self._tok_lock:
             self._tokens[tok] = {"issued": time.monotonic(), "uses": 0}
+            self._issued.append(tok)
         return tok
+
+    def issued_tokens(self) -> list:
+        """Every bearer token issued so far, expired ones included (for tests that check no token reaches a log)."""
+        with self._tok_lock:
+            return list(self._issued)
 
     def expire_tokens(self):
         """Invalidate every token issued so far (the next API call with one gets 401)."""
@@ -649,6 +657,11 @@ class Sandbox:
 
     def delete_contact(self, contact_id):
         return self.dataset.delete_contact(contact_id)
+
+    def set_raw_fields(self, kind, id, fields):  # noqa: A002
+        """Serve raw API fields on one row: ``set_raw_fields("invoice", 100003, {"totalGross": "119,00"})``.
+        Any JSON value (wrong types, NUL characters, 100 kB strings, unknown states); ``fields=None`` undoes it."""
+        return self.dataset.set_raw_fields(kind, id, fields)
 
     def advance_clock(self, days=1):
         self.dataset.advance_clock(days)
