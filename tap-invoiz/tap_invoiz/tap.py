@@ -13,6 +13,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_invoiz import streams
 from tap_invoiz.auth import InvoizAuthenticator
+from tap_invoiz.errors import InvoizConfigError
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -130,7 +131,13 @@ class TapInvoiz(Tap):
 
     def sync_all(self) -> None:
         """Check the credentials (one token request) before any stream starts, then sync."""
-        _ = self.invoiz_authenticator.token  # raises InvoizConfigError naming the settings to fix
+        try:
+            _ = self.invoiz_authenticator.token
+        except InvoizConfigError as exc:
+            # singer-sdk's CLI would log "Config validation failed" after our message, and `meltano config test`
+            # shows only the last line: so the message naming the settings to fix is logged last, then exit 1.
+            self.logger.error("%s", exc)  # noqa: TRY400
+            raise SystemExit(1) from None
         super().sync_all()
 
     def discover_streams(self) -> list[Stream]:
