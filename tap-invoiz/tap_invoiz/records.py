@@ -13,6 +13,11 @@ Rules:
   Europe/Berlin and its date taken (``2026-07-14T22:00:00.000Z`` → ``2026-07-15``); a plain ``YYYY-MM-DD`` and a
   timestamp without zone keep their own date.
 * ``date-time`` columns keep the API's ISO text; a plain date becomes midnight UTC of that date.
+* A row with a NUL character (U+0000) anywhere — in a value or a key, however deeply nested — is *rejected*:
+  PostgreSQL can store U+0000 neither in ``text`` nor in ``jsonb``, and target-postgres would fail the whole batch
+  (every run again, the other rows never loaded). :meth:`RecordMapper.map` raises :class:`RejectedRow`; the stream
+  skips the row with a warning naming stream, id and field, does not record its fingerprint (so it is retried on
+  every run until invoiz sends it without NUL) and loads the rest. Nothing is stripped or replaced.
 """
 
 from __future__ import annotations
@@ -35,6 +40,41 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 class Unconvertible(Exception):
     """A raw value does not fit its column."""
+
+
+class RejectedRow(Exception):
+    """A row that cannot be loaded at all without altering it (a NUL character). Skip it, do not record it."""
+
+    def __init__(self, stream: str, row_id: object, field: str, reason: str) -> None:
+        self.stream, self.row_id, self.field, self.reason = stream, row_id, field, reason
+        super().__init__(
+            f"{stream}: row id {row_id} not loaded: field {field} {reason}; it is retried on every run until invoiz "
+            "sends it without (nothing was stripped or replaced)"
+        )
+
+
+NUL = "\x00"
+
+
+def find_nul(value: object, path: str = "") -> str | None:
+    """Path (``customerData.name``, ``positions[2].title``) of the first string or key containing U+0000, else None."""
+    if isinstance(value, str):
+        return path or "(value)" if NUL in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            key_text = str(key)
+            sub = f"{path}.{key_text}" if path else key_text
+            if NUL in key_text:
+                return sub
+            found = find_nul(item, sub)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_nul(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def _is_number(value: object) -> bool:
@@ -147,7 +187,12 @@ class RecordMapper:
         self.known.update(api_names)
 
     def map(self, raw: Mapping[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
-        """Return (columns, extra_fields) for one API object."""
+        """Return (columns, extra_fields) for one API object; raise :class:`RejectedRow` for a row PostgreSQL cannot
+        store unaltered (a NUL character; the field is named, never its value)."""
+        nul_at = find_nul(raw)
+        if nul_at is not None:
+            raise RejectedRow(self.stream_name, raw.get("id"), nul_at,
+                              "contains a NUL character (U+0000), which PostgreSQL cannot store")
         record: dict[str, t.Any] = {}
         extra: dict[str, t.Any] = {}
         for api, column, kind in self.fields:
