@@ -35,7 +35,7 @@ from singer_sdk.streams import RESTStream
 from tap_invoiz import auth as auth_module
 from tap_invoiz import fingerprint as fpmod
 from tap_invoiz.auth import CREDENTIAL_SETTINGS, retry_after_seconds
-from tap_invoiz.records import RecordMapper, Unconvertible, to_berlin_date, to_integer
+from tap_invoiz.records import RecordMapper, RejectedRow, Unconvertible, to_berlin_date, to_integer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -427,7 +427,12 @@ class InvoizListStream(InvoizStream):
             raise FatalAPIError(msg) from None
 
     def _emit(self, raw: dict, row_id: int, fp: int, *, need_self: bool, need_child: bool) -> Iterable[dict]:
-        record = self.map_row(raw)
+        try:
+            record = self.map_row(raw)
+        except RejectedRow as exc:  # e.g. a NUL character: skipped, fingerprint not recorded, retried next run
+            self.logger.warning("%s", exc)
+            self.stats["rejected"] = self.stats.get("rejected", 0) + 1
+            return
         record["_sdc_deleted_at"] = None
         self._emit_children = need_child
         yield record  # written (and its children synced) before the generator resumes
