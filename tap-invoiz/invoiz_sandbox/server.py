@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -107,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, status, body: bytes, ctype="application/json; charset=utf-8", headers=None):
+        entry = getattr(self, "_log_entry", None)
+        if entry is not None:
+            entry["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -170,6 +173,13 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "GET" and len(api) == 2 and api[0] == "customer":
                 kind = "customer_detail"
             sb.requests.hit(kind or "other")
+            if kind is not None:
+                self._log_entry = sb._request_started(kind, query)
+                try:
+                    return self._api(kind, api, query)
+                finally:
+                    self._log_entry = None
+                    sb._request_finished(kind)
             if kind is None:
                 # drain a body so keep-alive stays in sync
                 if self.headers.get("Content-Length"):
@@ -341,6 +351,13 @@ class Sandbox:
         self._thread: threading.Thread | None = None
         self._conns: set = set()
         self._list_pages = 0
+        # concurrency seen by the server: requests being answered right now / at most, per kind (latency included),
+        # and the last API requests in arrival order: {"seq", "kind", "offset", "status"} (status None until answered)
+        self.in_flight: Counter = Counter()
+        self.max_in_flight: Counter = Counter()
+        self.request_log: deque = deque(maxlen=10000)
+        self._flight_lock = threading.Lock()
+        self._request_seq = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Sandbox":
@@ -421,7 +438,23 @@ class Sandbox:
         return self.latency_ms
 
     # ------------------------------------------------------------------ counters
+    def _request_started(self, kind, query) -> dict:
+        with self._flight_lock:
+            self._request_seq += 1
+            self.in_flight[kind] += 1
+            self.max_in_flight[kind] = max(self.max_in_flight[kind], self.in_flight[kind])
+            entry = {"seq": self._request_seq, "kind": kind, "offset": query.get("offset"), "status": None}
+            self.request_log.append(entry)
+            return entry
+
+    def _request_finished(self, kind):
+        with self._flight_lock:
+            self.in_flight[kind] -= 1
+
     def reset_counters(self):
+        with self._flight_lock:
+            self.max_in_flight.clear()
+            self.request_log.clear()
         self.requests.reset()
         return dict(self.requests)
 
