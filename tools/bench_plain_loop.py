@@ -1,0 +1,60 @@
+"""The baseline for the tap's throughput: the same list pages fetched with a plain `requests` + `json` loop.
+
+    python -m tools.bench_plain_loop PAGE_SIZE OUTPUT_PATH
+
+Reads the API URL and the (sandbox) credentials from BENCH_API_URL, BENCH_API_KEY, BENCH_API_KEY_SECRET and
+BENCH_INSTALLATION_ID (environment, not argv, so they never show in a process list). Fetches a token, then every
+page of contacts and invoices in the order and with the parameters the tap uses, and writes each row as one JSON
+line. Prints one JSON object: rows written and requests made. No fingerprints, no mapping, no Singer messages:
+the least work that still moves every row from the API to a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import requests
+
+# The tap's list requests (tap_invoiz/streams.py): contacts first, then invoices.
+LISTS = (
+    ("customer", {"orderBy": "number", "desc": "false"}),
+    ("invoice", {"orderBy": "date", "desc": "false", "filter": "all"}),
+)
+
+
+def main(argv: list[str]) -> int:
+    page_size, output_path = int(argv[0]), argv[1]
+    api_url = os.environ["BENCH_API_URL"]
+    session = requests.Session()
+    token = session.post(
+        api_url + "auth/token",
+        auth=(os.environ["BENCH_API_KEY"], os.environ["BENCH_API_KEY_SECRET"]),
+        json={"installationId": os.environ["BENCH_INSTALLATION_ID"]},
+        timeout=60,
+    ).json()["token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    rows = requests_made = 0
+    with open(output_path, "w", encoding="utf-8") as out:
+        for path, params in LISTS:
+            offset = 0
+            while True:
+                response = session.get(api_url + path, params={**params, "offset": offset, "limit": page_size},
+                                       timeout=60)
+                response.raise_for_status()
+                requests_made += 1
+                body = json.loads(response.text)
+                data = body["data"]
+                for row in data:
+                    out.write(json.dumps(row) + "\n")
+                rows += len(data)
+                offset += len(data)
+                if not data or offset >= body["meta"]["count"]:
+                    break
+    print(json.dumps({"rows": rows, "requests": requests_made + 1}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
