@@ -127,6 +127,10 @@ def money(amount: Decimal | None, currency: str) -> str:
     return f"{text} {currency}"
 
 
+def invoices_word(count: int) -> str:
+    return f"{count} Rechnung" if count == 1 else f"{count} Rechnungen"
+
+
 def render(card: Card) -> str:
     v = card.values
     currency = v["currency"] or "EUR"
@@ -134,11 +138,11 @@ def render(card: Card) -> str:
     lines = [f"Kunde: {card.email}" + (f"  ({card.name})" if card.name else "")]
     lines.append(f"  Kundenwert gesamt      {money(v['total_value'], currency):>{width}}")
     lines.append(f"  Kundenwert Rechnungen  {money(v['invoice_value'], currency):>{width}}"
-                 f"   {v['invoice_count']} Rechnungen ({v['value_basis']})")
+                 f"   {invoices_word(v['invoice_count'])} ({v['value_basis']})")
     lines.append(f"  offen                  {money(v['open_amount'], currency):>{width}}"
-                 f"   {v['open_invoice_count']} Rechnungen")
+                 f"   {invoices_word(v['open_invoice_count'])}")
     lines.append(f"  bezahlt                {money(v['paid_amount'], currency):>{width}}"
-                 f"   {v['paid_invoice_count']} Rechnungen")
+                 f"   {invoices_word(v['paid_invoice_count'])}")
     if not card.invoices:
         lines.append("\n  Keine Rechnungen.")
         return "\n".join(lines)
