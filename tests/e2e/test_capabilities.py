@@ -1,5 +1,5 @@
 """Capabilities of tap-invoiz through Meltano: batch and stream-maps through `meltano run` into PostgreSQL, and
-structured-logging as Meltano uses it. (The tap alone: tests/ecosystem/test_capabilities.py.)"""
+structured-logging as Meltano uses it. (The tap alone: tests/ecosystem/test_tap_capabilities.py.)"""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import referencing
 import referencing.jsonschema
-from conftest import HUB_SCHEMAS, PROJECT_ROOT
+from ecosystem_helpers import HUB_SCHEMAS, PROJECT_ROOT
 from referencing.exceptions import NoSuchResource
 from singer_sdk.helpers.capabilities import BATCH_CONFIG, FLATTENING_CONFIG, STREAM_MAPS_CONFIG
 
@@ -158,7 +158,7 @@ def test_hub_and_meltano_yml_agree_on_shared_settings(hub_definition, extractor)
             if setting.get("kind") == "object" and children:
                 continue  # meltano.yml's batch_config object = the Hub's batch_config.* settings
             if name in _undeclared_capability_settings(hub_definition["capabilities"]):
-                continue  # settings of a capability neither file declares (see test_capabilities.py)
+                continue  # settings of a capability neither file declares (see test_tap_capabilities.py)
             problems.append(f"{name}: in meltano.yml, not in the Hub file")
             continue
         for key in ("kind", "sensitive", "value"):

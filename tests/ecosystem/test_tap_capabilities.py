@@ -13,7 +13,7 @@ import subprocess
 from urllib.parse import urlparse
 
 import pytest
-from conftest import TAP_EXE, meltano_extractor
+from ecosystem_helpers import TAP_EXE, meltano_extractor
 from tap_helpers import catalog_for, run_cli, run_tap, sandbox_config
 
 from tap_invoiz.tap import TapInvoiz
