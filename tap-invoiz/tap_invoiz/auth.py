@@ -2,8 +2,10 @@
 
 ``POST {api_url}auth/token`` with HTTP Basic ``api_key:api_key_secret`` and the JSON body
 ``{"installationId": ...}`` returns ``{"token": "..."}``. Every other call sends ``Authorization: Bearer <token>``.
-The token has no documented lifetime: it is cached for the whole run (shared by all streams) and dropped when a call
-answers 401, after which the caller re-authenticates once and retries (see ``InvoizStream._request``).
+The token has no documented lifetime: it is cached for the whole run (shared by all streams and by the page workers
+of a stream) and dropped when a call answers 401, after which the caller re-authenticates once and retries (see
+``InvoizStream._request``). A lock makes this thread-safe: workers that get 401 with the same token cause one token
+request, not one each.
 
 Nothing here logs the credentials, the token, request headers or the token response body.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 import time
 import typing as t
 
@@ -62,6 +65,9 @@ class InvoizAuthenticator:
         self._user_agent = config.get("user_agent")
         self._session = session or requests.Session()
         self._token: str | None = None
+        self._lock = threading.Lock()  # held while a token is fetched: concurrent callers wait for that one
+        self._worked: set[str] = set()  # tokens that got at least one answer other than 401 (kept in memory only)
+        self._uses: dict[str, int] = {}  # requests sent with each token
         self.token_requests = 0
 
     def __repr__(self) -> str:  # never show credentials or the token
@@ -73,14 +79,39 @@ class InvoizAuthenticator:
 
     @property
     def token(self) -> str:
-        if self._token is None:
-            self._token = self._fetch_token()
-        return self._token
+        with self._lock:
+            if self._token is None:
+                self._token = self._fetch_token()
+            return self._token
 
-    def invalidate(self, token: str | None = None) -> None:
-        """Forget the cached token (only if it is still ``token``, when given)."""
-        if token is None or token == self._token:
-            self._token = None
+    def token_for_request(self) -> str:
+        """The token for one request, counted (see :meth:`expired`)."""
+        with self._lock:
+            if self._token is None:
+                self._token = self._fetch_token()
+            self._uses[self._token] = self._uses.get(self._token, 0) + 1
+            return self._token
+
+    def invalidate(self, token: str | None = None) -> bool:
+        """Forget the cached token (only if it is still ``token``, when given). True if this call dropped it, so of
+        several workers that got 401 with the same token only the first one re-authenticates (and logs it)."""
+        with self._lock:
+            if self._token is not None and (token is None or token == self._token):
+                self._token = None
+                return True
+            return False
+
+    def accepted(self, token: str) -> None:
+        """``token`` got an answer other than 401."""
+        with self._lock:
+            self._worked.add(token)
+
+    def expired(self, token: str) -> bool:
+        """Whether a 401 for ``token`` may mean it expired rather than that the credentials lack access: it worked
+        before, another request has replaced it meanwhile, or other requests used it at the same time (with
+        concurrent workers a token renewed for one of them can expire before another one's resend)."""
+        with self._lock:
+            return token in self._worked or token != self._token or self._uses.get(token, 0) > 1
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.token}"

@@ -3,7 +3,9 @@
 How a list stream syncs (the API has no updated-since filter and no updatedAt, contract §6):
 
 1. It lists *all* rows (offset/limit paging until ``offset >= meta.count``, or a short page when ``meta.count`` is
-   missing), de-duplicating ids within the run.
+   missing), de-duplicating ids within the run. Once the first page has given ``meta.count`` and the effective page
+   size, up to ``max_concurrency`` further pages are fetched at the same time; rows are still handled strictly in
+   offset order (:meth:`InvoizListStream.request_records`).
 2. For every row it computes a fingerprint of the row as the API returned it (:mod:`tap_invoiz.fingerprint`) and
    emits the row only when the fingerprint differs from the one in the state (new or changed rows).
 3. After a complete scan, tracked ids that were not seen are deletion candidates; each is confirmed with a detail
@@ -23,11 +25,18 @@ import datetime as dt
 import decimal
 import json
 import logging
+import math
+import threading
+import time
 import typing as t
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from http import HTTPStatus
 
+import backoff
 import requests
+import requests.adapters
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import OffsetPaginator
 from singer_sdk.streams import RESTStream
@@ -48,6 +57,11 @@ if t.TYPE_CHECKING:
 MAPPING_VERSION = "1"
 #: Emitted records between two STATE messages (each carries the whole encoded fingerprint map).
 STATE_EVERY = 5000
+#: Seconds between two progress lines of a stream (INFO); tests monkeypatch it.
+PROGRESS_INTERVAL = 15.0
+#: Default and upper bound of the setting max_concurrency (list pages in flight per stream).
+DEFAULT_MAX_CONCURRENCY = 4
+MAX_CONCURRENCY_LIMIT = 32
 
 
 def response_body(response: requests.Response) -> t.Any:
@@ -87,6 +101,145 @@ def invoiz_error_summary(response: requests.Response) -> str:
     return str(body)[:200]
 
 
+class ScanCancelled(Exception):  # noqa: N818 - not an error of its own: another page's error ends the scan
+    """Raised in a page worker whose scan was given up (another page failed): ends its retries at once."""
+
+
+class RetryPacer:
+    """When requests may be sent. Shared by all streams and page workers of a run.
+
+    A 429 (or any answer with Retry-After) pauses *every* worker until the server's time is up — the rate limit is
+    the account's, so the other workers would only collect more 429s. Other failures (5xx, timeouts, malformed pages)
+    make only the failing request wait. The waiting happens here rather than in backoff's sleep so that a given-up
+    scan can wake its workers (:meth:`bind`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paused_until = 0.0  # time.monotonic() before which no request is sent
+        self._local = threading.local()  # per thread: own retry time, last wait, the scan's cancel event
+        self.pauses = 0  # shared pauses so far (429 / Retry-After)
+
+    def bind(self, cancelled: threading.Event | None) -> None:
+        """Start of one page in a worker thread: waits end early (ScanCancelled) once ``cancelled`` is set."""
+        self._local.cancelled = cancelled
+        self._local.not_before = 0.0
+
+    def pause_all(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self.pauses += 1
+        self._local.last_wait = seconds
+
+    def pause_this_request(self, seconds: float) -> None:
+        self._local.not_before = time.monotonic() + seconds
+        self._local.last_wait = seconds
+
+    @property
+    def last_wait(self) -> float:
+        """The wait set by this thread's last failure (for the retry log line)."""
+        return float(getattr(self._local, "last_wait", 0.0))
+
+    def wait_turn(self) -> None:
+        """Block until this thread may send (shared pause and its own retry time); ScanCancelled if given up."""
+        cancelled: threading.Event | None = getattr(self._local, "cancelled", None)
+        while True:
+            if cancelled is not None and cancelled.is_set():
+                raise ScanCancelled
+            with self._lock:
+                until = max(self._paused_until, getattr(self._local, "not_before", 0.0))
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            if cancelled is None:
+                time.sleep(remaining)
+            else:
+                cancelled.wait(remaining)  # a pause extended meanwhile by another 429 is seen on the next loop
+
+
+class StreamProgress:
+    """Counters of one stream's sync and its INFO lines: once when the size of the listing is known, then at most
+    every PROGRESS_INTERVAL seconds, and a summary at the end. Requests and retries are counted by page workers
+    (hence the lock); everything else by the thread that emits records."""
+
+    def __init__(self, name: str, logger: logging.Logger) -> None:
+        self.name = name
+        self.logger = logger
+        self._lock = threading.Lock()
+        self.requests = 0  # HTTP requests sent by this stream, retries and 401 resends included
+        self.retries = 0  # retried 429/5xx/timeouts/connection errors/malformed answers
+        self.new = self.changed = self.deleted = 0  # list streams: by fingerprint
+        self.resent = 0  # unchanged invoices sent again because their invoice_payments were due
+        self.records = 0  # child streams (invoice_payments): records written
+        self.scan = 0
+        self.pages = self.rows = 0  # of the current scan
+        self.count: int | None = None  # meta.count of the last page
+        self.stride = 0  # rows per page as the server delivers them
+        self.candidates = self.checked = 0
+        self.started = time.monotonic()
+        self._last_line = self.started
+
+    def request_sent(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def retried(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    @property
+    def emitted(self) -> int:
+        return self.new + self.changed + self.deleted + self.resent + self.records
+
+    def scan_started(self) -> None:
+        self.scan += 1
+        self.pages = self.rows = 0
+
+    def page_listed(self, rows: int, count: int | None, workers: int) -> None:
+        self.pages += 1
+        self.rows += rows
+        self.count = count
+        if self.pages == 1:
+            self.stride = rows
+            if count is not None and self.scan == 1:
+                pages = math.ceil(count / rows) if rows else 1
+                self.logger.info(
+                    "%s: listing %s rows in %s pages of %s, %s", self.name, f"{count:,}", f"{pages:,}", rows,
+                    f"up to {workers} at a time" if workers > 1 and pages > 2 else "one after another",
+                )
+                self._last_line = time.monotonic()
+                return
+        self.maybe_log()
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if now - self._last_line >= PROGRESS_INTERVAL:
+            self._last_line = now
+            self.logger.info("%s", self.line())
+
+    def line(self) -> str:
+        scan = " (second scan)" if self.scan > 1 else ""
+        if self.count is not None and self.stride:
+            pages = max(self.pages, math.ceil(self.count / self.stride))
+            listed = f"{self.pages:,}/{pages:,} pages, {self.rows:,}/{self.count:,} rows listed{scan}"
+        else:
+            listed = f"{self.pages:,} pages, {self.rows:,} rows listed{scan}"
+        if self.candidates:
+            listed += f", {self.checked:,}/{self.candidates:,} deletion candidates checked"
+        return f"{self.name}: {listed}, {self.emitted:,} emitted"
+
+    def summary(self, account: str, listed: int, tracked: int, extra: str = "") -> str:
+        seconds = time.monotonic() - self.started
+        resent = f", {self.resent:,} resent for invoice_payments" if self.resent else ""
+        return (
+            f"{self.name}: account {account!r} done in {seconds:.1f} s: {listed:,} rows listed, "
+            f"{self.emitted:,} records emitted "
+            f"({self.new:,} new, {self.changed:,} changed, {self.deleted:,} deleted{resent}), "
+            f"{self.candidates:,} deletion candidates, {tracked:,} tracked{extra}; "
+            f"{self.requests:,} requests, {self.retries:,} retries"
+        )
+
+
 class InvoizPaginator(OffsetPaginator):
     """Offset/limit paging. Advances by the rows actually received (the server may cap ``limit`` silently) and stops
     at ``offset >= meta.count``, at an empty page, or — only when ``meta.count`` is missing — at a short page."""
@@ -120,6 +273,11 @@ class InvoizStream(RESTStream):
     replication_key = None
     _not_found_ok = False
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.progress = StreamProgress(self.name, self.logger)
+        self._pool_sized = False
+
     @property
     def replication_method(self) -> str:
         """Always FULL_TABLE for the SDK: the tap keeps its own bookmarks (fingerprints), there is no replication key.
@@ -144,6 +302,28 @@ class InvoizStream(RESTStream):
     def authenticator(self) -> InvoizAuthenticator:
         return self._tap.invoiz_authenticator  # type: ignore[attr-defined]
 
+    @property
+    def pacer(self) -> RetryPacer:
+        return self._tap.invoiz_pacer  # type: ignore[attr-defined]
+
+    @property
+    def max_concurrency(self) -> int:
+        value = self.config.get("max_concurrency")
+        return DEFAULT_MAX_CONCURRENCY if value is None else max(1, int(value))
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """The SDK's session with a connection pool as large as the page workers (requests keeps 10 per host, and
+        would open and drop extra connections beyond that)."""
+        session = super().requests_session
+        if not self._pool_sized:
+            size = max(10, self.max_concurrency + 1)
+            adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=size)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._pool_sized = True
+        return session
+
     @cached_property
     def user_agent(self) -> str:
         from tap_invoiz import __version__
@@ -164,19 +344,50 @@ class InvoizStream(RESTStream):
         """Attempts per request: the first one plus ``max_retries`` retries."""
         return 1 + max(0, int(self.config.get("max_retries", 5)))
 
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """The SDK's retry decorator — same exceptions, tries, wait generator and handler — without backoff's own
+        INFO line per retry (:meth:`backoff_handler` logs one WARNING with the real wait)."""
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            (
+                ConnectionResetError,
+                RetriableAPIError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ),
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
+
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
-        """1, 2, 4, ... 60 s — or what the server's Retry-After asks for (capped at 300 s)."""
+        """1, 2, 4, ... 60 s — or what the server's Retry-After asks for (capped at 300 s).
+
+        The wait is handed to the pacer, which makes the next attempt wait (in :meth:`_request`); backoff itself
+        sleeps 0 s. A 429 or a Retry-After pauses every worker, other failures only this request.
+        """
 
         def waits() -> t.Generator[float, t.Any, None]:
             exception = yield  # type: ignore[misc]
             attempt = 0
             while True:
                 response = getattr(exception, "response", None)
-                wait = retry_after_seconds(response if isinstance(response, requests.Response) else None)
+                response = response if isinstance(response, requests.Response) else None
+                wait = retry_after_seconds(response)
+                shared = wait is not None or (
+                    response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+                )
                 if wait is None:
                     wait = min(auth_module.BACKOFF_BASE * 2.0**attempt, 60.0)
                 attempt += 1
-                exception = yield wait
+                if shared:
+                    self.pacer.pause_all(wait)
+                else:
+                    self.pacer.pause_this_request(wait)
+                exception = yield 0.0
 
         return waits()
 
@@ -187,28 +398,41 @@ class InvoizStream(RESTStream):
         exc = details.get("exception")
         response = getattr(exc, "response", None)
         status = response.status_code if isinstance(response, requests.Response) else type(exc).__name__
+        self.progress.retried()
+        everyone = " (all requests pause)" if status == HTTPStatus.TOO_MANY_REQUESTS and self.max_concurrency > 1 else ""
         self.logger.warning(
-            "%s: request to %s failed (%s), attempt %d of %d; retrying in %.1f s",
-            self.name, self.path, status, details.get("tries", 0), self.backoff_max_tries(), details.get("wait", 0),
+            "%s: request to %s failed (%s), attempt %d of %d; retrying in %.1f s%s",
+            self.name, self.path, status, details.get("tries", 0), self.backoff_max_tries(), self.pacer.last_wait,
+            everyone,
         )
 
     # -- requests ------------------------------------------------------------------------------------------------
 
     def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
-        """Send with the cached token; on 401 drop it, re-authenticate once and resend."""
+        """Send with the cached token once the pacer allows; on 401 drop the token, re-authenticate once and resend.
+
+        Workers that get 401 with the same token share one re-authentication (the authenticator's lock). A resend
+        that gets 401 again fails with a message naming the credential settings — unless that token had worked (or
+        was replaced) meanwhile: then it expired under concurrent use and is renewed again, a few times at most.
+        """
         auth = self.authenticator
         response = None
-        for attempt in (1, 2):
-            token = auth.token
+        attempts = 2 + self.max_concurrency
+        for attempt in range(1, attempts + 1):
+            self.pacer.wait_turn()
+            token = auth.token_for_request()
             prepared_request.headers["Authorization"] = f"Bearer {token}"
+            self.progress.request_sent()
             response = self.requests_session.send(
                 prepared_request, timeout=self.timeout, allow_redirects=self.allow_redirects
             )
-            if response.status_code == HTTPStatus.UNAUTHORIZED and attempt == 1:
+            if response.status_code != HTTPStatus.UNAUTHORIZED:
+                auth.accepted(token)
+                break
+            if attempt == attempts or (attempt > 1 and not auth.expired(token)):
+                break
+            if auth.invalidate(token):
                 self.logger.info("%s: token rejected (HTTP 401), re-authenticating once", self.name)
-                auth.invalidate(token)
-                continue
-            break
         assert response is not None
         self._write_request_duration_log(endpoint=self.path, response=response, context=context, extra_tags=None)
         self.validate_response(response)
@@ -323,6 +547,80 @@ class InvoizListStream(InvoizStream):
             self._counts.append(None)
         yield from super().parse_response(response)
 
+    def _list_request(self, context: Context | None, offset: int) -> requests.PreparedRequest:
+        return self.build_prepared_request(
+            method="GET", url=self.get_url(context), params=self.get_url_params(context, offset),
+            headers=self.http_headers,
+        )
+
+    def request_records(self, context: Context | None) -> Iterable[dict]:
+        """The rows of one listing, strictly in offset order — the same rows in the same order whatever
+        ``max_concurrency`` is.
+
+        The first page is fetched alone: it gives ``meta.count`` and the effective page size (the rows actually
+        received; the server may cap ``limit`` silently). Then a window of at most ``max_concurrency`` requests runs
+        ahead at offsets one stride apart while the rows are handled in order, so memory stays bounded by the window.
+        Where to go next is still decided page by page by :class:`InvoizPaginator`, exactly as without concurrency;
+        if a page comes back shorter than the stride before the end (rows vanished mid-scan, or an odd server), the
+        pages fetched ahead would skip rows: they are dropped and the rest is listed one page after another. Without
+        ``meta.count`` the whole listing is sequential. A page that fails for good ends the scan with its error once
+        the pages before it have been handled; the other workers are woken and give up.
+        """
+        paginator = self.get_new_paginator()
+        workers = self.max_concurrency
+        fetch = self.request_decorator(self._request)
+        cancelled = threading.Event()
+        ahead: deque[tuple[int, Future[requests.Response]]] = deque()  # (offset, response to come), in offset order
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.name}-page") if workers > 1 else None
+        run_ahead = executor is not None
+        stride = 0
+        next_ahead = 0
+
+        def fetch_in_worker(offset: int) -> requests.Response:
+            self.pacer.bind(cancelled)
+            try:
+                return fetch(self._list_request(context, offset), context)
+            finally:
+                self.pacer.bind(None)
+
+        self.progress.scan_started()
+        try:
+            with self.get_http_request_counter() as request_counter:
+                request_counter.with_context(context)
+                while not paginator.finished:
+                    offset = paginator.current_value
+                    if ahead and ahead[0][0] != offset:
+                        # The previous page was short of the stride: the pages fetched ahead would leave a gap.
+                        self.logger.info(
+                            "%s: a page before the end had fewer rows than the page size; listing the rest one "
+                            "page after another", self.name,
+                        )
+                        for _, future in ahead:
+                            future.cancel()
+                        ahead.clear()
+                        run_ahead = False
+                    count = self._counts[-1] if self._counts else None
+                    if run_ahead and stride and isinstance(count, int):
+                        next_ahead = max(next_ahead, offset)
+                        while len(ahead) < workers and next_ahead < count:
+                            ahead.append((next_ahead, executor.submit(fetch_in_worker, next_ahead)))  # type: ignore[union-attr]
+                            next_ahead += stride
+                    if ahead:
+                        response = ahead.popleft()[1].result()
+                    else:
+                        response = fetch(self._list_request(context, offset), context)
+                    request_counter.increment()
+                    rows = list(self.parse_response(response))
+                    if not stride:
+                        stride = len(rows)
+                    paginator.advance(response)
+                    self.progress.page_listed(len(rows), self._counts[-1], workers)
+                    yield from rows
+        finally:
+            cancelled.set()  # wakes workers that wait for a retry; they give up (ScanCancelled)
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+
     # -- state -------------------------------------------------------------------------------------------------------
 
     @property
@@ -435,8 +733,10 @@ class InvoizListStream(InvoizStream):
             return
         record["_sdc_deleted_at"] = None
         self._emit_children = need_child
+        kind = ("new" if row_id not in self._fps else "changed") if need_self else "resent"
         yield record  # written (and its children synced) before the generator resumes
         self._emit_children = False
+        setattr(self.progress, kind, getattr(self.progress, kind) + 1)
         if need_self:
             self._fps[row_id] = fp
             self.stats["emitted"] = self.stats.get("emitted", 0) + 1
@@ -447,6 +747,7 @@ class InvoizListStream(InvoizStream):
             self._commit_state()
 
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        self.progress.started = time.monotonic()
         self._load_state()
         self._now = dt.datetime.now(dt.timezone.utc).isoformat()
         salt = self.fingerprint_salt
@@ -489,6 +790,7 @@ class InvoizListStream(InvoizStream):
         if not selected:
             candidates = []
         self.stats["deletion_candidates"] = len(candidates)
+        self.progress.candidates = len(candidates)
         if len(candidates) > max(50, len(self._fps) // 10):
             self.logger.warning(
                 "%s: %d of %d tracked rows are missing from the listing; confirming each with a detail request "
@@ -497,9 +799,12 @@ class InvoizListStream(InvoizStream):
             )
         for row_id in candidates:
             data = self.fetch_detail(self.detail_path.format(id=row_id))
+            self.progress.checked += 1
+            self.progress.maybe_log()
             raw = self.detail_object(data) if data is not None else None
             if raw is None:
                 yield self.tombstone(row_id)
+                self.progress.deleted += 1
                 self._fps.pop(row_id, None)
                 self.child_done(row_id, None)
                 self.stats["deleted"] = self.stats.get("deleted", 0) + 1
@@ -514,11 +819,10 @@ class InvoizListStream(InvoizStream):
             if self._fps.get(row_id) != fp:
                 yield from self._emit(raw, row_id, fp, need_self=True, need_child=self.child_needs(row_id, fp))
         self._commit_state(final=True)
-        self.logger.info(
-            "%s: account %r: %d rows listed, %d emitted, %d deletion candidates, %d deleted, %d tracked",
-            self.name, self.account, len(seen), self.stats.get("emitted", 0), len(candidates),
-            self.stats.get("deleted", 0), len(self._fps),
-        )
+        rejected = self.stats.get("rejected", 0)
+        self.logger.info("%s", self.progress.summary(
+            self.account, len(seen), len(self._fps), f", {rejected:,} rejected (retried next run)" if rejected else "",
+        ))
 
 
 def berlin_date_or_none(value: object) -> str | None:

@@ -348,6 +348,7 @@ class InvoicePaymentsStream(InvoizStream):
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         position = row.pop("_position", None)
+        self.progress.records += 1
         record, extra = self.mapper.map(row)
         if record.get("id") is None:
             record["id"] = position

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 import typing as t
 from functools import cached_property
 from urllib.parse import urlparse
@@ -10,15 +12,38 @@ from urllib.parse import urlparse
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.metrics import METRICS_LOGGER_NAME, MetricExclusionFilter
 
 from tap_invoiz import streams
 from tap_invoiz.auth import InvoizAuthenticator
+from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, RetryPacer
 from tap_invoiz.errors import InvoizConfigError
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
 
 PAGE_SIZE_MAX = 1000
+
+
+class RequestTimersAtDebug(MetricExclusionFilter):
+    """singer-sdk logs a METRIC line per HTTP request (http_request_duration) at INFO: thousands of lines in a
+    backfill. They are shown only when the metrics logger is at DEBUG (LOGLEVEL=debug); the per-stream counters
+    (http_request_count, record_count, sync_duration) stay. Uses the SDK's documented metrics filter."""
+
+    def __init__(self) -> None:
+        super().__init__(metrics=["http_request_duration"])
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return logging.getLogger(METRICS_LOGGER_NAME).isEnabledFor(logging.DEBUG) or super().filter(record)
+
+
+def _quiet_request_metrics() -> None:
+    metrics_logger = logging.getLogger(METRICS_LOGGER_NAME)
+    if not any(isinstance(f, RequestTimersAtDebug) for f in metrics_logger.filters):
+        metrics_logger.addFilter(RequestTimersAtDebug())
+
+
+_quiet_request_metrics()
 
 
 class TapInvoiz(Tap):
@@ -61,6 +86,13 @@ class TapInvoiz(Tap):
         th.Property(
             "page_size", th.IntegerType, default=100,
             description=f"Rows per list request (limit), 1 to {PAGE_SIZE_MAX}.",
+        ),
+        th.Property(
+            "max_concurrency", th.IntegerType, default=DEFAULT_MAX_CONCURRENCY,
+            description=(
+                "List pages fetched at the same time per stream (1 = one after another), 1 to "
+                f"{MAX_CONCURRENCY_LIMIT}. Records are still emitted in API order; an HTTP 429 slows all workers down."
+            ),
         ),
         th.Property(
             "request_timeout", th.IntegerType, default=60,
@@ -110,6 +142,14 @@ class TapInvoiz(Tap):
             not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= PAGE_SIZE_MAX
         ):
             errors.append(f"setting page_size must be an integer from 1 to {PAGE_SIZE_MAX} (got {page_size!r})")
+        max_concurrency = config.get("max_concurrency")
+        if max_concurrency is not None and (
+            not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool)
+            or not 1 <= max_concurrency <= MAX_CONCURRENCY_LIMIT
+        ):
+            errors.append(
+                f"setting max_concurrency must be an integer from 1 to {MAX_CONCURRENCY_LIMIT} (got {max_concurrency!r})"
+            )
         for setting, low in (("request_timeout", 1), ("max_retries", 0)):
             value = config.get(setting)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
@@ -129,6 +169,11 @@ class TapInvoiz(Tap):
     def invoiz_authenticator(self) -> InvoizAuthenticator:
         return InvoizAuthenticator(self.config)
 
+    @cached_property
+    def invoiz_pacer(self) -> RetryPacer:
+        """One for the run: a 429 pauses every stream's requests, not only the stream that got it."""
+        return RetryPacer()
+
     def sync_all(self) -> None:
         """Check the credentials (one token request) before any stream starts, then sync."""
         try:
@@ -138,7 +183,23 @@ class TapInvoiz(Tap):
             # shows only the last line: so the message naming the settings to fix is logged last, then exit 1.
             self.logger.error("%s", exc)  # noqa: TRY400
             raise SystemExit(1) from None
+        started = time.monotonic()
         super().sync_all()
+        self.logger.info("%s", self.sync_summary(time.monotonic() - started))
+
+    def sync_summary(self, seconds: float) -> str:
+        """One line over all streams: records emitted (per stream, and new/changed/deleted), requests, retries."""
+        synced = [s for s in self.streams.values() if s.selected]
+        progress = [s.progress for s in synced]  # type: ignore[attr-defined]
+        per_stream = ", ".join(f"{p.name} {p.emitted:,}" for p in progress)
+        token_requests = self.invoiz_authenticator.token_requests
+        return (
+            f"sync done in {seconds:.1f} s: {sum(p.emitted for p in progress):,} records emitted ({per_stream}); "
+            f"{sum(p.new for p in progress):,} new, {sum(p.changed for p in progress):,} changed, "
+            f"{sum(p.deleted for p in progress):,} deleted; "
+            f"{sum(p.requests for p in progress) + token_requests:,} requests ({token_requests} for tokens), "
+            f"{sum(p.retries for p in progress):,} retries"
+        )
 
     def discover_streams(self) -> list[Stream]:
         return [
