@@ -4,6 +4,9 @@ with the settings singer-sdk reports (`tap-invoiz --about --format json`)."""
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import json
 import tomllib
 from pathlib import Path
@@ -12,7 +15,8 @@ import jsonschema
 import pytest
 import referencing
 import referencing.jsonschema
-from ecosystem_helpers import HUB_SCHEMAS, PROJECT_ROOT
+import yaml
+from ecosystem_helpers import HUB_FILE, HUB_SCHEMAS, PROJECT_ROOT
 from referencing.exceptions import NoSuchResource
 from singer_sdk.helpers.capabilities import BATCH_CONFIG, FLATTENING_CONFIG, STREAM_MAPS_CONFIG
 
@@ -181,3 +185,28 @@ def test_identity_and_packaging_agree(hub_definition, extractor, about):
     assert hub_definition["executable"] in project["scripts"]
     # what the tap requires is exactly what Meltano checks as a group before running it
     assert [sorted(about["settings"]["required"])] == [sorted(g) for g in hub_definition["settings_group_validation"]]
+
+
+def test_meltano_adds_the_plugin_from_the_hub_file(hub_definition, tmp_path):
+    """What `meltano add` does with a Hub definition: the file is read by Meltano itself (offline, no install)."""
+    meltano = str(Path(sys.executable).parent / "meltano")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TAP_INVOIZ_"))}
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+
+    def run(*args: str, cwd: Path) -> str:
+        proc = subprocess.run([meltano, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    run("init", "proj", "--no-usage-stats", cwd=tmp_path)
+    project = tmp_path / "proj"
+    run("add", "--plugin-type", "extractor", "tap-invoiz", "--from-ref", str(HUB_FILE), "--no-install", cwd=project)
+    added = yaml.safe_load((project / "meltano.yml").read_text())["plugins"]["extractors"][0]
+    assert added["variant"] == hub_definition["variant"]
+    assert added["capabilities"] == hub_definition["capabilities"]
+    assert [s["name"] for s in added["settings"]] == [s["name"] for s in hub_definition["settings"]]
+    listing = run("config", "list", "tap-invoiz", "--all", cwd=project)
+    for name in ("api_key", "api_key_secret", "installation_id", "max_concurrency", "batch_config.encoding.format"):
+        assert name in listing
+    assert "TAP_INVOIZ_API_KEY" in listing
