@@ -48,7 +48,8 @@ docs: install
 bench: install
 	$(BIN)/python -m tools.bench
 
-card: install
+# Reads the marts `make demo` (or `meltano run sync`) built; needs no Meltano plugins.
+card: venv
 	@$(BIN)/python -m tools.card "$(EMAIL)"
 
 db-start: venv
