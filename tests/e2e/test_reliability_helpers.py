@@ -1,0 +1,212 @@
+"""Helpers of the reliability tests (issue 6): compare the raw tables with the sandbox, read Meltano's state, run
+`meltano` with an environment of our choosing. No tests here (the name only keeps it next to the tests it serves)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from decimal import Decimal
+
+import pytest
+
+from tools.pipeline import MELTANO, PROJECT_ROOT
+
+EL = ("tap-invoiz", "target-postgres")  # extract-load only; the dbt build runs in the tests that check the marts
+STATE_ID = "dev:tap-invoiz-to-target-postgres"  # Meltano's state id of `meltano run tap-invoiz target-postgres`
+
+# target-postgres metadata columns that differ between runs by design (when a row was extracted, received, batched,
+# its sequence and table version, when the sync started); every other column must be reproducible.
+RUN_METADATA_COLUMNS = ("_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_sequence",
+                        "_sdc_table_version", "_sdc_sync_started_at")
+
+
+def own_dirs_env(folder) -> dict[str, str]:
+    """Environment giving one test's `meltano run`s their own Meltano system dir (`.meltano/run/<plugin>/` holds
+    fixed-name files such as tap.properties.json and state.json, which concurrent runs in one checkout overwrite
+    and delete) and their own dbt target and log dirs; the plugin virtualenvs are shared through symlinks."""
+    sys_dir = folder / "meltano-sys"
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    for plugin_type in ("extractors", "loaders", "utilities"):
+        link = sys_dir / plugin_type
+        if not link.exists():
+            link.symlink_to(PROJECT_ROOT / ".meltano" / plugin_type, target_is_directory=True)
+    return {"MELTANO_SYS_DIR_ROOT": str(sys_dir), "DBT_TARGET_PATH": str(folder / "dbt-target"),
+            "DBT_LOG_PATH": str(folder / "dbt-logs")}
+
+
+@pytest.fixture(autouse=True)
+def own_meltano_dirs(pipeline, tmp_path):
+    """Every reliability test runs Meltano and dbt in its own system/target dirs (see own_dirs_env)."""
+    pipeline.extra_env.update(own_dirs_env(tmp_path))
+    return tmp_path
+
+
+def meltano(pipe, *args: str, env: dict | None = None, drop: tuple[str, ...] = (), timeout: float = 600):
+    """`meltano ARGS` with the pipeline's environment, plus ``env`` and minus the variables in ``drop``."""
+    run_env = pipe.env()
+    run_env.update(env or {})
+    for name in drop:
+        run_env.pop(name, None)
+    return subprocess.run([MELTANO, *args], cwd=PROJECT_ROOT, env=run_env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def output(result) -> str:
+    return (result.stdout or "") + (result.stderr or "")
+
+
+def emitted(result) -> dict[str, int]:
+    """Records the tap emitted per stream (singer-sdk's record_count metrics in the `meltano run` log)."""
+    counts: dict[str, int] = {}
+    for match in re.finditer(r"tap-invoiz +METRIC: (\{.*?\})(?:\s|$)", output(result)):
+        try:
+            metric = json.loads(match.group(1))
+        except json.JSONDecodeError:
+            continue
+        if metric.get("metric") == "record_count":
+            stream = metric.get("tags", {}).get("stream")
+            counts[stream] = counts.get(stream, 0) + int(metric["value"])
+    return counts
+
+
+def table_exists(pipe, table: str) -> bool:
+    return bool(pipe.scalar("select to_regclass(%s) is not null", (f"raw_invoiz.{table}",)))
+
+
+def schema_exists(pipe) -> bool:
+    return bool(pipe.scalar("select count(*) from information_schema.schemata where schema_name = 'raw_invoiz'"))
+
+
+def snapshot(pipe, table: str, exclude: tuple[str, ...] = (), live_only: bool = False) -> list[tuple]:
+    """Every row of a raw table as text, ordered by key, without the columns in ``exclude``."""
+    columns = [r[0] for r in pipe.query(
+        "select column_name from information_schema.columns where table_schema = 'raw_invoiz' and table_name = %s "
+        "order by column_name", (table,))]
+    keep = [c for c in columns if c not in exclude]
+    select = ", ".join(f'"{c}"::text' for c in keep)
+    where = " where _sdc_deleted_at is null" if live_only else ""
+    return [tuple(zip(keep, row)) for row in pipe.query(f"select {select} from raw_invoiz.{table}{where} order by account, id")]
+
+
+def _number(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+INVOICE_COLUMNS = {  # column -> API field of a list row, compared verbatim (numbers as decimals)
+    "number": "number", "state": "state", "type": "type", "customer_id": "customerId", "title": "title",
+    "total_net": "totalNet", "total_gross": "totalGross", "outstanding_amount": "outstandingAmount",
+    "cash_discount_total": "cashDiscountTotal",
+}
+CONTACT_COLUMNS = {"number": "number", "name": "name", "email": "email", "kind": "kind", "company_name": "companyName"}
+
+
+def assert_raw_tables_equal_source(pipe, sandbox, account: str = "test") -> None:
+    """The live rows of raw_invoiz.invoices/contacts are exactly the sandbox's rows: same keys (no row missing, none
+    extra, none twice), and every key, amount and text column equal to what the API serves."""
+    for table in ("invoices", "contacts"):
+        assert pipe.scalar(f"select count(*) - count(distinct (account, id)) from raw_invoiz.{table}") == 0, table
+    invoices = {r[0]: r[1:] for r in pipe.query(
+        f"select id, {', '.join(INVOICE_COLUMNS)} from raw_invoiz.invoices "
+        "where _sdc_deleted_at is null and account = %s", (account,))}
+    source_ids = set(sandbox.invoice_ids())
+    assert set(invoices) - source_ids == set(), "rows in the table that invoiz does not have"
+    assert source_ids - set(invoices) == set(), "invoices missing from the table"
+    for invoice_id in sorted(source_ids):
+        row = sandbox.invoice_row(invoice_id)
+        loaded = dict(zip(INVOICE_COLUMNS, invoices[invoice_id]))
+        for column, api in INVOICE_COLUMNS.items():
+            expected = row.get(api)
+            if column.startswith(("total", "outstanding", "cash")):
+                assert _number(loaded[column]) == _number(expected), (invoice_id, column)
+            elif column == "number":
+                assert loaded[column] == (expected or None), (invoice_id, column)
+            else:
+                assert loaded[column] == expected, (invoice_id, column)
+    contacts = {r[0]: r[1:] for r in pipe.query(
+        f"select id, {', '.join(CONTACT_COLUMNS)} from raw_invoiz.contacts "
+        "where _sdc_deleted_at is null and account = %s", (account,))}
+    assert set(contacts) == set(sandbox.contact_ids())
+    for contact_id in sandbox.contact_ids():
+        source = sandbox.contact(contact_id)
+        assert dict(zip(CONTACT_COLUMNS, contacts[contact_id])) == {c: source.get(a) for c, a in
+                                                                     CONTACT_COLUMNS.items()}, contact_id
+
+
+def deleted_ids(pipe, table: str) -> set[int]:
+    return {r[0] for r in pipe.query(f"select id from raw_invoiz.{table} where _sdc_deleted_at is not null")}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def meltano_state(pipe, state_id: str = STATE_ID) -> dict:
+    """The job's state in Meltano's system database (what `meltano state get` prints: the completed state with any
+    partial state of a failed run merged over it), read with sqlite to save a Meltano start per call."""
+    import sqlite3  # noqa: PLC0415
+
+    with sqlite3.connect(pipe.state_dir / "meltano.db") as conn:
+        row = conn.execute("select partial_state, completed_state from state where state_id = ?", (state_id,)).fetchone()
+    if row is None:
+        return {}
+    partial, completed = (json.loads(text) if text else {} for text in row)
+    return _merge(completed or {}, partial or {})
+
+
+def state_fingerprints(state: dict, stream: str, account: str = "test") -> dict[int, int]:
+    from tap_invoiz import fingerprint  # noqa: PLC0415
+
+    entry = (state.get("singer_state") or state).get("bookmarks", {}).get(stream, {}).get("accounts", {}).get(account)
+    return fingerprint.decode(entry["fingerprints"]) if entry else {}
+
+
+def row_fingerprint(row: dict, app_url: str) -> int:
+    """The fingerprint the tap records for a list row (tap_invoiz.client: salt = mapping version | app_url)."""
+    from tap_invoiz import fingerprint  # noqa: PLC0415
+    from tap_invoiz.client import MAPPING_VERSION  # noqa: PLC0415
+
+    return fingerprint.fingerprint(row, f"{MAPPING_VERSION}|{app_url.rstrip('/')}")
+
+
+def assert_state_not_ahead_of_tables(pipe, sandbox, state: dict) -> None:
+    """Every row the state says was delivered is in the table, and every row whose state fingerprint is the
+    source's current one has the source's current values in the table (state never runs ahead of the load)."""
+    fps = state_fingerprints(state, "invoices")
+    rows = {r[0]: r[1:] for r in pipe.query(
+        "select id, state, total_gross, outstanding_amount from raw_invoiz.invoices where _sdc_deleted_at is null")}
+    assert set(fps) <= set(rows), "the state tracks invoices the table does not have"
+    live = set(sandbox.invoice_ids())
+    for invoice_id, fp in fps.items():
+        if invoice_id in live and fp == row_fingerprint(sandbox.invoice_row(invoice_id), sandbox.app_url):
+            source = sandbox.invoice_row(invoice_id)
+            assert rows[invoice_id] == (source["state"], _number(source["totalGross"]),
+                                        _number(source["outstandingAmount"])), invoice_id
+    contact_fps = state_fingerprints(state, "contacts")
+    contacts = {r[0]: r[1] for r in pipe.query(
+        "select id, email from raw_invoiz.contacts where _sdc_deleted_at is null")}
+    assert set(contact_fps) <= set(contacts), "the state tracks contacts the table does not have"
+    for contact_id, fp in contact_fps.items():
+        if contact_id in set(sandbox.contact_ids()) and fp == row_fingerprint(sandbox.contact(contact_id),
+                                                                               sandbox.app_url):
+            assert contacts[contact_id] == sandbox.contact(contact_id).get("email"), contact_id
+
+
+def make_changes(sandbox) -> dict:
+    """Typical changes between two syncs: pay an old open invoice, a new and a back-dated invoice, delete a draft,
+    change a contact's e-mail. Returns what was touched."""
+    ids = sandbox.invoice_ids()
+    open_ids = [i for i in ids if sandbox.invoice(i)["state"] in ("locked", "dunned")]
+    draft = next(i for i in ids if sandbox.invoice(i)["state"] == "draft")
+    contact = sandbox.contact_ids()[0]
+    paid = open_ids[0]
+    sandbox.pay(paid)
+    new = sandbox.create_invoice(customer_id=contact)
+    backdated = sandbox.create_invoice(customer_id=contact, date="2020-02-03")
+    sandbox.delete_invoice(draft)
+    sandbox.set_contact_email(contact, "Geaendert@Beispiel.de")
+    return {"paid": paid, "new": new, "backdated": backdated, "deleted_draft": draft, "contact": contact}
