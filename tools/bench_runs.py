@@ -164,9 +164,9 @@ def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) 
                 conn.rollback()
                 continue
             if live != want:
-                problems.append(f"{table}: {live} live rows, expected {want}")
+                problems.append(f"{table}: {live} live rows of {want}")
             if unbatched:
-                problems.append(f"{table}: _sdc_batched_at empty on {unbatched} rows (dbt's loaded_at and source freshness)")
+                problems.append(f"{table}: _sdc_batched_at empty on {unbatched} rows")
     return problems
 
 
