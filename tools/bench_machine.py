@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -87,6 +88,19 @@ def postgres_version(pg_env: dict[str, str]) -> str:
         return f"unknown ({type(exc).__name__})"
 
 
+def project_revision() -> str:
+    """The commit measured, and whether the tap's source differed from it (it is installed editable)."""
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    changed = git("status", "--porcelain", "--", "tap-invoiz", "meltano.yml")
+    return commit + (" + uncommitted changes in tap-invoiz/ or meltano.yml" if changed else "")
+
+
 def describe(pg_env: dict[str, str], database_kind: str) -> dict[str, str]:
     """Label → value, in the order the report prints them."""
     venvs = PLUGIN_VENVS
@@ -97,6 +111,7 @@ def describe(pg_env: dict[str, str], database_kind: str) -> dict[str, str]:
         "OS": _os_name(),
         "Python": f"{platform.python_version()} ({sys.implementation.name})",
         "load average at start (1/5/15 min)": load_average(),
+        "project revision": project_revision(),
         "meltano": package_version("meltano"),
         "singer-sdk (tap)": package_version("singer-sdk", venvs["tap-invoiz"]),
         "tap-invoiz": package_version("tap-invoiz", venvs["tap-invoiz"]),
