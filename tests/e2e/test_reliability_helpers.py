@@ -57,9 +57,11 @@ def output(result) -> str:
 
 
 def emitted(result) -> dict[str, int]:
-    """Records the tap emitted per stream (singer-sdk's record_count metrics in the `meltano run` log)."""
+    """Records per stream that reached the target in a `meltano run` (target-postgres' record_count metrics; the
+    tap's own metric lines carry no stream name since it logs structured). A stream whose SCHEMA arrived but no
+    record counts 0, so an empty dict means the log was not understood, not that nothing was sent."""
     counts: dict[str, int] = {}
-    for match in re.finditer(r"tap-invoiz +METRIC: (\{.*?\})(?:\s|$)", output(result)):
+    for match in re.finditer(r"target-postgres +METRIC: (\{.*?\})(?:\s|$)", output(result)):
         try:
             metric = json.loads(match.group(1))
         except json.JSONDecodeError:

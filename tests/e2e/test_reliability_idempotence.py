@@ -28,7 +28,7 @@ def test_same_sync_twice_and_full_refresh_twice_leave_identical_tables(pipeline,
     pipeline.run(*EL)
     after_first = {t: snapshot(pipeline, t) for t in TABLES}
     again = pipeline.run(*EL)
-    assert emitted(again).get("invoices", 0) == emitted(again).get("contacts", 0) == 0
+    assert emitted(again) == {"invoices": 0, "contacts": 0}
     # every column of every row (tombstones included), the _sdc_* metadata too: nothing was touched
     assert {t: snapshot(pipeline, t) for t in TABLES} == after_first
     assert_raw_tables_equal_source(pipeline, sb)
