@@ -157,6 +157,11 @@ class RetryPacer:
                 cancelled.wait(remaining)  # a pause extended meanwhile by another 429 is seen on the next loop
 
 
+def counted(number: int, singular: str, plural: str) -> str:
+    """``1 retry``, ``2 retries``, ``1,204 requests``."""
+    return f"{number:,} {singular if number == 1 else plural}"
+
+
 class StreamProgress:
     """Counters of one stream's sync and its INFO lines: once when the size of the listing is known, then at most
     every PROGRESS_INTERVAL seconds, and a summary at the end. Requests and retries are counted by page workers
@@ -235,8 +240,8 @@ class StreamProgress:
             f"{self.name}: account {account!r} done in {seconds:.1f} s: {listed:,} rows listed, "
             f"{self.emitted:,} records emitted "
             f"({self.new:,} new, {self.changed:,} changed, {self.deleted:,} deleted{resent}), "
-            f"{self.candidates:,} deletion candidates, {tracked:,} tracked{extra}; "
-            f"{self.requests:,} requests, {self.retries:,} retries"
+            f"{counted(self.candidates, 'deletion candidate', 'deletion candidates')}, {tracked:,} tracked{extra}; "
+            f"{counted(self.requests, 'request', 'requests')}, {counted(self.retries, 'retry', 'retries')}"
         )
 
 
@@ -575,6 +580,7 @@ class InvoizListStream(InvoizStream):
         run_ahead = executor is not None
         stride = 0
         next_ahead = 0
+        last_rows = 0
 
         def fetch_in_worker(offset: int) -> requests.Response:
             self.pacer.bind(cancelled)
@@ -590,10 +596,11 @@ class InvoizListStream(InvoizStream):
                 while not paginator.finished:
                     offset = paginator.current_value
                     if ahead and ahead[0][0] != offset:
-                        # The previous page was short of the stride: the pages fetched ahead would leave a gap.
+                        # The previous page had fewer (or more) rows than the stride: the pages fetched ahead would
+                        # leave a gap (or overlap).
                         self.logger.info(
-                            "%s: a page before the end had fewer rows than the page size; listing the rest one "
-                            "page after another", self.name,
+                            "%s: a page before the end had %d rows instead of %d; listing the rest one page after "
+                            "another", self.name, last_rows, stride,
                         )
                         for _, future in ahead:
                             future.cancel()
@@ -611,6 +618,7 @@ class InvoizListStream(InvoizStream):
                         response = fetch(self._list_request(context, offset), context)
                     request_counter.increment()
                     rows = list(self.parse_response(response))
+                    last_rows = len(rows)
                     if not stride:
                         stride = len(rows)
                     paginator.advance(response)

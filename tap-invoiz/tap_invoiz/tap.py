@@ -16,7 +16,7 @@ from singer_sdk.metrics import METRICS_LOGGER_NAME, MetricExclusionFilter
 
 from tap_invoiz import streams
 from tap_invoiz.auth import InvoizAuthenticator
-from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, RetryPacer
+from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, RetryPacer, counted
 from tap_invoiz.errors import InvoizConfigError
 
 if t.TYPE_CHECKING:
@@ -197,8 +197,9 @@ class TapInvoiz(Tap):
             f"sync done in {seconds:.1f} s: {sum(p.emitted for p in progress):,} records emitted ({per_stream}); "
             f"{sum(p.new for p in progress):,} new, {sum(p.changed for p in progress):,} changed, "
             f"{sum(p.deleted for p in progress):,} deleted; "
-            f"{sum(p.requests for p in progress) + token_requests:,} requests ({token_requests} for tokens), "
-            f"{sum(p.retries for p in progress):,} retries"
+            f"{counted(sum(p.requests for p in progress) + token_requests, 'request', 'requests')} "
+            f"(incl. {counted(token_requests, 'token request', 'token requests')}), "
+            f"{counted(sum(p.retries for p in progress), 'retry', 'retries')}"
         )
 
     def discover_streams(self) -> list[Stream]:

@@ -110,7 +110,7 @@ def test_summary_counts_new_changed_deleted_requests_and_retries(invoiz_sandbox,
     assert any(
         "invoices: account 'test' done in" in m
         and m.endswith(
-            f": {rows} rows listed, 3 records emitted (1 new, 1 changed, 1 deleted), 1 deletion candidates, "
+            f": {rows} rows listed, 3 records emitted (1 new, 1 changed, 1 deleted), 1 deletion candidate, "
             f"{rows} tracked; {pages + 2 + 1} requests, 2 retries"  # pages, 2 retried, 1 detail to confirm the deletion
         )
         for m in messages
@@ -120,7 +120,7 @@ def test_summary_counts_new_changed_deleted_requests_and_retries(invoiz_sandbox,
     assert len(summary) == 1
     assert summary[0].endswith(
         f"s: 3 records emitted (contacts 0, invoices 3); 1 new, 1 changed, 1 deleted; "
-        f"{pages + 3 + -(-contacts // 10) + 1} requests (1 for tokens), 2 retries"
+        f"{pages + 3 + -(-contacts // 10) + 1} requests (incl. 1 token request), 2 retries"
     )
 
 
