@@ -205,7 +205,7 @@ class Bench:
     def meltano(self, source: Source, pipe: Pipeline, *, full_refresh: bool) -> Outcome:
         outcome = self.once_more_on_failure(lambda: meltano_run(pipe, source.sandbox, full_refresh=full_refresh))
         if full_refresh:
-            outcome.problems = check_load(self.pg_env, DATABASE, source.expected)
+            outcome.problems, outcome.content = check_load(self.pg_env, DATABASE, source.expected)
         return outcome
 
     def direct(self, source: Source, tap: TapSettings, target: TargetSettings | None = TargetSettings()) -> Outcome:
@@ -221,7 +221,7 @@ class Bench:
             return direct_run(sandbox, tap_cfg, target_config(self.pg_env, DATABASE, target))
 
         outcome = self.once_more_on_failure(load)
-        outcome.problems = check_load(self.pg_env, DATABASE, source.expected)
+        outcome.problems, outcome.content = check_load(self.pg_env, DATABASE, source.expected)
         return outcome
 
     # 1 + 4, then 6 on the loaded database -----------------------------------------------------------------------------

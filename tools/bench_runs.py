@@ -121,6 +121,7 @@ class Outcome:
     tap_cpu_s: float | None = None
     target_cpu_s: float | None = None
     problems: list[str] = field(default_factory=list)
+    content: str | None = None  # fingerprint of the loaded rows without the _sdc_* columns (check_load)
 
 
 # singer-sdk's record_count metric (a counter that logs and resets, so the values add up), in its two log forms:
@@ -149,15 +150,25 @@ def parse_logs(tap_log: str, target_log: str) -> tuple[int | None, int | None, i
     return record_count(tap_log), received, manifests
 
 
-def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) -> list[str]:
-    """Problems with what a backfill left in PostgreSQL: missing or soft-deleted rows, metadata dbt reads left empty."""
-    problems = []
+def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) -> tuple[list[str], str]:
+    """What a backfill left in PostgreSQL: problems (missing or soft-deleted rows, metadata dbt reads left empty) and a
+    fingerprint of the loaded values without the `_sdc_*` columns, to compare loads made with different settings."""
+    problems, fingerprints = [], []
     with connect(pg_env, database) as conn:
         for table, want in expected.items():
             try:
                 live, unbatched = conn.execute(
                     f"select count(*) filter (where _sdc_deleted_at is null), "  # noqa: S608 - fixed names
                     f"count(*) filter (where _sdc_batched_at is null) from {RAW_SCHEMA}.{table}"
+                ).fetchone()
+                columns = [name for (name,) in conn.execute(
+                    "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
+                    "and column_name not like '\\_sdc\\_%%' order by column_name", (RAW_SCHEMA, table))]
+                # Order-independent sum of row hashes: no 100 MB string_agg.
+                row = ", ".join(f'"{c}"' for c in columns)
+                count, total = conn.execute(
+                    f"select count(*), coalesce(sum(hashtextextended(row({row})::text, 0)::numeric), 0) "  # noqa: S608
+                    f"from {RAW_SCHEMA}.{table}"
                 ).fetchone()
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"{table}: not readable ({type(exc).__name__})")
@@ -167,7 +178,8 @@ def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) 
                 problems.append(f"{table}: {live} live rows of {want}")
             if unbatched:
                 problems.append(f"{table}: _sdc_batched_at empty on {unbatched} rows")
-    return problems
+            fingerprints.append(f"{table}:{len(columns)}:{count}:{total}")
+    return problems, " ".join(fingerprints)
 
 
 # -- runs -----------------------------------------------------------------------------------------------------------
