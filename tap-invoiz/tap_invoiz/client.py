@@ -566,8 +566,9 @@ class InvoizListStream(InvoizStream):
         received; the server may cap ``limit`` silently). Then a window of at most ``max_concurrency`` requests runs
         ahead at offsets one stride apart while the rows are handled in order, so memory stays bounded by the window.
         Where to go next is still decided page by page by :class:`InvoizPaginator`, exactly as without concurrency;
-        if a page comes back shorter than the stride before the end (rows vanished mid-scan, or an odd server), the
-        pages fetched ahead would skip rows: they are dropped and the rest is listed one page after another. Without
+        if a page before the end comes back with another number of rows than the first one (a server that changes
+        its cap mid-scan), the pages fetched ahead would skip (or repeat) rows: they are dropped and the rest is
+        listed one page after another. Without
         ``meta.count`` the whole listing is sequential. A page that fails for good ends the scan with its error once
         the pages before it have been handled; the other workers are woken and give up.
         """
