@@ -6,6 +6,7 @@ Overlap is measured on the sandbox side (max_in_flight, request_log in arrival o
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -261,3 +262,13 @@ def test_max_concurrency_is_a_documented_setting():
     assert setting["type"] == ["integer", "null"] or "integer" in setting["type"]
     assert setting["default"] == 4
     assert "429" in setting["description"]
+
+
+@pytest.mark.invoiz_sandbox(invoices=400, latency_ms=20)
+def test_the_connection_pool_fits_the_workers(invoiz_sandbox, caplog):
+    sb = invoiz_sandbox
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    run = run_tap(sandbox_config(sb, page_size=10, max_concurrency=16), contacts=False)
+    assert run.ids("invoices") == set(sb.invoice_ids())
+    assert sb.max_in_flight["invoice_list"] <= 16
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
