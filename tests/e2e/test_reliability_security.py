@@ -115,10 +115,17 @@ def _non_loopback_addresses() -> list[str]:
         for family in ("-4", "-6"):
             text = subprocess.run([ip, "-o", family, "addr", "show"], capture_output=True, text=True,
                                   check=False).stdout
-            for match in re.finditer(r"inet6? ([0-9a-fA-F.:]+)/\d+ scope (\w+)", text):
+            for match in re.finditer(r"inet6? ([0-9a-fA-F.:]+)/\d+ [^\n]*?scope (\w+)", text):
                 address, scope = match.groups()
                 if scope == "global":
                     addresses.append(address)
+    else:  # no iproute2: the addresses the host name resolves to
+        import socket  # noqa: PLC0415
+
+        try:
+            addresses = [a for a in socket.gethostbyname_ex(socket.gethostname())[2] if not a.startswith("127.")]
+        except OSError:
+            addresses = []
     return addresses
 
 
@@ -128,6 +135,7 @@ def test_embedded_postgres_listens_on_loopback_only(pg_env):
     with psycopg.connect(host=pg_env["PGHOST"], port=int(pg_env["PGPORT"]), user=pg_env["PGUSER"],
                          dbname=pg_env["PGDATABASE"], password=pg_env["PGPASSWORD"]) as conn:
         listen = conn.execute("show listen_addresses").fetchone()[0]
+        socket_dirs = conn.execute("show unix_socket_directories").fetchone()[0]
         rules = conn.execute(
             "select type, address, netmask, auth_method from pg_hba_file_rules where error is null").fetchall()
     assert [a.strip() for a in listen.split(",")] in (["127.0.0.1"], ["localhost"], ["127.0.0.1", "::1"])
@@ -135,6 +143,10 @@ def test_embedded_postgres_listens_on_loopback_only(pg_env):
     for kind, address, netmask, method in rules:
         if method == "trust" and kind != "local":
             assert address in ("127.0.0.1", "::1"), (kind, address, netmask)
+    # the unix socket (trust for `local`) sits in a folder only the server's OS user can enter
+    for folder in filter(None, (d.strip() for d in socket_dirs.split(","))):
+        if Path(folder).exists():
+            assert Path(folder).stat().st_mode & 0o077 == 0, f"socket folder {folder} is open to other users"
     others = _non_loopback_addresses()
     if not others:
         pytest.skip("this machine has no non-loopback address to try")
