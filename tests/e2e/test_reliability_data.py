@@ -12,7 +12,14 @@ import re
 from decimal import Decimal, InvalidOperation
 
 import pytest
-from test_reliability_helpers import own_meltano_dirs, EL, emitted, meltano_state, output, state_fingerprints
+from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+    EL,
+    emitted,
+    meltano_state,
+    output,
+    own_meltano_dirs,
+    state_fingerprints,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
