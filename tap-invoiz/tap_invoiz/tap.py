@@ -25,6 +25,14 @@ if t.TYPE_CHECKING:
 PAGE_SIZE_MAX = 1000
 
 
+def _parse_start_date(value: str) -> dt.date:
+    """YYYY-MM-DD, or an ISO 8601 timestamp on that day; nothing looser (01.02.2024 is ambiguous)."""
+    value = value.strip()
+    if len(value) == 10:
+        return dt.date.fromisoformat(value)
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+
+
 class RequestTimersAtDebug(MetricExclusionFilter):
     """singer-sdk logs a METRIC line per HTTP request (http_request_duration) at INFO: thousands of lines in a
     backfill. They are shown only when the metrics logger is at DEBUG (LOGLEVEL=debug); the per-stream counters
@@ -157,7 +165,7 @@ class TapInvoiz(Tap):
         start = config.get("start_date")
         if start not in (None, ""):
             try:
-                dt.date.fromisoformat(str(start)[:10])
+                _parse_start_date(str(start))
             except ValueError:
                 errors.append(f"setting start_date must be a date YYYY-MM-DD (got {start!r})")
         account = config.get("account")

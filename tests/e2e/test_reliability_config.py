@@ -26,13 +26,11 @@ CASES = {
     "page_size_huge": ({"TAP_INVOIZ_PAGE_SIZE": "100000"}, (), ["setting page_size must be an integer from 1 to 1000"]),
     "start_date_impossible": ({"TAP_INVOIZ_START_DATE": "2024-13-45"}, (),
                               ["setting start_date must be a date YYYY-MM-DD"]),
-    "start_date_german_format": pytest.param(
-        {"TAP_INVOIZ_START_DATE": "01.02.2024"}, (), ["start_date"],
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "meltano.yml declares start_date as kind date_iso8601, and Meltano parses '01.02.2024' month-first to "
-            "2024-01-02T00:00:00 before the tap sees it: the run succeeds with 2 January instead of failing "
-            "(fix: kind string in meltano.yml, so the tap's own check applies)")),
-    ),
+    # meltano.yml declares start_date as kind string: as date_iso8601, Meltano parsed this month-first to 2 January
+    "start_date_german_format": ({"TAP_INVOIZ_START_DATE": "01.02.2024"}, (),
+                                 ["setting start_date must be a date YYYY-MM-DD"]),
+    "start_date_trailing_text": ({"TAP_INVOIZ_START_DATE": "2024-01-01 or so"}, (),
+                                 ["setting start_date must be a date YYYY-MM-DD"]),
 }
 
 

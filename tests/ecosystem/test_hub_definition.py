@@ -108,7 +108,9 @@ def _check_against_tap(setting: dict, prop: dict | None) -> list[str]:
     types = _json_types(prop)
     if not any(kind in KINDS[t] for t in types):
         problems.append(f"{name}: kind {kind} does not fit the tap's type {sorted(types)}")
-    if prop.get("format") == "date" and kind != "date_iso8601":
+    # string is allowed too: Meltano's date_iso8601 parses loosely (01.02.2024 month-first), a string reaches the
+    # tap's strict check unchanged (meltano.yml's start_date)
+    if prop.get("format") == "date" and kind not in ("date_iso8601", "string"):
         problems.append(f"{name}: the tap wants a date, kind is {kind}")
     secret = bool(prop.get("secret"))
     if bool(setting.get("sensitive")) != secret or (kind == "password") != secret:
