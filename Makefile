@@ -28,8 +28,11 @@ $(VENV)/.installed: $(BIN)/python requirements-dev.txt tap-invoiz/pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# .meltano is private: while a plugin runs, Meltano keeps its config (secrets included) in .meltano/run/<plugin>/,
+# created with the process umask (world-readable under the usual 022).
 .meltano/.installed: $(VENV)/.installed meltano.yml
 	$(MELTANO) install
+	chmod 700 .meltano
 	touch $@
 
 venv: $(VENV)/.installed

@@ -154,3 +154,13 @@ def test_embedded_postgres_listens_on_loopback_only(pg_env):
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(host=address, port=int(pg_env["PGPORT"]), user=pg_env["PGUSER"], dbname="postgres",
                             connect_timeout=3).close()
+
+
+def test_make_install_keeps_meltano_dir_private():
+    """Meltano writes each running plugin's config, secrets included, world-readable into .meltano/run/<plugin>/;
+    `make install` closes the folder to other users."""
+    stamp = PROJECT_ROOT / ".meltano" / ".installed"
+    if not stamp.exists():
+        pytest.skip("the plugins were not installed by `make install` (no .meltano/.installed)")
+    mode = (PROJECT_ROOT / ".meltano").stat().st_mode & 0o777
+    assert mode == 0o700, f".meltano has mode {oct(mode)}; other users could read plugin configs with secrets"
