@@ -318,6 +318,10 @@ class Report:
                  f"- Fastest safe cell: {_seconds(fastest)}; the recommendation ({_seconds(seconds)}) is within "
                  f"{GRID_TIE:.0%} of it, and among those it asks the least of invoiz (fewest parallel requests, "
                  "then fewest requests)."]
+        if load:
+            lines.append(f"- target-postgres: the fastest variant in 3 that loaded correctly. Its peak memory is not "
+                         "measured here (5 runs with meltano.yml's settings); `batch_size_rows` holds that many "
+                         "records in memory before a write.")
         if unsafe_batch:
             lines.append("- BATCH is not safe here: target-postgres 0.8.1 loads batch files without the `_sdc_*` "
                          "metadata (`_sdc_batched_at`, `_sdc_extracted_at`, `_sdc_table_version` stay empty), which "
@@ -332,6 +336,10 @@ class Report:
             if not _problems(outcomes, reference) and seconds is not None and (best is None or seconds < best[1]):
                 best = (name, seconds)
         return best[0] if best else None
+
+    def _compared_values(self) -> bool:
+        outcomes = [o for group in (*self.r.loads.values(), *self.r.grid.values()) for o in group]
+        return any(getattr(o, "content", None) for o in outcomes)
 
     # -- the whole report -------------------------------------------------------------------------------------------
     def render(self) -> str:
@@ -357,8 +365,11 @@ class Report:
             f"{plan.big:,} and {plan.small:,} invoices, contacts = invoices ÷ 5) runs inside the benchmark process; "
             "PostgreSQL is real. " + concurrency,
             "",
-            "Re-run: `make bench` (about 15–20 minutes on 2 cores; writes this file), or "
-            "`.venv/bin/python -m tools.bench --quick` (a few minutes, prints only), `--runs N`, `--output PATH`. "
+            "Re-run: `make bench` (writes this file; about 20 minutes on a quiet 2-core machine — 32 minutes with "
+            "other test suites running — most of it target-postgres loading 100k invoices 25 times; `--runs 2` "
+            "cuts it by a third), or "
+            "`.venv/bin/python -m tools.bench --quick` (3–4 minutes, prints only); `--output PATH`, `--save`/"
+            "`--render` (keep the raw results, render the report again). "
             "Set `PGHOST` etc. to use your PostgreSQL instead of the embedded one; the benchmark works in a "
             "database `bench_load` that it drops at the end. Run it on a quiet machine: the tap, target-postgres, "
             "the sandbox and PostgreSQL share the same cores, so other load shifts every figure; compare ratios "
@@ -391,8 +402,9 @@ class Report:
             "`.meltano/run/<plugin>/`, and runs of other people in the same checkout would overwrite them.",
             "- *Loaded correctly* is checked in PostgreSQL after each backfill: live rows (`_sdc_deleted_at` null) = "
             "the sandbox's invoices and contacts, `_sdc_batched_at` filled (dbt's `loaded_at` and source "
-            "freshness read it), and the same values as the reference load (the default variant in 3, the first "
-            "non-BATCH cell in the grid): a sum of PostgreSQL row hashes over every column except `_sdc_*`. The no-change run's records come from the tap's log "
+            "freshness read it)" + (", and the same values as the reference load (the default variant in 3, the "
+            "first non-BATCH cell in the grid): a sum of PostgreSQL row hashes over every column except `_sdc_*`"
+            if self._compared_values() else "") + ". The no-change run's records come from the tap's log "
             "(singer-sdk's `record_count` metric) and target-postgres's own count (\"Reader … completed processing\").",
             "- The baseline loop is `tools/bench_plain_loop.py`: one `requests.Session`, `json.loads` per page, one "
             "`json.dumps` line per row.",
