@@ -368,7 +368,7 @@ class Report:
             "Re-run: `make bench` (writes this file; about 20 minutes on a quiet 2-core machine — 32 minutes with "
             "other test suites running — most of it target-postgres loading 100k invoices 25 times; `--runs 2` "
             "cuts it by a third), or "
-            "`.venv/bin/python -m tools.bench --quick` (3–4 minutes, prints only); `--output PATH`, `--save`/"
+            "`.venv/bin/python -m tools.bench --quick` (2–4 minutes, prints only); `--output PATH`, `--save`/"
             "`--render` (keep the raw results, render the report again). "
             "Set `PGHOST` etc. to use your PostgreSQL instead of the embedded one; the benchmark works in a "
             "database `bench_load` that it drops at the end. Run it on a quiet machine: the tap, target-postgres, "
