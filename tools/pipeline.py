@@ -38,6 +38,24 @@ def database_server() -> tuple[dict[str, str], bool]:
     return embedded_db.start(), not running_before
 
 
+def private_run_dirs(folder: Path) -> dict[str, str]:
+    """Environment giving `meltano run`s their own Meltano system dir and dbt target/log dirs under ``folder``.
+
+    Every `meltano run` writes its plugins' config, catalog and state to fixed names in `.meltano/run/<plugin>/`, and
+    dbt writes `transform/target/`: two runs at once in one checkout (parallel test sessions, a benchmark beside the
+    tests) overwrite and delete each other's files. The installed plugin virtualenvs are shared through symlinks,
+    so nothing is installed again.
+    """
+    sys_dir = folder / "meltano-sys"
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    for plugin_type in ("extractors", "loaders", "utilities"):
+        link = sys_dir / plugin_type
+        if not link.exists():
+            link.symlink_to(PROJECT_ROOT / ".meltano" / plugin_type, target_is_directory=True)
+    return {"MELTANO_SYS_DIR_ROOT": str(sys_dir), "DBT_TARGET_PATH": str(folder / "dbt-target"),
+            "DBT_LOG_PATH": str(folder / "dbt-logs")}
+
+
 def connect(pg_env: dict[str, str], database: str | None = None, **kwargs) -> psycopg.Connection:
     return psycopg.connect(
         host=pg_env["PGHOST"],

@@ -9,9 +9,8 @@ import re
 from decimal import Decimal
 
 import pytest
-from own_sys_dir import own_sys_dir_env
 
-from tools.pipeline import Pipeline
+from tools.pipeline import Pipeline, private_run_dirs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -21,7 +20,7 @@ NO_DATABASE = {"PGHOST": "127.0.0.1", "PGPORT": "9", "PGUSER": "nobody", "PGPASS
 @pytest.fixture
 def pipeline(pipeline, tmp_path):
     """The e2e pipeline, with its own .meltano/run and dbt target (other sessions may run meltano at the same time)."""
-    pipeline.extra_env.update(own_sys_dir_env(tmp_path))
+    pipeline.extra_env.update(private_run_dirs(tmp_path))
     return pipeline
 
 
@@ -89,7 +88,7 @@ def test_structured_logging_meltano_receives_the_taps_log_records_as_fields(invo
     pipe = Pipeline(
         pg_env=NO_DATABASE, database="none", api_url=invoiz_sandbox.api_url, app_url=invoiz_sandbox.app_url,
         credentials=dict(invoiz_sandbox.credentials), account="test", state_dir=tmp_path / "state",
-        extra_env=own_sys_dir_env(tmp_path),
+        extra_env=private_run_dirs(tmp_path),
     )
     result = pipe.meltano("--log-format=json", "invoke", "tap-invoiz", timeout=300)
     events = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]

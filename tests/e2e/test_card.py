@@ -9,9 +9,8 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from own_sys_dir import own_sys_dir_env
 
-from tools.pipeline import PROJECT_ROOT
+from tools.pipeline import PROJECT_ROOT, private_run_dirs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -23,7 +22,7 @@ LABELS = {"paid": "bezahlt", "locked": "offen", "partiallyPaid": "offen", "dunne
 @pytest.fixture
 def pipeline(pipeline, tmp_path):
     """The e2e pipeline, with its own .meltano/run and dbt target (other sessions may run meltano at the same time)."""
-    pipeline.extra_env.update(own_sys_dir_env(tmp_path))
+    pipeline.extra_env.update(private_run_dirs(tmp_path))
     return pipeline
 
 

@@ -4,9 +4,8 @@ environment only, as a user checks a connection: passes against the sandbox, nam
 from __future__ import annotations
 
 import pytest
-from own_sys_dir import own_sys_dir_env
 
-from tools.pipeline import Pipeline
+from tools.pipeline import Pipeline, private_run_dirs
 
 pytestmark = [pytest.mark.e2e]
 
@@ -17,7 +16,7 @@ def config_test(sb, tmp_path, **credentials) -> tuple[int, str]:
     pipe = Pipeline(
         pg_env=NO_DATABASE, database="none", api_url=sb.api_url, app_url=sb.app_url,
         credentials={**sb.credentials, **credentials}, account="test", state_dir=tmp_path / "state",
-        extra_env=own_sys_dir_env(tmp_path),
+        extra_env=private_run_dirs(tmp_path),
     )
     result = pipe.meltano("config", "test", "tap-invoiz", check=False, timeout=300)
     return result.returncode, result.stdout + result.stderr

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tools.pipeline import MELTANO, PROJECT_ROOT
+from tools.pipeline import MELTANO, PROJECT_ROOT, private_run_dirs
 
 EL = ("tap-invoiz", "target-postgres")  # extract-load only; the dbt build runs in the tests that check the marts
 STATE_ID = "dev:tap-invoiz-to-target-postgres"  # Meltano's state id of `meltano run tap-invoiz target-postgres`
@@ -21,24 +21,10 @@ RUN_METADATA_COLUMNS = ("_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_a
                         "_sdc_table_version", "_sdc_sync_started_at")
 
 
-def own_dirs_env(folder) -> dict[str, str]:
-    """Environment giving one test's `meltano run`s their own Meltano system dir (`.meltano/run/<plugin>/` holds
-    fixed-name files such as tap.properties.json and state.json, which concurrent runs in one checkout overwrite
-    and delete) and their own dbt target and log dirs; the plugin virtualenvs are shared through symlinks."""
-    sys_dir = folder / "meltano-sys"
-    sys_dir.mkdir(parents=True, exist_ok=True)
-    for plugin_type in ("extractors", "loaders", "utilities"):
-        link = sys_dir / plugin_type
-        if not link.exists():
-            link.symlink_to(PROJECT_ROOT / ".meltano" / plugin_type, target_is_directory=True)
-    return {"MELTANO_SYS_DIR_ROOT": str(sys_dir), "DBT_TARGET_PATH": str(folder / "dbt-target"),
-            "DBT_LOG_PATH": str(folder / "dbt-logs")}
-
-
 @pytest.fixture(autouse=True)
 def own_meltano_dirs(pipeline, tmp_path):
-    """Every reliability test runs Meltano and dbt in its own system/target dirs (see own_dirs_env)."""
-    pipeline.extra_env.update(own_dirs_env(tmp_path))
+    """Every reliability test runs Meltano and dbt in its own system/target dirs (tools.pipeline.private_run_dirs)."""
+    pipeline.extra_env.update(private_run_dirs(tmp_path))
     return tmp_path
 
 
