@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tools.pipeline import Pipeline, drop_database, recreate_database
+from tools.pipeline import Pipeline, drop_database, private_run_dirs, recreate_database
 
 
 @pytest.fixture
@@ -22,5 +22,7 @@ def pipeline(pg_env, invoiz_sandbox, tmp_path):
         credentials=dict(invoiz_sandbox.credentials),
         account="test",
         state_dir=tmp_path / "meltano-state",
+        # own .meltano/run and dbt target: a test session must not trip over another one in the same checkout
+        extra_env=private_run_dirs(tmp_path),
     )
     drop_database(pg_env, database)
