@@ -41,7 +41,7 @@ from tools.bench_runs import (
     TAP_EXE, BenchError, Outcome, TapSettings, TargetSettings, check_load, dbt_build, direct_run,
     meltano_run, plain_loop_run, tap_config, target_config,
 )
-from tools.pipeline import PROJECT_ROOT, Pipeline, database_server, drop_database, recreate_database
+from tools.pipeline import PROJECT_ROOT, Pipeline, database_server, drop_database, private_run_dirs, recreate_database
 
 SEED = 42
 TODAY = "2026-11-01"  # the sandbox clock: same data on every machine
@@ -159,19 +159,8 @@ class Bench:
         self.pg_env = pg_env
         self.results = results
         self.scratch = Path(tempfile.mkdtemp(prefix="tap-invoiz-bench-"))
-        self.sys_dir = self._private_meltano_dir()
-
-    def _private_meltano_dir(self) -> Path:
-        """A Meltano system dir of our own: the installed plugin venvs linked in, but our own `run/`.
-
-        `meltano run` writes each plugin's catalog, config and state to `.meltano/run/<plugin>/`; two runs in the
-        same project at the same time (tests, other benchmarks) overwrite each other's files there.
-        """
-        sys_dir = self.scratch / "meltano"
-        sys_dir.mkdir()
-        for kind in ("extractors", "loaders", "utilities"):
-            (sys_dir / kind).symlink_to(PROJECT_ROOT / ".meltano" / kind, target_is_directory=True)
-        return sys_dir
+        # own .meltano/run and dbt target: runs elsewhere in this checkout (tests) must not overwrite our files
+        self.run_dirs = private_run_dirs(self.scratch)
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -190,8 +179,7 @@ class Bench:
         sandbox = source.sandbox
         return Pipeline(pg_env=self.pg_env, database=DATABASE, api_url=sandbox.api_url, app_url=sandbox.app_url,
                         credentials=dict(sandbox.credentials), account=ACCOUNT, state_dir=self._fresh_dir("state"),
-                        extra_env={**tap.meltano_env(batch_root), **target.meltano_env(),
-                                   "MELTANO_SYS_DIR_ROOT": str(self.sys_dir)})
+                        extra_env={**tap.meltano_env(batch_root), **target.meltano_env(), **self.run_dirs})
 
     @staticmethod
     def once_more_on_failure(run: Callable[[], Outcome]) -> Outcome:
