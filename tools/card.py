@@ -19,14 +19,13 @@ import os
 import sys
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from tools import embedded_db
+from tools.pipeline import load_dotenv_database_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATABASE = "invoiz_demo"  # tools/demo.py's database
 RUN_THE_PIPELINE = "run `make demo` (sandbox data) or `.venv/bin/meltano run sync` (your invoiz account) first"
 
@@ -57,18 +56,6 @@ class Card:
     name: str | None
     values: dict
     invoices: list[dict]
-
-
-def _load_dotenv() -> None:
-    """PG* variables (and DBT_POSTGRES_SCHEMA) from .env, as `make demo` and Meltano read them; the environment wins."""
-    dotenv = PROJECT_ROOT / ".env"
-    if not dotenv.exists():
-        return
-    for line in dotenv.read_text().splitlines():
-        key, sep, value = line.strip().partition("=")
-        key = key.removeprefix("export ").strip()
-        if sep and (key.startswith("PG") or key == "DBT_POSTGRES_SCHEMA") and key not in os.environ:
-            os.environ[key] = value.strip().strip("'\"")
 
 
 def _connect(pg_env: dict[str, str], database: str) -> psycopg.Connection:
@@ -184,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Give the customer's e-mail address, e.g.: make card EMAIL=kunde@example.de", file=sys.stderr)
         return EXIT_USAGE
 
-    _load_dotenv()
+    load_dotenv_database_settings()
     schema = args.schema or os.environ.get("DBT_POSTGRES_SCHEMA") or "analytics"
     started = False
     try:

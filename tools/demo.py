@@ -19,24 +19,20 @@ import time
 from invoiz_sandbox import Sandbox
 
 from tools import embedded_db
-from tools.pipeline import MELTANO, PROJECT_ROOT, Pipeline, database_server, recreate_database
+from tools.pipeline import (
+    MELTANO,
+    PROJECT_ROOT,
+    Pipeline,
+    database_server,
+    load_dotenv_database_settings,
+    recreate_database,
+)
 
 DEMO_DATABASE = "invoiz_demo"
 DEMO_SEED = 42
 DEMO_INVOICES = 500
 DEMO_TODAY = "2026-11-01"
 STATE_DIR = PROJECT_ROOT / ".meltano" / "demo-state"
-
-
-def _load_dotenv() -> None:
-    """Make PG* variables from .env visible here too (Meltano reads .env itself; this script decides embedded or not)."""
-    dotenv = PROJECT_ROOT / ".env"
-    if not dotenv.exists():
-        return
-    for line in dotenv.read_text().splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and key.startswith("PG") and key not in os.environ:
-            os.environ[key] = value.strip().strip("'\"")
 
 
 def _summary(pipe: Pipeline) -> str:
@@ -57,7 +53,7 @@ def _summary(pipe: Pipeline) -> str:
 
 def run_demo() -> int:
     started_at = time.monotonic()
-    _load_dotenv()
+    load_dotenv_database_settings()
     pg_env, started_db = database_server()
     where = "embedded PostgreSQL" if started_db or not os.environ.get("PGHOST") else "your PostgreSQL"
     print(f"PostgreSQL: {where} at {pg_env['PGHOST']}:{pg_env['PGPORT']}, database {DEMO_DATABASE}", flush=True)
@@ -95,7 +91,7 @@ def run_demo() -> int:
 
 def serve_docs() -> int:
     """Generate and serve the dbt docs site for the demo database (Ctrl-C to stop)."""
-    _load_dotenv()
+    load_dotenv_database_settings()
     pg_env, started_db = database_server()
     pipe = Pipeline(pg_env=pg_env, database=DEMO_DATABASE, api_url="", app_url="",
                     credentials={"api_key": "", "api_key_secret": "", "installation_id": ""}, state_dir=STATE_DIR)

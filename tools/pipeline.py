@@ -38,6 +38,22 @@ def database_server() -> tuple[dict[str, str], bool]:
     return embedded_db.start(), not running_before
 
 
+def load_dotenv_database_settings() -> None:
+    """PG* variables (and DBT_POSTGRES_SCHEMA) from the project's .env into this process; the environment wins.
+
+    Meltano reads .env itself; the demo and the card must see it too, to decide between the user's PostgreSQL and
+    the embedded one. Only database settings are read: the invoiz secrets stay with Meltano.
+    """
+    dotenv = PROJECT_ROOT / ".env"
+    if not dotenv.exists():
+        return
+    for line in dotenv.read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        key = key.removeprefix("export ").strip()
+        if sep and (key.startswith("PG") or key == "DBT_POSTGRES_SCHEMA") and key not in os.environ:
+            os.environ[key] = value.strip().strip("'\"")
+
+
 def private_run_dirs(folder: Path) -> dict[str, str]:
     """Environment giving `meltano run`s their own Meltano system dir and dbt target/log dirs under ``folder``.
 

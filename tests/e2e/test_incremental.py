@@ -6,34 +6,19 @@ and asserts what lands in PostgreSQL, comparing with the sandbox's own truth.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import signal
 import subprocess
 import time
 
 import pytest
+from test_reliability_helpers import emitted  # records per stream, from the target's metrics
 
 from tools.pipeline import MELTANO, PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EL = ("tap-invoiz", "target-postgres")  # extract-load only; the dbt marts are covered in test_marts.py
-
-
-def emitted(result) -> dict[str, int]:
-    """Records the tap emitted per stream, from singer-sdk's record_count metrics in the `meltano run` log."""
-    counts: dict[str, int] = {}
-    for match in re.finditer(r'METRIC: (\{.*?\})(?:\s|$)', result.stderr + result.stdout):
-        try:
-            metric = json.loads(match.group(1))
-        except json.JSONDecodeError:
-            continue
-        if metric.get("metric") == "record_count":
-            stream = metric.get("tags", {}).get("stream")
-            counts[stream] = counts.get(stream, 0) + int(metric["value"])
-    return counts
 
 
 def live_ids(pipe, table: str) -> set[int]:
