@@ -9,7 +9,8 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HUB_FILE = PROJECT_ROOT / "hub" / "extractors" / "tap-invoiz--customer-values.yml"
-HUB_SCHEMAS = PROJECT_ROOT.parent / "shared" / "meltano-hub-schemas"
+# A copy of meltano/hub's schemas/ (common/, plugin_definitions/) in the repo, so the test runs on any clone.
+HUB_SCHEMAS = PROJECT_ROOT / "hub" / "schemas"
 TAP_EXE = str(Path(sys.executable).parent / "tap-invoiz")
 
 # the tap tests' helpers (run the tap in-process or as the console script against a sandbox)
