@@ -184,6 +184,7 @@ class StreamProgress:
         self.count: int | None = None  # meta.count of the last page
         self.stride = 0  # rows per page as the server delivers them
         self.candidates = self.checked = 0
+        self.rejected = 0  # rows not emitted because PostgreSQL cannot store them (RejectedRow); retried next run
         self.started = time.monotonic()
         self._last_line = self.started
 
@@ -236,14 +237,15 @@ class StreamProgress:
             listed += f", {self.checked:,}/{self.candidates:,} deletion candidates checked"
         return f"{self.name}: {listed}, {self.emitted:,} emitted"
 
-    def summary(self, account: str, listed: int, tracked: int, extra: str = "") -> str:
+    def summary(self, account: str, listed: int, tracked: int) -> str:
         seconds = time.monotonic() - self.started
         resent = f", {self.resent:,} resent for invoice_payments" if self.resent else ""
+        rejected = f", {self.rejected:,} rejected (retried next run)" if self.rejected else ""
         return (
             f"{self.name}: account {account!r} done in {seconds:.1f} s: {listed:,} rows listed, "
             f"{self.emitted:,} records emitted "
             f"({self.new:,} new, {self.changed:,} changed, {self.deleted:,} deleted{resent}), "
-            f"{counted(self.candidates, 'deletion candidate', 'deletion candidates')}, {tracked:,} tracked{extra}; "
+            f"{counted(self.candidates, 'deletion candidate', 'deletion candidates')}, {tracked:,} tracked{rejected}; "
             f"{counted(self.requests, 'request', 'requests')}, {counted(self.retries, 'retry', 'retries')}"
         )
 
@@ -517,7 +519,6 @@ class InvoizListStream(InvoizStream):
         self._fps: dict[int, int] = {}
         self._emit_children = False
         self._unflushed = 0
-        self.stats: dict[str, int] = {}
 
     # -- mapping, supplied by the streams ---------------------------------------------------------------------------
 
@@ -744,7 +745,7 @@ class InvoizListStream(InvoizStream):
             record = self.map_row(raw)
         except RejectedRow as exc:  # e.g. a NUL character: skipped, fingerprint not recorded, retried next run
             self.logger.warning("%s", exc)
-            self.stats["rejected"] = self.stats.get("rejected", 0) + 1
+            self.progress.rejected += 1
             return
         record["_sdc_deleted_at"] = None
         self._emit_children = need_child
@@ -754,7 +755,6 @@ class InvoizListStream(InvoizStream):
         setattr(self.progress, kind, getattr(self.progress, kind) + 1)
         if need_self:
             self._fps[row_id] = fp
-            self.stats["emitted"] = self.stats.get("emitted", 0) + 1
         if need_child:
             self.child_done(row_id, fp)
         self._unflushed += 1
@@ -771,11 +771,9 @@ class InvoizListStream(InvoizStream):
         complete = False
         for scan in (1, 2):
             seen_now: set[int] = set()
-            duplicates = 0
             for raw in self.request_records(context):
                 row_id = self._row_id(raw)
-                if row_id in seen_now:
-                    duplicates += 1
+                if row_id in seen_now:  # the same row on two pages (a page shift): handled once
                     continue
                 seen_now.add(row_id)
                 if not self.in_scope(raw):
@@ -792,7 +790,6 @@ class InvoizListStream(InvoizStream):
             # One set of ids per scan, merged afterwards (not two sets filled row by row): the tap's memory at 100k rows.
             seen = seen_now if not seen else seen | seen_now
             complete = final_count is None or (len(set(counts)) == 1 and len(seen_now) >= final_count)
-            self.stats.update(listed=len(seen_now), duplicates=self.stats.get("duplicates", 0) + duplicates)
             if complete:
                 break
             self.logger.warning(
@@ -805,7 +802,6 @@ class InvoizListStream(InvoizStream):
         candidates = sorted(row_id for row_id in self._fps if row_id not in seen)
         if not selected:
             candidates = []
-        self.stats["deletion_candidates"] = len(candidates)
         self.progress.candidates = len(candidates)
         if len(candidates) > max(50, len(self._fps) // 10):
             self.logger.warning(
@@ -823,7 +819,6 @@ class InvoizListStream(InvoizStream):
                 self.progress.deleted += 1
                 self._fps.pop(row_id, None)
                 self.child_done(row_id, None)
-                self.stats["deleted"] = self.stats.get("deleted", 0) + 1
                 self._unflushed += 1
                 continue
             if not self.in_scope(raw):
@@ -835,10 +830,7 @@ class InvoizListStream(InvoizStream):
             if self._fps.get(row_id) != fp:
                 yield from self._emit(raw, row_id, fp, need_self=True, need_child=self.child_needs(row_id, fp))
         self._commit_state(final=True)
-        rejected = self.stats.get("rejected", 0)
-        self.logger.info("%s", self.progress.summary(
-            self.account, len(seen), len(self._fps), f", {rejected:,} rejected (retried next run)" if rejected else "",
-        ))
+        self.logger.info("%s", self.progress.summary(self.account, len(seen), len(self._fps)))
 
 
 def berlin_date_or_none(value: object) -> str | None:
