@@ -18,6 +18,7 @@ from tap_invoiz import streams
 from tap_invoiz.auth import InvoizAuthenticator
 from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, RetryPacer, counted
 from tap_invoiz.errors import InvoizConfigError
+from tap_invoiz.listing import DEFAULT_FULL_SCAN_EVERY
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -106,6 +107,14 @@ class TapInvoiz(Tap):
             ),
         ),
         th.Property(
+            "full_scan_every", th.IntegerType, default=DEFAULT_FULL_SCAN_EVERY,
+            description=(
+                "Invoices: runs over which a full re-verification is spread (1 = list every invoice every run). "
+                "Other runs list the open states fully, reconcile paid and cancelled by their counts and check "
+                "1/full_scan_every of all invoices, so an edit no state or count shows arrives within that many runs."
+            ),
+        ),
+        th.Property(
             "request_timeout", th.IntegerType, default=60,
             description="Seconds to wait for one API response before it counts as failed (and is retried).",
         ),
@@ -161,7 +170,7 @@ class TapInvoiz(Tap):
             errors.append(
                 f"setting max_concurrency must be an integer from 1 to {MAX_CONCURRENCY_LIMIT} (got {max_concurrency!r})"
             )
-        for setting, low in (("request_timeout", 1), ("max_retries", 0)):
+        for setting, low in (("request_timeout", 1), ("max_retries", 0), ("full_scan_every", 1)):
             value = config.get(setting)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
                 errors.append(f"setting {setting} must be an integer >= {low} (got {value!r})")
