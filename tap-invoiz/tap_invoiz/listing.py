@@ -239,11 +239,13 @@ class StateListing:
         s._listing_check = (self, active)
         s._filter_params = {"filter": active, **params}
         s.progress.scan = 0
+        name, s.progress.name = s.progress.name, f"{s.name} filter={active}"
         try:
             yield from s.request_records(self.context)
         finally:
             s._listing_check = None
             s._filter_params = None
+            s.progress.name = name
 
     def page(self, active: str, offset: int, **params: t.Any) -> list[dict]:
         """One page (targeted scans, audit slices), self-checked. Callers advance by the rows received (the server
@@ -285,6 +287,8 @@ class StateListing:
 
     def run(self) -> Iterable[dict]:
         s = self.s
+        s.logger.info("%s: listing by state (run %d of a %d-run audit cycle): %s fully, paid and cancelled by their "
+                      "counts", s.name, s._runs % full_scan_every(s) + 1, full_scan_every(s), ", ".join(LISTED))
         seen: set[int] = set()
         for state in LISTED:
             code = CODE[state]
