@@ -5,6 +5,7 @@ Every test compares what the tap emitted, applied in order to a table, with a fr
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -322,3 +323,48 @@ def test_randomised_differential_many_runs_of_random_changes(invoiz_sandbox, tap
         state = run.state
         assert apply(table, run) == truth(sb)
     assert sum("(listed by state)" in m for m in tap_log) >= 25  # the runs really listed by state
+
+
+@pytest.mark.invoiz_sandbox(**SANDBOX)
+def test_invoices_created_while_the_run_lists_make_it_fall_back_and_stay_exact(invoiz_sandbox, tap_log):
+    sb = invoiz_sandbox
+    cfg, first, table = setup_run(sb, full_scan_every=1000)
+    sb.pay(ids_in(sb, "locked")[0])
+    sb.fault("page_shift", after_page=1, insert=3)  # after the first list answer, 3 new invoices appear
+    run = run_tap(cfg, first.state)
+    assert sum("listing by state is off for this run: invoices changed during the run" in m for m in tap_log) == 1
+    assert apply(table, run) == truth(sb)
+    tap_log.clear()
+    quiet = run_tap(cfg, run.state)
+    assert quiet.records("invoices") == [] and any("(listed by state)" in m for m in tap_log)
+
+
+@pytest.mark.invoiz_sandbox(**SANDBOX)
+def test_when_it_lists_every_invoice_and_says_why(invoiz_sandbox, tap_log):
+    sb = invoiz_sandbox
+    cfg, first, table = setup_run(sb)
+    # a state from before listing by state (fingerprints only): one full listing, then by state
+    entry = first.state["bookmarks"]["invoices"]["accounts"]["test"]
+    old = copy.deepcopy(first.state)
+    for key in ("states", "counts", "runs"):
+        old["bookmarks"]["invoices"]["accounts"]["test"].pop(key)
+    upgraded = run_tap(cfg, old)
+    assert upgraded.records("invoices") == []
+    assert any("listing every invoice (no counts from an earlier run)" in m for m in tap_log)
+    assert upgraded.state["bookmarks"]["invoices"]["accounts"]["test"]["states"] == entry["states"]
+    tap_log.clear()
+    run_tap(cfg, upgraded.state)
+    assert any("(listed by state)" in m for m in tap_log)
+    # start_date: the counts include invoices outside it
+    tap_log.clear()
+    dated = {**cfg, "start_date": "2000-01-01"}
+    run_tap(dated, run_tap(dated).state)
+    assert any("listing every invoice (start_date is set)" in m for m in tap_log)
+    # an invoice in a state the tap does not know
+    tap_log.clear()
+    sb.set_raw_fields("invoice", ids_in(sb, "paid")[0], {"state": "archived"})  # counts and filters unchanged
+    odd = run_tap({**cfg, "full_scan_every": 1}, upgraded.state)  # (by state only the audit would see it)
+    assert len(odd.records("invoices")) == 1
+    tap_log.clear()
+    run_tap(cfg, odd.state)
+    assert any("listing every invoice (invoices in a state the tap does not list by state)" in m for m in tap_log)
