@@ -288,7 +288,7 @@ class StateListing:
     def run(self) -> Iterable[dict]:
         s = self.s
         s.logger.info("%s: listing by state (run %d of a %d-run audit cycle): %s fully, paid and cancelled by their "
-                      "counts", s.name, s._runs % full_scan_every(s) + 1, full_scan_every(s), ", ".join(LISTED))
+                      "counts", s.name, (s._runs - 1) % full_scan_every(s) + 1, full_scan_every(s), ", ".join(LISTED))
         seen: set[int] = set()
         for state in LISTED:
             code = CODE[state]
@@ -346,7 +346,7 @@ class StateListing:
     def audit(self) -> Iterable[dict]:
         s = self.s
         total = math.ceil(self.snapshot["all"] / s.page_size)
-        pages = audit_pages(total, full_scan_every(s), s._runs)
+        pages = audit_pages(total, full_scan_every(s), s._runs - 1)  # _runs counts this run already
         offset, end = pages.start * s.page_size, pages.stop * s.page_size
         while offset < min(end, self.snapshot["all"]):
             rows = self.page("all", offset, orderBy="date", desc="false")
