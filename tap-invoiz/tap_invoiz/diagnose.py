@@ -109,6 +109,8 @@ CALENDAR_DATES = (
 )
 DATE_TIMES = ("lockedAt", "sentAt", "printDate", "history[].date", "createdAt", "updatedAt")
 MONEY = ("totalNet", "totalGross", "outstandingAmount", "cashDiscountTotal")
+#: Loggers that would write request URLs (with ids) at DEBUG.
+QUIET_LOGGERS = ("urllib3", "urllib3.connectionpool", "requests")
 RATE_LIMIT_HEADERS = ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
                       "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy")
 
@@ -158,6 +160,7 @@ class Probe:
     error: str | None = None
     retries: int = 0
     not_found: bool = False  # 404, or 400 whose body says NOT_FOUND (the tap's rule)
+    rate_limited: int = 0  # HTTP 429 answers, retried ones included
     headers: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -409,6 +412,8 @@ class Prober:
                 reauthenticated = True
                 self.authenticator.invalidate(bearer)
                 continue
+            if response.status_code == 429:  # noqa: PLR2004
+                probe.rate_limited += 1
             if (response.status_code == 429 or response.status_code >= 500) and attempt <= self.max_retries:  # noqa: PLR2004
                 self._wait(response, attempt, probe)
                 continue
@@ -536,6 +541,11 @@ class Diagnosis:
     def run(self) -> Report:
         started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         LOGGER.info("diagnose: read-only requests to %s", self.api)
+        # urllib3 logs every URL at DEBUG, detail URLs with their ids: kept at INFO while the diagnosis runs
+        quiet = [logging.getLogger(name) for name in QUIET_LOGGERS]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
         try:
             self._run()
         except CannotConnect as exc:
@@ -543,6 +553,9 @@ class Diagnosis:
             report = Report([], {}, self._probes(), self.api, started, fatal=str(exc))
         else:
             report = Report(self.findings, self.tables, self._probes(), self.api, started)
+        finally:
+            for logger, level in zip(quiet, levels):
+                logger.setLevel(level)
         counts = Counter(f.verdict for f in report.findings)
         LOGGER.info("diagnose: %d ✅, %d ⚠️, %d ❌, %d ➖; exit status %d", counts[OK], counts[WARN], counts[FAIL],
                     counts[SKIP], report.exit_code)
@@ -638,14 +651,14 @@ class Diagnosis:
             self.add("auth.bad_token", section, FAIL, "Invalid token",
                      f"answered {status}, not 401: the tap renews its token only on 401, so an expired token would "
                      "stop a long run. Send us this report (the tap must renew on this status too)")
-        limited = [probe for probe in self._probes() if probe.status == 429]  # noqa: PLR2004
+        limited = sum(max(probe.rate_limited, int(probe.status == 429)) for probe in self._probes())  # noqa: PLR2004
         headers = sorted({name for probe in self._probes() for name in probe.headers})
         seen = {name: next(probe.headers[name] for probe in self._probes() if name in probe.headers)
                 for name in headers}
         shown = ", ".join(f"`{name}: {value}`" for name, value in seen.items())
         if limited:
             self.add("auth.rate_limit", section, WARN, "Rate limit",
-                     f"{_plural(len(limited), 'answer')} HTTP 429 during the diagnosis"
+                     f"{_plural(limited, 'answer')} HTTP 429 during the diagnosis"
                      + (f"; headers {shown}" if shown else "; no Retry-After")
                      + ". Handled: the tap backs off (honouring Retry-After) and pauses all its page workers; "
                      "keep max_concurrency at 1–2")
@@ -961,8 +974,8 @@ class Diagnosis:
 
     def _filters(self, invoices: Probe, filtered: dict[str, Probe]) -> None:
         section = "Filters"
-        fallback = ("the state-aware listing cannot rely on it; listing every invoice (filter=all) stays correct, "
-                    "at the cost of more requests")
+        fallback = ("Handled: the tap does not rely on it and lists every invoice (`filter=all`) — correct, more "
+                    "requests")
         all_count = invoices.count
         meta = invoices.meta if isinstance(invoices.meta, dict) else {}
         meta_filter = meta.get("filter")
@@ -979,21 +992,20 @@ class Diagnosis:
                                                            else 99, n))
             if lacking:
                 self.add("filters.meta_filter", section, WARN, "meta.filter",
-                         f"an object with {_names(keys)}, but no `{{count}}` for {_names(lacking)}: {fallback}")
+                         f"an object with {_names(keys)}, but no `{{count}}` for {_names(lacking)}. {fallback}")
             else:
                 self.add("filters.meta_filter", section, OK, "meta.filter",
                          f"an object keyed by filter name, `{{count}}` for {_names(keys)}")
         elif meta_filter is None:
             self.add("filters.meta_filter", section, WARN, "meta.filter",
-                     f"not sent on the invoice list: {fallback}")
+                     f"not sent on the invoice list. {fallback}")
         else:
             self.add("filters.meta_filter", section, WARN, "meta.filter",
-                     f"a JSON {json_type(meta_filter)}, not an object keyed by filter name: {fallback}")
+                     f"a JSON {json_type(meta_filter)}, not an object keyed by filter name. {fallback}")
 
         # the whole listing, when it fitted on the page read: the true number of invoices per state
         complete = all_count is not None and len(invoices.rows) >= all_count
         tally = Counter(row.get("state") for row in invoices.rows) if complete else None
-        today = dt.datetime.now(BERLIN).date().isoformat()
 
         lines = ["| filter | HTTP | `meta.count` | `meta.filter` count | states in the listing | row's state |",
                  "|---|---|---|---|---|---|"]
@@ -1017,7 +1029,7 @@ class Diagnosis:
             )
             if not self._envelope_ok(probe):
                 self.add(f"filters.{name}", section, WARN, f"filter={name}",
-                         f"answered HTTP {probe.status}: the filter is not supported; {fallback}")
+                         f"answered HTTP {probe.status}: the filter is not supported. {fallback}")
                 continue
             problems = []
             if count is None:
@@ -1028,9 +1040,10 @@ class Diagnosis:
                 if isinstance(row_state, str) and row_state != name:
                     problems.append(f"its row is in state `{row_state}`")
                 if in_listing is not None and count is not None and count != in_listing:
-                    problems.append(f"it counts {count}, the listing has {in_listing} invoices in state `{name}`")
-                if (count is not None and all_count and count == all_count and tally is not None
-                        and in_listing != all_count):
+                    problems.append(f"it counts {count}, the listing has {_plural(in_listing, 'invoice')} in state "
+                                    f"`{name}`")
+                truth = [n for n in (listed, in_listing) if n is not None]
+                if count is not None and all_count and count == all_count and truth and any(n != count for n in truth):
                     problems.append("it answers like `filter=all` (the filter seems ignored)")
                 if count is not None:
                     state_counts[name] = count
@@ -1039,7 +1052,7 @@ class Diagnosis:
             if len(probe.rows) > 1:
                 problems.append(f"`limit=1` gave {len(probe.rows)} rows")
             if problems:
-                self.add(f"filters.{name}", section, WARN, f"filter={name}", "; ".join(problems) + f": {fallback}")
+                self.add(f"filters.{name}", section, WARN, f"filter={name}", "; ".join(problems) + f". {fallback}")
             else:
                 agreed = "= `meta.filter` count" if listed is not None else "(no `meta.filter` to compare)"
                 state = ("its row is open" if name == "overdue" else f"its row is `{name}`") if probe.rows else "no rows"
@@ -1059,9 +1072,10 @@ class Diagnosis:
                 more = "more" if total > all_count else "fewer"
                 self.add("filters.sum", section, WARN, "Counts add up to all",
                          f"the six state filters count {total:,}, {more} than `all` ({all_count:,}): states overlap "
-                         f"or other states exist; {fallback}")
+                         f"or other states exist. {fallback}")
         lines.append("")
-        lines.append(f"(`overdue` is judged by the server's clock and rule; today in Berlin is {today}.)")
+        lines.append("`states in the listing`: invoices per state in the full listing read above, when it fitted on "
+                     "one page. `overdue` follows the server's clock and rule, so only its row's state is checked.")
         self.table(section, lines)
 
     # -- formats ---------------------------------------------------------------------------------------------------
