@@ -1,6 +1,6 @@
 """``tap-invoiz --diagnose``: a read-only first contact with an invoiz account.
 
-About twenty requests — the token, the first page of each list with and without ``limit``, one page per invoice filter
+Eighteen requests — the token, the first page of each list with and without ``limit``, one page per invoice filter
 with ``limit=1``, one invoice and one contact detail, one unknown id, a request with a bad token, the payment
 conditions — and a Markdown report of how this invoiz answers compared with the contract the tap was built on
 (field names and JSON types, envelopes, paging, filters, date and id forms, the not-found form, auth, latency), with a
@@ -113,28 +113,6 @@ MONEY = ("totalNet", "totalGross", "outstandingAmount", "cashDiscountTotal")
 QUIET_LOGGERS = ("urllib3", "urllib3.connectionpool", "requests")
 RATE_LIMIT_HEADERS = ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
                       "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy")
-
-#: Which open question of the contract (§9) each report line settles; docs render this as a table.
-SETTLES: dict[str, str] = {
-    "auth.token": "7 (token lifetime: `expiresIn` or a JWT `exp`, if invoiz sends one)",
-    "auth.bad_token": "7 (how an expired or invalid token is answered)",
-    "auth.rate_limit": "7 (is there a 429 policy, rate-limit headers)",
-    "paging.default_limit": "4 (default `limit` when omitted)",
-    "paging.max_limit": "4 (largest `limit` honoured, silent cap)",
-    "paging.meta_count": "5 (`meta.count` present and an integer)",
-    "invoice_list.fields": "2 (do list rows carry `title`, `lockedAt`, `positions`, `payments`?)",
-    "invoice_list.timestamps": "1 (`createdAt`/`updatedAt` on list rows, detail, customers)",
-    "invoice_detail.envelope": "§3.2 envelope (`data.invoice` or `data`)",
-    "contacts.country_key": "3 (`address.countryIso` or `address.isoCountry`)",
-    "contacts.email": "3 (is `email` present on customers?)",
-    "filters.meta_filter": "5 (exact `meta.filter` shape, also `partiallyPaid` and `dunned`?)",
-    "filters.<name>": "5 (does `meta.count` reflect the active filter? does `filter=locked` include dunned?)",
-    "filters.sum": "5 (do the per-state counts add up to `all`?)",
-    "formats.not_found": "§7 (404 or 400 with `NOT_FOUND` for an unknown id)",
-    "formats.dates": "§2 dates (`YYYY-MM-DD`, UTC midnight or Berlin midnight)",
-    "Other endpoints: setting/payCondition": "6 (is `setting/payCondition` wrapped in `{data}`?)",
-}
-
 
 @dataclass
 class Finding:
@@ -495,8 +473,8 @@ class Report:
         sections = [s for s in SECTIONS if s in {f.section for f in self.findings} or s in self.tables]
         for section in sections:
             out += [f"## {section}", ""]
-            out += [f.line() for f in self.findings if f.section == section]
-            out.append("")
+            lines = [f.line() for f in self.findings if f.section == section]
+            out += [*lines, ""] if lines else []
             for line in self.tables.get(section, []):
                 out.append(line)
             if self.tables.get(section):
@@ -1174,8 +1152,8 @@ class Diagnosis:
                      f"{shown}: such numbers load as null. Send us this report")
 
         drafts = [row for row in rows if row.get("state") == "draft"]
-        seen = {id(row) for row in drafts}
-        drafts += [row for row in draft_rows if row.get("state") == "draft" and id(row) not in seen]
+        seen = {self._row_id(row) for row in drafts}
+        drafts += [row for row in draft_rows if row.get("state") == "draft" and self._row_id(row) not in seen]
         forms = Counter("null" if row.get("number") is None else "empty string" if row.get("number") == ""
                         else json_type(row.get("number")) for row in drafts)
         shown = ", ".join(f"{form} {number}" for form, number in forms.most_common())
@@ -1285,4 +1263,4 @@ def config_problems(config: Mapping[str, t.Any], errors: list[str]) -> Report:
     return Report([], {}, [], shown, started, fatal=message)
 
 
-__all__ = ["FAIL", "OK", "SETTLES", "SKIP", "WARN", "Diagnosis", "Finding", "Report", "config_problems", "diagnose"]
+__all__ = ["FAIL", "OK", "SKIP", "WARN", "Diagnosis", "Finding", "Report", "config_problems", "diagnose"]

@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from invoiz_sandbox.server import VARIANTS
 from tap_helpers import TAP_EXE, sandbox_config
 
-from tap_invoiz.diagnose import FAIL, OK, SETTLES, SKIP, WARN, diagnose, token_form
+from tap_invoiz.diagnose import FAIL, OK, SKIP, WARN, diagnose, token_form
 
 
 def run(sb, **overrides):
@@ -51,7 +52,7 @@ def test_the_default_sandbox_is_all_as_expected(invoiz_sandbox):
             "contacts.country_key", "filters.meta_filter", "filters.locked", "filters.sum", "formats.dates",
             "formats.not_found"} <= keys
     text = report.render()
-    assert "✅ 3" in text.replace("✅ 30", "✅ 3") and "⚠️ 0 differ" in text and "❌ 0 block" in text
+    assert "⚠️ 0 differ but handled · ❌ 0 block a correct sync · ➖ 0 not checked" in text
     for section in ("## Authentication", "## Paging", "## Invoice list", "## Invoice detail", "## Contacts",
                     "## Filters", "## Formats", "## Latency", "## Requests"):
         assert section in text
@@ -68,13 +69,15 @@ def test_only_read_requests_and_one_token(invoiz_sandbox):
                                                                 "customer_list", "customer_detail"}
 
 
-def test_every_settled_question_names_a_report_line(invoiz_sandbox):
+def test_the_readme_table_of_settled_questions_names_every_report_line(invoiz_sandbox):
+    """tap-invoiz/README.md maps each report line to the contract question it settles; the two must agree."""
+    readme = (Path(__file__).resolve().parents[2] / "tap-invoiz" / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Against the live API: the diagnosis")[1].split("\n## ")[0]
+    documented = set(re.findall(r"^\| `([a-z_]+\.[a-z_<>]+|latency)`", section, flags=re.M))
     keys = {f.key for f in run(invoiz_sandbox).findings}
-    for line in SETTLES:
-        if line.startswith("filters.<"):
-            assert "filters.locked" in keys
-        elif ":" not in line:
-            assert line in keys, line
+    keys = {"filters.<name>" if k.startswith("filters.") and k not in ("filters.meta_filter", "filters.sum") else k
+            for k in keys}
+    assert documented == keys
 
 
 # -- one test per sandbox variant -------------------------------------------------------------------------------
@@ -273,6 +276,15 @@ def test_in_process_logging_at_debug_holds_no_id(invoiz_sandbox):
     assert not any(token in log for token in invoiz_sandbox.issued_tokens())
 
 
+def test_an_endpoint_that_keeps_failing_is_a_blocking_line_not_a_crash(invoiz_sandbox):
+    invoiz_sandbox.fault("html_error", scope="invoice_detail", rate=1.0)
+    report = run(invoiz_sandbox)
+    assert report.finding("invoice_detail.envelope").verdict == FAIL
+    assert report.finding("formats.not_found").verdict == FAIL
+    assert report.exit_code == 1
+    assert "| `GET invoice/{id}` | 502 (after 2 retries) |" in report.render()
+
+
 def test_verdict_marks_are_the_documented_ones(invoiz_sandbox):
     invoiz_sandbox.set_variants(["no_customer_email", "detail_flat"])
     report = run(invoiz_sandbox)
@@ -280,3 +292,21 @@ def test_verdict_marks_are_the_documented_ones(invoiz_sandbox):
     text = report.render()
     summary = text.split("## What differs from the contract")[1].split("\n## ")[0]
     assert summary.index("❌") < summary.index("⚠️")  # blocking lines first
+
+
+def _comparable(report: str) -> str:
+    """A report without what changes from run to run (time, port, latencies) and with its field tables folded."""
+    report = re.sub(r"<details><summary>(.*?)</summary>.*?</details>", r"<details>\1</details>", report, flags=re.S)
+    report = re.sub(r"<details><summary>(.*?)</summary> … \(a table of every field\) … </details>",
+                    r"<details>\1</details>", report)
+    report = re.sub(r"^tap-invoiz .* · .* UTC · ", "tap-invoiz · ", report, flags=re.M)
+    report = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", report)
+    report = re.sub(r"^- ✅ \*\*Latency\*\* — .*$", "- ✅ **Latency** — …", report, flags=re.M)
+    return re.sub(r"\| \d+ \|$", "| ms |", report, flags=re.M)
+
+
+def test_the_sample_report_in_the_readme_is_what_the_sandbox_gives(invoiz_sandbox):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("````markdown\n")[1].split("\n````")[0]
+    invoiz_sandbox.set_variants(["detail_flat", "no_meta_filter"])
+    assert _comparable(run(invoiz_sandbox).render()).strip() == _comparable(sample).strip()
