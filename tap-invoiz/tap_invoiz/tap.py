@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import time
 import typing as t
 import uuid
 from functools import cached_property
 from urllib.parse import urlparse
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
@@ -261,6 +263,64 @@ class TapInvoiz(Tap):
             f"(incl. {counted(token_requests, 'token request', 'token requests')}), "
             f"{counted(sum(p.retries for p in progress), 'retry', 'retries')}"
         )
+
+    # -- tap-invoiz --diagnose [--output FILE] ------------------------------------------------------------------------
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """singer-sdk's command plus ``--diagnose`` and ``--output`` (see :mod:`tap_invoiz.diagnose`)."""
+        command = super().get_singer_command()
+        command.params.extend([
+            click.Option(
+                ["--diagnose"], is_flag=True,
+                help="Read-only check of the invoiz account against the API contract the tap expects: a Markdown "
+                     "report (no secrets, no personal data); exit 0 ok, 1 something blocks a correct sync, "
+                     "2 cannot connect or authenticate.",
+            ),
+            click.Option(
+                ["--output"], type=click.Path(dir_okay=False, writable=True),
+                help="With --diagnose: write the report to this file instead of stdout.",
+            ),
+        ])
+        return command
+
+    @classmethod
+    def invoke(cls, *, diagnose: bool = False, output: str | None = None, **kwargs: t.Any) -> None:  # type: ignore[override]
+        if not diagnose:
+            if output:
+                cls.logger.error("--output is only used with --diagnose")
+                sys.exit(2)
+            super().invoke(**kwargs)
+            return
+        sys.exit(cls.run_diagnosis(kwargs.get("config"), output))
+
+    @classmethod
+    def run_diagnosis(cls, config_input: t.Any, output: str | None) -> int:
+        """The --diagnose command: settings as for a sync (files and/or ENV); catalog and state are ignored."""
+        from tap_invoiz.diagnose import config_problems, diagnose
+
+        cls.print_version(print_fn=cls.logger.info)
+        tap = cls(
+            config=config_input.config if config_input else {},
+            parse_env_config=bool(config_input and config_input.parse_env),
+            validate_config=False,
+            setup_mapper=False,
+        )
+        errors = tap._validate_config(raise_errors=False)  # noqa: SLF001
+        if errors:
+            report = config_problems(tap.config, errors)
+            cls.logger.error("%s", report.fatal)
+        else:
+            report = diagnose(tap.config)
+        text = report.render()
+        if output:
+            with open(output, "w", encoding="utf-8") as handle:  # noqa: PTH123
+                handle.write(text)
+            cls.logger.info("diagnosis written to %s (exit status %d)", output, report.exit_code)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return report.exit_code
 
     def discover_streams(self) -> list[Stream]:
         return [
