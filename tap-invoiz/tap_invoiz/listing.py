@@ -147,6 +147,8 @@ def plan(stream: InvoicesStream) -> str | None:
         return "invoices not selected"
     if not stream._had_prior_state or not stream._fps:
         return "no prior state"
+    if stream._entry is not None and stream._entry.must_list_everything:
+        return "a full refresh of this account is not complete yet"
     if stream._start_date:
         return "start_date is set"
     entry = stream.account_states(stream).get(stream.account) or {}
@@ -159,7 +161,10 @@ def plan(stream: InvoicesStream) -> str | None:
     if any(code == 0 for code in stream._codes_loaded.values()):
         return "invoices in a state the tap does not list by state"
     payments = stream._payments_map()
-    if payments is not None and set(payments) != set(stream._fps):
+    payments_entry = stream._payments_entry
+    if payments is not None and (
+        set(payments) != set(stream._fps) or (payments_entry is not None and payments_entry.must_list_everything)
+    ):
         return "invoice_payments needs every invoice once"
     incremental, full = estimated_requests(counts, stream.page_size, every)
     if incremental * 3 > full:  # a run with changes adds detail requests and maybe scans: worth it from a third
