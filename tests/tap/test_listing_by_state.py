@@ -11,7 +11,7 @@ import random
 import pytest
 from tap_helpers import run_tap, sandbox_config
 
-from tap_invoiz import listing
+from tap_invoiz import fingerprint, listing
 
 INVOICES = 600
 PAGE = 25  # a full listing of 600 invoices: 24 pages; listed by state: 6 pages of open states + the audit
@@ -368,3 +368,23 @@ def test_when_it_lists_every_invoice_and_says_why(invoiz_sandbox, tap_log):
     tap_log.clear()
     run_tap(cfg, odd.state)
     assert any("listing every invoice (invoices in a state the tap does not list by state)" in m for m in tap_log)
+
+
+@pytest.mark.invoiz_sandbox(**SANDBOX)
+def test_a_full_refresh_killed_midway_is_completed_by_a_full_listing(invoiz_sandbox, tap_log, monkeypatch):
+    import tap_invoiz.client as client
+
+    sb = invoiz_sandbox
+    monkeypatch.setattr(client, "STATE_EVERY", 100)
+    cfg = sandbox_config(sb, page_size=PAGE)
+    first = run_tap(cfg, contacts=False)
+    midway = next(s for s in first.states if s["bookmarks"].get("invoices", {}).get("accounts", {}).get("test", {})
+                  .get("full_refresh_in_progress"))  # as if the run had been killed after this STATE message
+    tap_log.clear()
+    rest = run_tap(cfg, midway, contacts=False)
+    assert any("listing every invoice (a full refresh of this account is not complete yet)" in m for m in tap_log)
+    committed = set(fingerprint.decode(midway["bookmarks"]["invoices"]["accounts"]["test"]["fingerprints"]))
+    assert set(rest.live("invoices")) == set(sb.invoice_ids()) - committed  # the rest of the full refresh
+    tap_log.clear()
+    run_tap(cfg, rest.state, contacts=False)
+    assert any("(listed by state)" in m for m in tap_log)
