@@ -24,6 +24,16 @@ MELTANO = str(Path(sys.executable).parent / "meltano")
 # Variables that would make a run read settings we did not choose (a developer's shell or .env).
 _OWNED_PREFIXES = ("TAP_INVOIZ_", "TARGET_POSTGRES_", "DBT_POSTGRES_", "PG", "MELTANO_")
 
+# Meltano reads the project's .env on every command (below the environment, but above meltano.yml's values): a
+# user's TAP_INVOIZ_START_DATE or TARGET_POSTGRES_* there would leak into the demo's and the tests' runs. Pointing
+# --env-file at a file that is never a regular file makes Meltano read none; our runs are configured by env() alone.
+IGNORE_DOTENV = ("--env-file", os.devnull)
+
+
+def meltano_command(*args: str) -> list[str]:
+    """argv of `meltano ARGS` in this project, ignoring the project's .env (see IGNORE_DOTENV)."""
+    return [MELTANO, *IGNORE_DOTENV, *args]
+
 
 def database_server() -> tuple[dict[str, str], bool]:
     """PG* variables of the server to use, and whether we started it (embedded) and so must stop it."""
@@ -128,7 +138,7 @@ class Pipeline:
 
     def meltano(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [MELTANO, *args], cwd=PROJECT_ROOT, env=self.env(), capture_output=True, text=True, timeout=timeout,
+            meltano_command(*args), cwd=PROJECT_ROOT, env=self.env(), capture_output=True, text=True, timeout=timeout,
             check=False,
         )
         if check and result.returncode != 0:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tools.pipeline import MELTANO, PROJECT_ROOT, private_run_dirs
+from tools.pipeline import PROJECT_ROOT, meltano_command, private_run_dirs
 
 EL = ("tap-invoiz", "target-postgres")  # extract-load only; the dbt build runs in the tests that check the marts
 STATE_ID = "dev:tap-invoiz-to-target-postgres"  # Meltano's state id of `meltano run tap-invoiz target-postgres`
@@ -34,7 +34,7 @@ def meltano(pipe, *args: str, env: dict | None = None, drop: tuple[str, ...] = (
     run_env.update(env or {})
     for name in drop:
         run_env.pop(name, None)
-    return subprocess.run([MELTANO, *args], cwd=PROJECT_ROOT, env=run_env, capture_output=True, text=True,
+    return subprocess.run(meltano_command(*args), cwd=PROJECT_ROOT, env=run_env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 

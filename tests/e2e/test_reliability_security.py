@@ -130,8 +130,8 @@ def _non_loopback_addresses() -> list[str]:
 
 
 def test_embedded_postgres_listens_on_loopback_only(pg_env):
-    if os.environ.get("PGHOST") or not embedded_db.is_running():
-        pytest.skip("not the embedded PostgreSQL (PGHOST is set): its network setup is the user's")
+    if os.environ.get("TEST_PGHOST") or not embedded_db.is_running():
+        pytest.skip("not the embedded PostgreSQL (TEST_PGHOST is set): its network setup is the user's")
     with psycopg.connect(host=pg_env["PGHOST"], port=int(pg_env["PGPORT"]), user=pg_env["PGUSER"],
                          dbname=pg_env["PGDATABASE"], password=pg_env["PGPASSWORD"]) as conn:
         listen = conn.execute("show listen_addresses").fetchone()[0]
