@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.metrics import METRICS_LOGGER_NAME, MetricExclusionFilter
+from singer_sdk.metrics import METRICS_LOGGER_NAME
 
 from tap_invoiz import streams
 from tap_invoiz.auth import InvoizAuthenticator
@@ -36,25 +36,37 @@ def _parse_start_date(value: str) -> dt.date:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
 
 
-class RequestTimersAtDebug(MetricExclusionFilter):
-    """singer-sdk logs a METRIC line per HTTP request (http_request_duration) at INFO: thousands of lines in a
-    backfill. They are shown only when the metrics logger is at DEBUG (LOGLEVEL=debug); the per-stream counters
-    (http_request_count, record_count, sync_duration) stay. Uses the SDK's documented metrics filter."""
+class MetricsAtDebug(logging.Filter):
+    """singer-sdk logs METRIC lines at INFO: one per HTTP request (http_request_duration, thousands in a backfill) and
+    per-stream counters (http_request_count, record_count, sync_duration) that repeat what the tap's own summary
+    lines say. They are shown only when the metrics logger is at DEBUG (TAP_INVOIZ_LOGLEVEL=debug or LOGLEVEL=debug)."""
 
-    def __init__(self) -> None:
-        super().__init__(metrics=["http_request_duration"])
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: ARG002
+        return logging.getLogger(METRICS_LOGGER_NAME).isEnabledFor(logging.DEBUG)
+
+
+class SdkChatterAtDebug(logging.Filter):
+    """singer-sdk INFO lines that tell a user nothing, or something wrong, shown only at DEBUG: "Beginning sync of
+    'invoices' in full_table mode" (FULL_TABLE is only how the SDK sees a stream without a replication key; the tap is
+    incremental by fingerprints and logs its own start line), "Skipping parse of env var settings...", "Added
+    'invoice_payments' as child stream", "Skipping deselected stream"."""
+
+    PREFIXES = ("Beginning sync of ", "Skipping parse of env var", "Parsing env var for settings", "Added '",
+                "Skipping deselected stream")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return logging.getLogger(METRICS_LOGGER_NAME).isEnabledFor(logging.DEBUG) or super().filter(record)
+        if record.levelno != logging.INFO or logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return True
+        return not str(record.msg).startswith(self.PREFIXES)
 
 
-def _quiet_request_metrics() -> None:
-    metrics_logger = logging.getLogger(METRICS_LOGGER_NAME)
-    if not any(isinstance(f, RequestTimersAtDebug) for f in metrics_logger.filters):
-        metrics_logger.addFilter(RequestTimersAtDebug())
+def _add_filter(logger: logging.Logger, kind: type[logging.Filter]) -> None:
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
 
 
-_quiet_request_metrics()
+_add_filter(logging.getLogger(METRICS_LOGGER_NAME), MetricsAtDebug)
+_add_filter(logging.getLogger("tap-invoiz"), SdkChatterAtDebug)  # TapInvoiz.name: the plugin's own logger
 
 
 class TapInvoiz(Tap):
@@ -190,10 +202,10 @@ class TapInvoiz(Tap):
         try:
             _ = self.invoiz_authenticator.token
         except InvoizConfigError as exc:
-            # singer-sdk's CLI would log "Config validation failed" after our message, and `meltano config test`
-            # shows only the last line: so the message naming the settings to fix is logged last, then exit 1.
-            self.logger.error("%s", exc)  # noqa: TRY400
-            raise SystemExit(1) from None
+            # The message naming the settings to fix must be the last line on stderr (`meltano config test` shows only
+            # that line), and plain text: through the logger it would be a JSON line when Meltano asks for structured
+            # logs. SystemExit prints it as it is and exits 1; `meltano run` shows it, then "Extractor failed".
+            raise SystemExit(str(exc)) from None
         started = time.monotonic()
         super().sync_all()
         self.logger.info("%s", self.sync_summary(time.monotonic() - started))
@@ -214,11 +226,14 @@ class TapInvoiz(Tap):
         )
 
     def discover_streams(self) -> list[Stream]:
-        return [
+        discovered = [
             streams.InvoicesStream(self),
             streams.ContactsStream(self),
             streams.InvoicePaymentsStream(self),
         ]
+        for stream in discovered:  # filters on a logger do not apply to its children's records
+            _add_filter(stream.logger, SdkChatterAtDebug)
+        return discovered
 
 
 if __name__ == "__main__":
