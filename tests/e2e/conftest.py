@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tools.pipeline import Pipeline, drop_database, private_run_dirs, recreate_database
+
+VERBOSE_TARGET = {"TARGET_POSTGRES_LOG_LEVEL": "info",
+                  "TARGET_POSTGRES_LOG_CONFIG": str(Path(__file__).with_name("target-postgres-logging-verbose.yaml"))}
 
 
 @pytest.fixture
@@ -22,7 +26,8 @@ def pipeline(pg_env, invoiz_sandbox, tmp_path):
         credentials=dict(invoiz_sandbox.credentials),
         account="test",
         state_dir=tmp_path / "meltano-state",
-        # own .meltano/run and dbt target: a test session must not trip over another one in the same checkout
-        extra_env=private_run_dirs(tmp_path),
+        # own .meltano/run and dbt target: a test session must not trip over another one in the same checkout;
+        # target-postgres logging at info (meltano.yml keeps it quiet): tests count records from its METRIC lines
+        extra_env={**private_run_dirs(tmp_path), **VERBOSE_TARGET},
     )
     drop_database(pg_env, database)
