@@ -13,7 +13,7 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
-	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080"
+	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080 (DOCS_PORT=... for another port)"
 	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
 	@echo "make card EMAIL=someone@example.org   the ticket-side customer card from PostgreSQL"
 	@echo "make sync / backfill   your invoiz account (.env) into your PostgreSQL (PG*) or the embedded one"
@@ -45,8 +45,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest tests
 
+DOCS_PORT ?= 8080
 docs: install
-	$(BIN)/python -m tools.demo --docs
+	@$(BIN)/python -m tools.demo --docs --port $(DOCS_PORT)
 
 # Not part of `make test`: takes minutes and measures this machine.
 bench: install
