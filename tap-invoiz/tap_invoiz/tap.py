@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 
 from tap_invoiz import streams
@@ -73,6 +74,10 @@ class TapInvoiz(Tap):
     """Singer tap for invoiz (invoices, contacts, invoice payments), incremental by row fingerprints."""
 
     name = "tap-invoiz"
+    # singer-sdk's defaults without schema-flattening: flattening drops the tap's object columns (they declare no
+    # sub-properties; tests/ecosystem/test_tap_capabilities.py shows it), so --about does not offer it, as meltano.yml
+    # and the Hub definition do not.
+    capabilities: t.ClassVar[list] = [c for c in Tap.capabilities if c != PluginCapabilities.FLATTENING]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
