@@ -30,6 +30,12 @@ _OWNED_PREFIXES = ("TAP_INVOIZ_", "TARGET_POSTGRES_", "DBT_POSTGRES_", "PG", "ME
 IGNORE_DOTENV = ("--env-file", os.devnull)
 
 
+# target-postgres logging at INFO (meltano.yml keeps it quiet for users): the end-to-end tests and the benchmarks read
+# its METRIC lines and its reader summary.
+VERBOSE_TARGET = {"TARGET_POSTGRES_LOG_LEVEL": "info",
+                  "TARGET_POSTGRES_LOG_CONFIG": str(PROJECT_ROOT / "config" / "target-postgres-logging-verbose.yaml")}
+
+
 def meltano_command(*args: str) -> list[str]:
     """argv of `meltano ARGS` in this project, ignoring the project's .env (see IGNORE_DOTENV)."""
     return [MELTANO, *IGNORE_DOTENV, *args]

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tools.pipeline import Pipeline, drop_database, private_run_dirs, recreate_database
-
-VERBOSE_TARGET = {"TARGET_POSTGRES_LOG_LEVEL": "info",
-                  "TARGET_POSTGRES_LOG_CONFIG": str(Path(__file__).with_name("target-postgres-logging-verbose.yaml"))}
+from tools.pipeline import VERBOSE_TARGET, Pipeline, drop_database, private_run_dirs, recreate_database
 
 
 @pytest.fixture

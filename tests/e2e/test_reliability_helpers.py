@@ -47,6 +47,9 @@ def emitted(result) -> dict[str, int]:
     tap's own metric lines carry no stream name since it logs structured). A stream whose SCHEMA arrived but no
     record counts 0, so an empty dict means the log was not understood, not that nothing was sent."""
     counts: dict[str, int] = {}
+    # without them every "emitted nothing" check would pass: target-postgres logs them only when asked
+    assert re.search(r"target-postgres +METRIC", output(result)), \
+        "no target-postgres METRIC lines: run with tools.pipeline.VERBOSE_TARGET in the environment"
     for match in re.finditer(r"target-postgres +METRIC: (\{.*?\})(?:\s|$)", output(result)):
         try:
             metric = json.loads(match.group(1))
