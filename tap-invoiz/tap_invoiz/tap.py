@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import typing as t
 from functools import cached_property
 from urllib.parse import urlparse
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
@@ -148,6 +150,24 @@ class TapInvoiz(Tap):
     ).to_dict()
 
     # -- checks before any data moves ------------------------------------------------------------------------------
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, but bad settings end it with one plain-text line naming every problem: the SDK would log
+        each one and then "Config validation failed" last — as a JSON line when Meltano asks for structured logs, and
+        the last line is all `meltano config test` shows."""
+        command = super().get_singer_command()
+        callback = command.callback
+
+        @functools.wraps(callback)
+        def checked(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            try:
+                return callback(*args, **kwargs)
+            except ConfigValidationError as exc:
+                raise SystemExit("Config validation failed: " + "; ".join(exc.errors)) from None
+
+        command.callback = checked
+        return command
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         errors = super()._validate_config(raise_errors=False) + self._invoiz_config_errors()
