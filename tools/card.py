@@ -7,7 +7,7 @@ counts are as of the last `dbt build`, shown as "Stand").
 
 Database: your PostgreSQL when PGHOST is set (environment or .env; database PGDATABASE, else invoiz_demo), otherwise
 the embedded PostgreSQL (started for the moment if it is not running): database invoiz once `make sync` has built the
-marts there, else the demo's invoiz_demo.
+marts there, then the demo's invoiz_demo.
 The e-mail is matched the way the marts normalise it (trimmed, lower-case, "Name <addr>" and "mailto:" unwrapped).
 
 Exit status: 0 card printed · 1 no customer with that e-mail · 2 usage · 3 no database or no marts yet.
@@ -74,7 +74,8 @@ def _connect(pg_env: dict[str, str], database: str) -> psycopg.Connection:
 
 
 def _embedded_database(pg_env: dict[str, str], schema: str) -> str:
-    """On the embedded server: the database of your own runs (`make sync`) once it has marts, else the demo's."""
+    """On the embedded server: the database of your own runs (`make sync`) once it has marts, else the demo's (the
+    demo's is also searched when the customer is not in yours)."""
     try:
         with _connect(pg_env, embedded_db.OWN_RUNS_DATABASE) as conn:
             found = conn.execute("select to_regclass(%s) is not null", (f"{schema}.customer_values",)).fetchone()[0]
@@ -208,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             database = _embedded_database(pg_env, schema)
         with _connect(pg_env, database) as conn:
             card = read_card(conn, args.email, schema)
+        if card is None and not os.environ.get("PGHOST") and database != DEMO_DATABASE:
+            # your own runs first, then the demo's customers
+            try:
+                with _connect(pg_env, DEMO_DATABASE) as conn:
+                    card = read_card(conn, args.email, schema)
+                database = f"{database} or {DEMO_DATABASE}" if card is None else DEMO_DATABASE
+            except NoData:
+                pass
     except NoData as exc:
         print(exc, file=sys.stderr)
         return EXIT_NO_DATA

@@ -102,13 +102,22 @@ class _QuietDocsHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _DocsServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A browser that closes a connection early (reload, a closed tab) is not an error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def serve_docs(port: int = DOCS_PORT) -> int:
     """Generate the dbt docs for the demo database and serve them on 127.0.0.1
     until Ctrl-C. The site is dbt's static files (index.html, manifest.json, catalog.json) served by Python's own
     HTTP server: no log line per request, a clear message when the port is taken, and no traceback on Ctrl-C."""
     load_dotenv_database_settings()
     try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _QuietDocsHandler)
+        server = _DocsServer(("127.0.0.1", port), _QuietDocsHandler)
     except OSError as exc:
         print(f"Cannot serve the docs on 127.0.0.1:{port} ({exc.strerror}): another server (an earlier `make docs`?) "
               f"has the port. Stop it, or choose another: make docs DOCS_PORT={port + 1}", file=sys.stderr)

@@ -20,7 +20,7 @@ import sys
 import psycopg
 
 from tools import embedded_db
-from tools.pipeline import MELTANO, PROJECT_ROOT, load_dotenv_database_settings
+from tools.pipeline import MELTANO, PROJECT_ROOT, load_dotenv_database_settings, meltano_command
 
 EXIT_NO_DATABASE = 3
 PG_KEYS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
@@ -44,9 +44,12 @@ def database_problem(env: dict[str, str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job", choices=["sync", "backfill"])
+    parser.add_argument("--ignore-dotenv", action="store_true",
+                        help="configure everything through the environment, not the project's .env (the tests do)")
     args = parser.parse_args(argv)
 
-    load_dotenv_database_settings()
+    if not args.ignore_dotenv:
+        load_dotenv_database_settings()
     started = False
     try:
         if os.environ.get("PGHOST"):
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_NO_DATABASE
         command = ["run", "--full-refresh", "backfill"] if args.job == "backfill" else ["run", "sync"]
         print(f"meltano {' '.join(command)} into {where}: {embedded_db.url_for(pg_env)}", flush=True)
-        result = subprocess.run([MELTANO, *command], cwd=PROJECT_ROOT, env={**os.environ, **pg_env}, check=False)
+        argv_ = meltano_command(*command) if args.ignore_dotenv else [MELTANO, *command]
+        result = subprocess.run(argv_, cwd=PROJECT_ROOT, env={**os.environ, **pg_env}, check=False)
         return result.returncode
     except KeyboardInterrupt:
         return 130
