@@ -107,5 +107,6 @@ def test_structured_logging_meltano_receives_the_taps_log_records_as_fields(invo
         if e["event"] == "METRIC" and e["metric_info"]["metric"] == "record_count"
     }
     assert record_counts == {"invoices": len(invoiz_sandbox.invoice_ids()),
-                             "contacts": len(invoiz_sandbox.contact_ids())}
+                             "contacts": len(invoiz_sandbox.contact_ids()),
+                             "sync_status": 2}  # the tap's report: one row per account and stream
     assert not any(line.startswith("{\"level\"") for line in (e["event"] for e in from_tap))  # parsed, not re-wrapped

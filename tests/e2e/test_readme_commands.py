@@ -18,7 +18,7 @@ README = (PROJECT_ROOT / "README.md").read_text()
 COMMANDS = list(dict.fromkeys(re.findall(r"`\.venv/bin/meltano ([^`]+)`", README)))
 STATE_ID = "dev:tap-invoiz-to-target-postgres"
 SETTINGS = ("api_key", "api_key_secret", "installation_id", "account", "api_url", "app_url", "start_date", "page_size",
-            "max_concurrency", "request_timeout", "max_retries", "user_agent", "emit_activate_version_messages",
+            "max_concurrency", "request_timeout", "max_retries", "user_agent", "allow_installation_change",
             "stream_maps", "stream_map_config", "batch_config")
 
 
