@@ -8,14 +8,15 @@ BIN := $(VENV)/bin
 MELTANO := $(BIN)/meltano
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help venv install demo test docs bench card db-start db-stop clean
+.PHONY: help venv install demo test docs bench card sync backfill db-start db-stop clean
 
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
-	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080"
+	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080 (DOCS_PORT=... for another port)"
 	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
 	@echo "make card EMAIL=someone@example.org   the ticket-side customer card from PostgreSQL"
+	@echo "make sync / backfill   your invoiz account (.env) into your PostgreSQL (PG*) or the embedded one"
 	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
 
 $(BIN)/python:
@@ -44,8 +45,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest tests
 
+DOCS_PORT ?= 8080
 docs: install
-	$(BIN)/python -m tools.demo --docs
+	@$(BIN)/python -m tools.demo --docs --port $(DOCS_PORT)
 
 # Not part of `make test`: takes minutes and measures this machine.
 bench: install
@@ -55,12 +57,21 @@ bench: install
 card: venv
 	@$(BIN)/python -m tools.card "$(EMAIL)"
 
+# Your own runs (invoiz settings from .env): meltano run sync / meltano run --full-refresh backfill, into PG* or the
+# embedded PostgreSQL (database invoiz, same port every time).
+sync: install
+	@$(BIN)/python -m tools.run sync
+
+backfill: install
+	@$(BIN)/python -m tools.run backfill
+
 db-start: venv
 	@$(BIN)/python -m tools.embedded_db start
 
 db-stop: venv
 	@$(BIN)/python -m tools.embedded_db stop
 
+# Also the embedded PostgreSQL's data: .pgdata/, or as root its folder under /tmp (README, "Embedded PostgreSQL").
 clean:
-	-$(BIN)/python -m tools.embedded_db stop
+	-$(BIN)/python -m tools.embedded_db purge
 	rm -rf $(VENV) .meltano .pgdata transform/target transform/logs

@@ -14,7 +14,7 @@ import time
 import pytest
 from test_reliability_helpers import emitted  # records per stream, from the target's metrics
 
-from tools.pipeline import MELTANO, PROJECT_ROOT
+from tools.pipeline import PROJECT_ROOT, meltano_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -170,7 +170,7 @@ def test_a_run_killed_midway_then_a_normal_run_loses_and_duplicates_nothing(pipe
     pipeline.extra_env["TAP_INVOIZ_PAGE_SIZE"] = "5"
     invoiz_sandbox.reset_counters()
     process = subprocess.Popen(
-        [MELTANO, "run", *EL], cwd=PROJECT_ROOT, env=pipeline.env(), start_new_session=True,
+        meltano_command("run", *EL), cwd=PROJECT_ROOT, env=pipeline.env(), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60

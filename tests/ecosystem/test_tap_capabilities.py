@@ -198,6 +198,7 @@ def test_schema_flattening_stays_undeclared_while_flattening_drops_the_object_co
     declared. When the tap's schemas change so that this test fails, flattening may work: test it and declare it."""
     assert "schema-flattening" not in DECLARED
     assert "schema-flattening" not in hub_definition["capabilities"]
+    assert "schema-flattening" not in TapInvoiz.capabilities  # nor offered by --about
     flat = run_tap(sandbox_config(invoiz_sandbox, flattening_enabled=True, flattening_max_depth=1))
     plain = run_tap(sandbox_config(invoiz_sandbox))
     lost = {}
