@@ -714,16 +714,30 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="invoiz-sandbox", description="Local invoiz API sandbox (127.0.0.1 only).")
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--invoices", type=int, default=200)
+    p.add_argument("--invoices", type=int, default=None,
+                   help="default 200; with --installations: per installation (default: a realistic size distribution)")
     p.add_argument("--contacts", type=int, default=None, help="default: max(8, invoices // 5)")
     p.add_argument("--latency-ms", type=float, default=0)
     p.add_argument("--max-page-size", type=int, default=500)
     p.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
                    help="contract variant (repeatable)")
     p.add_argument("--today", default=None, help="the sandbox clock's date, YYYY-MM-DD (default: from the seed)")
+    p.add_argument("--installations", type=int, default=None,
+                   help="serve N installations (ids sandbox-installation-001 …), each with its own dataset; "
+                        "see invoiz_sandbox/fleet.py")
+    p.add_argument("--scale", type=float, default=1.0, help="with --installations: multiplies the size distribution")
     args = p.parse_args(argv)
-    sb = Sandbox(seed=args.seed, invoices=args.invoices, contacts=args.contacts, variants=args.variant,
-                 max_page_size=args.max_page_size, latency_ms=args.latency_ms, today=args.today, port=args.port)
+    if args.installations:
+        from .fleet import FleetSandbox
+        sb = FleetSandbox(installations=args.installations, seed=args.seed, invoices=args.invoices,
+                          contacts=args.contacts, scale=args.scale, today=args.today, latency_ms=args.latency_ms,
+                          max_page_size=args.max_page_size, port=args.port)
+        if args.variant:
+            p.error("--variant applies to one installation; set variants per installation through the admin endpoint")
+    else:
+        sb = Sandbox(seed=args.seed, invoices=200 if args.invoices is None else args.invoices, contacts=args.contacts,
+                     variants=args.variant, max_page_size=args.max_page_size, latency_ms=args.latency_ms,
+                     today=args.today, port=args.port)
     stop = threading.Event()
 
     def _stop(*_):
