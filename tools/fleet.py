@@ -70,6 +70,7 @@ class Fleet:
     dagster_home: Path | None = None
     max_concurrent: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. TAP_INVOIZ_API_URL, account credentials
+    inherit_settings: bool = True  # False (tests): no TAP_INVOIZ*/TARGET_POSTGRES_*/DBT_POSTGRES_* from this process
 
     def __post_init__(self) -> None:
         self.project = Path(self.project).resolve()
@@ -83,7 +84,10 @@ class Fleet:
 
     def env(self) -> dict[str, str]:
         """Environment for Meltano and Dagster: the caller's (account credentials included), the fleet's settings."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MELTANO_", "DAGSTER_", "INVOIZ_FLEET_"))}
+        owned = ("PG", "MELTANO_", "DAGSTER_", "INVOIZ_FLEET_")
+        if not self.inherit_settings:
+            owned += ("TAP_INVOIZ", "TARGET_POSTGRES_", "DBT_POSTGRES_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(owned)}
         env.update(self.pg_env)
         env.update(
             PGDATABASE=self.warehouse,
@@ -95,6 +99,9 @@ class Fleet:
             INVOIZ_FLEET_PLUGINS=str(PROJECT_ROOT / ".meltano"),
             INVOIZ_FLEET_WORK=str(self.project / ".fleet" / "steps"),
             INVOIZ_FLEET_MAX_CONCURRENT=str(self.max_concurrent),
+            # Accounts share raw_invoiz's tables: an ACTIVATE_VERSION from one account's first load would mark every
+            # other account's rows deleted (target-postgres has no account filter). Deletions come from the tap.
+            TAP_INVOIZ_EMIT_ACTIVATE_VERSION_MESSAGES="false",
         )
         env.update(self.extra_env)
         return env
@@ -221,7 +228,7 @@ def run_demo(args: argparse.Namespace) -> int:
                      **credentials_env(sandbox, names, sandbox.installation_ids)}
             fleet = Fleet(project=project, pg_env=pg_env, warehouse="invoiz_fleet_demo", system_db="invoiz_fleet_demo_meltano",
                           dagster_db="invoiz_fleet_demo_dagster", dagster_home=folder / "dagster-home",
-                          max_concurrent=args.max_concurrent, extra_env=extra)
+                          max_concurrent=args.max_concurrent, extra_env=extra, inherit_settings=False)
             from tools.pipeline import drop_database  # noqa: PLC0415
 
             for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
