@@ -73,7 +73,9 @@ $(ORCH)/.installed: orchestrate/requirements.txt
 	$(ORCH)/bin/python -m pip install --quiet -r orchestrate/requirements.txt
 	touch $@
 
-.meltano/.compiled: .meltano/.installed
+.meltano/.compiled: .meltano/.installed tap-invoiz/pyproject.toml
+	@# an editable install gets new entry points (tap-invoiz-fleet) only when reinstalled
+	test -x .meltano/extractors/tap-invoiz/venv/bin/tap-invoiz-fleet || $(MELTANO) install --clean --plugin-type extractor tap-invoiz
 	$(BIN)/python -m compileall -q -j 0 .meltano/extractors .meltano/loaders .meltano/utilities tap-invoiz > /dev/null || true
 	touch $@
 

@@ -44,6 +44,9 @@ from orchestrate import runner  # noqa: E402
 
 ACCOUNT_GROUP = "invoiz_accounts"
 MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)
+# 0: one step per account (`meltano run tap-invoiz--<name> target-postgres`). N > 0: N shard steps, each syncing its
+# accounts in one tap process (tap-invoiz-fleet) into one target: start-up is paid once per shard, not per account.
+SHARDS = int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0)
 
 
 def _op_name(name: str) -> str:
@@ -80,6 +83,50 @@ def _load_op(account: fleet_accounts.Account):
     return load
 
 
+def _shard_op(index: int, count: int, shard: list):
+    label = f"shard-{index}-of-{count}"
+
+    @op(
+        name=f"load_shard_{index}_of_{count}",
+        description=f"meltano run tap-invoiz-fleet target-postgres for {len(shard)} accounts: "
+                    + ", ".join(a.name for a in shard),
+        out={"done": Out(Nothing, description="the shard's loads have ended (successfully or not)")},
+        pool=f"invoiz-{label}",
+        tags={"invoiz/shard": label},
+    )
+    def load(context: OpExecutionContext):
+        secrets = fleet_accounts.read_secrets(fleet_accounts.secrets_path(runner.project_root()))
+        env = fleet_accounts.shard_env(shard, dict(os.environ), secrets)
+        # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
+        result = runner.meltano(["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"],
+                                env, step=label)
+        # exit 1 with FAILED lines: those accounts failed, the others committed; failing otherwise (the target,
+        # Meltano): nothing is known to be committed
+        explained = result.ok or any(not o["ok"] for o in result.accounts.values())
+        failed = []
+        for acct in shard:
+            outcome = result.accounts.get(acct.name)
+            if outcome and outcome["ok"] and explained:
+                metadata = {"account": acct.account, "shard": label,
+                            **{k: v for k, v in outcome.items() if k not in ("ok", "error")}}
+                context.log_event(AssetMaterialization(asset_key=AssetKey(["invoiz", acct.name]), metadata=metadata))
+            else:
+                failed.append(acct.name)
+                context.log.error(f"account {acct.name}: " + (outcome or {}).get("error", "no result (see the log)"))
+        context.log.info(f"{label}: {len(shard) - len(failed)} of {len(shard)} accounts loaded in {result.seconds} s "
+                         f"({result.cpu_seconds} CPU-s)")
+        yield Output(None, "done")
+        if failed or not result.ok:
+            raise Failure(
+                description=f"{label}: {len(failed)} of {len(shard)} accounts failed: {', '.join(failed) or '-'}"
+                            f" (meltano exit {result.returncode}); the other accounts' rows and state are committed",
+                metadata={"failed_accounts": ", ".join(failed), "seconds": result.seconds,
+                          "cpu_seconds": result.cpu_seconds, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+            )
+
+    return load
+
+
 @op(
     name="marts",
     description="meltano run dbt-postgres:build, once per cycle after every account's load",
@@ -107,7 +154,11 @@ def _schedule_cron(project: Path) -> str:
 
 def build_definitions(project: Path) -> Definitions:
     accounts = fleet_accounts.load_accounts(project)
-    load_ops = [_load_op(a) for a in accounts]
+    if SHARDS > 0:
+        shards = {k: [a for a in accounts if fleet_accounts.shard_of(a, SHARDS) == k] for k in range(1, SHARDS + 1)}
+        load_ops = [_shard_op(k, SHARDS, members) for k, members in shards.items() if members]
+    else:
+        load_ops = [_load_op(a) for a in accounts]
 
     @job(
         name="fleet_cycle",

@@ -62,6 +62,7 @@ class RunResult:
     cpu_seconds: float
     summary: dict = field(default_factory=dict)   # the tap's "sync done" numbers (records, new, …, requests)
     tail: str = ""                                  # last log lines (the tap and Meltano log no secrets)
+    accounts: dict = field(default_factory=dict)    # shard runs: {name: {"ok", records, …, "error"}}
 
 
 def parse_summary(log: str) -> dict:
@@ -73,6 +74,21 @@ def parse_summary(log: str) -> dict:
         for key, value in match.groupdict().items():
             totals[key] = totals.get(key, 0) + float(value.replace(",", ""))
     return {k: (round(v, 1) if k == "seconds" else int(v)) for k, v in totals.items()}
+
+
+_ACCOUNT_LINE = re.compile(r"fleet account '(?P<name>[^']+)': (?P<status>ok|FAILED): (?P<rest>.*)")
+
+
+def parse_accounts(log: str) -> dict[str, dict]:
+    """Per-account results of a shard run (tap-invoiz-fleet's `fleet account '<name>': ok|FAILED: …` lines)."""
+    results = {}
+    for match in _ACCOUNT_LINE.finditer(log):
+        rest = match.group("rest").strip()
+        entry = {"ok": match.group("status") == "ok", **parse_summary(rest)}
+        if not entry["ok"]:
+            entry["error"] = rest[:500]
+        results[match.group("name")] = entry
+    return results
 
 
 def meltano(args: list[str], env: dict[str, str], step: str, timeout: float = 3600) -> RunResult:
@@ -91,4 +107,4 @@ def meltano(args: list[str], env: dict[str, str], step: str, timeout: float = 36
     cpu = (cpu_after.children_user - cpu_before.children_user) + (cpu_after.children_system - cpu_before.children_system)
     tail = "\n".join(log.strip().splitlines()[-25:])
     return RunResult(ok=returncode == 0, returncode=returncode, seconds=round(time.monotonic() - started, 1),
-                     cpu_seconds=round(cpu, 2), summary=parse_summary(log), tail=tail)
+                     cpu_seconds=round(cpu, 2), summary=parse_summary(log), tail=tail, accounts=parse_accounts(log))

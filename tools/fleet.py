@@ -69,6 +69,7 @@ class Fleet:
     dagster_db: str = "invoiz_fleet_dagster"
     dagster_home: Path | None = None
     max_concurrent: int = 2
+    shards: int = 0  # 0: one step per account; N: N steps, each syncing its accounts in one process
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. TAP_INVOIZ_API_URL, account credentials
     inherit_settings: bool = True  # False (tests): no TAP_INVOIZ*/TARGET_POSTGRES_*/DBT_POSTGRES_* from this process
 
@@ -99,6 +100,7 @@ class Fleet:
             INVOIZ_FLEET_PLUGINS=str(PROJECT_ROOT / ".meltano"),
             INVOIZ_FLEET_WORK=str(self.project / ".fleet" / "steps"),
             INVOIZ_FLEET_MAX_CONCURRENT=str(self.max_concurrent),
+            INVOIZ_FLEET_SHARDS=str(self.shards),
             # Accounts share raw_invoiz's tables: an ACTIVATE_VERSION from one account's first load would mark every
             # other account's rows deleted (target-postgres has no account filter). Deletions come from the tap.
             TAP_INVOIZ_EMIT_ACTIVATE_VERSION_MESSAGES="false",
@@ -181,7 +183,8 @@ def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
     load_dotenv_database_settings()
     pg_env, started = database_server()
     fleet = Fleet(project=Path(args.project), pg_env=pg_env,
-                  warehouse=os.environ.get("PGDATABASE") or "invoiz_fleet", max_concurrent=args.max_concurrent)
+                  warehouse=os.environ.get("PGDATABASE") or "invoiz_fleet", max_concurrent=args.max_concurrent,
+                  shards=args.shards)
     return fleet, started
 
 
@@ -228,7 +231,8 @@ def run_demo(args: argparse.Namespace) -> int:
                      **credentials_env(sandbox, names, sandbox.installation_ids)}
             fleet = Fleet(project=project, pg_env=pg_env, warehouse="invoiz_fleet_demo", system_db="invoiz_fleet_demo_meltano",
                           dagster_db="invoiz_fleet_demo_dagster", dagster_home=folder / "dagster-home",
-                          max_concurrent=args.max_concurrent, extra_env=extra, inherit_settings=False)
+                          max_concurrent=args.max_concurrent, shards=args.shards, extra_env=extra,
+                          inherit_settings=False)
             from tools.pipeline import drop_database  # noqa: PLC0415
 
             for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
@@ -280,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "demo"])
     parser.add_argument("--project", default=str(PROJECT_ROOT), help="the Meltano project (default: this checkout)")
     parser.add_argument("--max-concurrent", type=int, default=2, help="steps at once (multiprocess executor)")
+    parser.add_argument("--shards", type=int, default=int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0),
+                        help="0: one step per account (default); N: N steps, each syncing its accounts in one process")
     parser.add_argument("--keep", action="store_true", help="demo: keep its temporary folder")
     args = parser.parse_args(argv)
     if args.command == "demo":
