@@ -101,9 +101,6 @@ class Fleet:
             INVOIZ_FLEET_WORK=str(self.project / ".fleet" / "steps"),
             INVOIZ_FLEET_MAX_CONCURRENT=str(self.max_concurrent),
             INVOIZ_FLEET_SHARDS=str(self.shards),
-            # Accounts share raw_invoiz's tables: an ACTIVATE_VERSION from one account's first load would mark every
-            # other account's rows deleted (target-postgres has no account filter). Deletions come from the tap.
-            TAP_INVOIZ_EMIT_ACTIVATE_VERSION_MESSAGES="false",
         )
         env.update(self.extra_env)
         return env

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from tools import embedded_db
+from tools.accounts import env_name, write_account
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -72,6 +73,22 @@ def private_run_dirs(folder: Path) -> dict[str, str]:
             "DBT_LOG_PATH": str(folder / "dbt-logs")}
 
 
+def project_copy(folder: Path, accounts: list[str] | tuple[str, ...] = ()) -> Path:
+    """A copy of the project under ``folder`` (meltano.yml, transform/, accounts/ with the given account files) that
+    uses the installed plugins, so a test can declare accounts without touching the checkout (or reading its .env).
+    Use it with :func:`private_run_dirs`, which links the plugin virtualenvs."""
+    root = folder / "project"
+    root.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "meltano.yml", root / "meltano.yml")
+    shutil.copytree(PROJECT_ROOT / "transform", root / "transform",
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+    (root / "tap-invoiz").symlink_to(PROJECT_ROOT / "tap-invoiz", target_is_directory=True)
+    (root / "accounts").mkdir()
+    for account in accounts:
+        write_account(account, root / "accounts")
+    return root
+
+
 def connect(pg_env: dict[str, str], database: str | None = None, **kwargs) -> psycopg.Connection:
     return psycopg.connect(
         host=pg_env["PGHOST"],
@@ -106,6 +123,9 @@ class Pipeline:
     account: str = "demo"
     state_dir: Path | None = None  # own Meltano system db (state), so runs do not share state with others
     extra_env: dict[str, str] = field(default_factory=dict)
+    project_root: Path = PROJECT_ROOT
+    # account extractors (accounts/<name>.meltano.yml) → their settings, passed as their own TAP_INVOIZ__<NAME>_*
+    accounts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_OWNED_PREFIXES)}
@@ -123,12 +143,14 @@ class Pipeline:
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             env["MELTANO_DATABASE_URI"] = f"sqlite:///{self.state_dir / 'meltano.db'}"
+        for account, settings in self.accounts.items():
+            env.update({env_name(account, setting): value for setting, value in settings.items()})
         env.update(self.extra_env)
         return env
 
     def meltano(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [MELTANO, *args], cwd=PROJECT_ROOT, env=self.env(), capture_output=True, text=True, timeout=timeout,
+            [MELTANO, *args], cwd=self.project_root, env=self.env(), capture_output=True, text=True, timeout=timeout,
             check=False,
         )
         if check and result.returncode != 0:

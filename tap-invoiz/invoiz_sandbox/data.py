@@ -40,6 +40,16 @@ INVOICE_FILTERS = ["all", "draft", "locked", "partiallyPaid", "paid", "dunned", 
 TYPES = ["invoice", "depositInvoice", "closingInvoice", "recurringInvoice", "recurringInvoiceTemplate"]
 INVOICE_ORDER_BY = ["id", "date", "dueToDate", "totalNet", "totalGross", "customerData.name", "number", "type"]
 CONTACT_ORDER_BY = ["id", "name", "number"]
+#: State mixes of the generated invoices, by age (see the README, "Data set"). Per mix: share of drafts (recent /
+#: older than 14 days), share of cancelled, then (paid, partiallyPaid, dunned) cumulative thresholds for invoices
+#: older than due + 60 days, overdue ones and not yet due ones (the rest is locked; not-yet-due ones are never dunned).
+STATE_MIXES = {
+    "default": {"draft": (0.15, 0.01), "cancelled": 0.03,
+                "old": (0.965, 0.975, 0.99), "overdue": (0.70, 0.80, 0.90), "due": (0.35, 0.45, 0.45)},
+    # ≈ 80 % paid, ≈ 4 % cancelled, ≈ 15 % open: an account that also keeps old unpaid invoices open
+    "realistic": {"draft": (0.15, 0.005), "cancelled": 0.04,
+                  "old": (0.85, 0.88, 0.95), "overdue": (0.60, 0.70, 0.90), "due": (0.30, 0.40, 0.40)},
+}
 
 DUNNING_LEVELS = [
     ("paymentReminder", "Zahlungserinnerung"),
@@ -154,9 +164,12 @@ class Dataset:
     """All sandbox data plus the scenario mutations.  Thread-safe through ``self.lock``."""
 
     def __init__(self, seed: int = 42, invoices: int = 200, contacts: int | None = None,
-                 today: str | dt.date | None = None):
+                 today: str | dt.date | None = None, mix: str = "default"):
         if invoices < 0:
             raise ValueError("invoices must be >= 0")
+        if mix not in STATE_MIXES:
+            raise ValueError(f"unknown mix {mix!r}; known: {sorted(STATE_MIXES)}")
+        self.mix = mix
         self.seed = int(seed)
         self.n_base = int(invoices)
         self.nc_base = int(contacts) if contacts is not None else max(8, self.n_base // 5)
@@ -229,6 +242,7 @@ class Dataset:
         number = 0
         n_cancel = 0
         log_lo, log_span = math.log(2000), math.log(2500000) - math.log(2000)
+        mx = STATE_MIXES[self.mix]
         D, L, PP, P, DU, C = ST["draft"], ST["locked"], ST["partiallyPaid"], ST["paid"], ST["dunned"], ST["cancelled"]
         # every data set of >= 12 invoices has these cases, whatever the seed (tests rely on them)
         forced = {n - 1: D, n - 2: L, n - 3: PP, n // 2: C, n // 3: DU} if n >= 12 else {}
@@ -255,18 +269,15 @@ class Dataset:
             itype[i] = 0 if t < 13 else (1 if t == 13 else (2 if t == 14 else 3))
             age = today - d
             s = bits(16) / 65536.0
-            if s < (0.15 if age <= 14 else 0.01):
+            if s < mx["draft"][0 if age <= 14 else 1]:
                 st = D
-            elif s > 0.97:
+            elif s > 1.0 - mx["cancelled"]:
                 st = C
             else:
                 s2 = bits(16) / 65536.0
-                if age > dd + 60:                           # old: nearly all settled
-                    st = P if s2 < 0.965 else PP if s2 < 0.975 else DU if s2 < 0.99 else L
-                elif age > dd:                              # overdue
-                    st = P if s2 < 0.70 else PP if s2 < 0.80 else DU if s2 < 0.90 else L
-                else:
-                    st = P if s2 < 0.35 else PP if s2 < 0.45 else L
+                # old: nearly all settled; overdue; not yet due
+                p_, pp_, du_ = mx["old"] if age > dd + 60 else mx["overdue"] if age > dd else mx["due"]
+                st = P if s2 < p_ else PP if s2 < pp_ else DU if s2 < du_ else L
             st = forced.get(i, st)
             state[i] = st
             if st != D:
@@ -754,6 +765,8 @@ class Dataset:
         state, today = self.state, self.today.toordinal()
         if flt == "all":
             return lambda i: state[i] != STATE_DELETED
+        if flt == "open":                   # internal: locked, partiallyPaid, dunned (variant locked_includes_dunned)
+            return lambda i: state[i] in OPEN_CODES
         if flt == "overdue":
             day, due = self.day, self.due
             return lambda i: state[i] in OPEN_CODES and day[i] + due[i] < today
@@ -1082,13 +1095,17 @@ class Dataset:
             self._sync_arrays(idx, inv)
             return cid
 
-    def delete_invoice(self, invoice_id):
-        """Delete a draft (invoiz only allows deleting drafts)."""
+    def delete_invoice(self, invoice_id, finalised=False):
+        """Delete a draft; with ``finalised=True`` also a locked or dunned invoice (the web app's "cancel/delete"
+        on unpaid finalised invoices sends ``DELETE invoice/{id}``, contract §6.1). Paid, partially paid and
+        cancelled invoices are never deleted."""
         with self.lock:
             idx = self.inv_idx(invoice_id)
             inv = self.invoice_canonical(idx)
-            if inv["state"] != "draft":
-                raise SandboxError("only drafts can be deleted", field="state", code="NOT_ALLOWED")
+            allowed = ("draft", "locked", "dunned") if finalised else ("draft",)
+            if inv["state"] not in allowed:
+                raise SandboxError("only drafts (and, finalised=True, locked or dunned invoices) can be deleted",
+                                   field="state", code="NOT_ALLOWED")
             self.state[idx] = STATE_DELETED
             self.i_over.pop(idx, None)
             self._touch()

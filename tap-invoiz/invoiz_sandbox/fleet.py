@@ -161,7 +161,7 @@ class FleetSandbox:
     def __init__(self, installations: int | Iterable[str] = 3, seed: int = 42, invoices: int | None = None,
                  contacts: int | None = None, scale: float = 1.0, today=None, latency_ms: float = 0,
                  max_page_size: int = 500, port: int = 0, id_prefix: str = DEFAULT_ID_PREFIX,
-                 api_key: str = FLEET_API_KEY, api_key_secret: str = FLEET_API_KEY_SECRET):
+                 api_key: str = FLEET_API_KEY, api_key_secret: str = FLEET_API_KEY_SECRET, mix: str = "default"):
         if isinstance(installations, int):
             ids = [f"{id_prefix}{i:03d}" for i in range(1, installations + 1)]
         else:
@@ -172,7 +172,7 @@ class FleetSandbox:
         self._id_set = frozenset(ids)
         self.seed, self.invoices, self.contacts, self.scale = int(seed), invoices, contacts, float(scale)
         self.today, self.latency_ms, self.max_page_size = today, float(latency_ms), int(max_page_size)
-        self.api_key, self.api_key_secret = api_key, api_key_secret
+        self.api_key, self.api_key_secret, self.mix = api_key, api_key_secret, mix
         self.port = int(port)
         self.installations: dict[str, _Installation] = {}
         self._build_lock = threading.Lock()
@@ -211,7 +211,7 @@ class FleetSandbox:
                     self, seed=installation_seed(self.seed, installation_id), invoices=self.size(installation_id),
                     contacts=self.contacts, today=self.today, latency_ms=self.latency_ms,
                     max_page_size=self.max_page_size, port=self.port,
-                    credentials=self.credentials(installation_id),
+                    credentials=self.credentials(installation_id), mix=self.mix,
                 )
                 self.installations[installation_id] = found
         return found

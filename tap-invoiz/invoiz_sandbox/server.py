@@ -23,7 +23,8 @@ from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .data import (CONTACT_ORDER_BY, INVOICE_FILTERS, INVOICE_ORDER_BY, Dataset, NotFound, SandboxError)
+from .data import (CONTACT_ORDER_BY, INVOICE_FILTERS, INVOICE_ORDER_BY, STATE_MIXES, Dataset, NotFound,
+                   SandboxError)
 from .faults import REQUEST_KINDS, FaultSet
 
 DEMO_CREDENTIALS = {"api_key": "sandbox-key", "api_key_secret": "sandbox-secret",
@@ -44,6 +45,11 @@ VARIANTS = {
                  "the contract marks them L?)",
     "list_positions": "invoice list rows include `positions`",
     "no_customer_email": "customers have no `email` key at all (S1 typing lacks it)",
+    "no_meta_filter": "invoice list answers carry only `meta.count`, no `meta.filter` counts (❓ on app.invoiz.de)",
+    "locked_includes_dunned": "`filter=locked` (the web app's \"Offen\" tab) also returns dunned and partially "
+                              "paid invoices; `meta.count` and `meta.filter.locked.count` count them too",
+    "filter_ignored": "the server ignores `filter`: every list answer has all invoices and `meta.count` of all "
+                      "(`meta.filter` still has the true per-state counts)",
 }
 DEFAULT_LIMIT = 20
 LETTER_ELEMENTS = {
@@ -327,15 +333,15 @@ class Sandbox:
 
     ADMIN_ACTIONS = {name: name for name in (
         "create_invoice", "lock_invoice", "update_invoice", "pay", "partly_pay", "revert_payment", "dun", "cancel",
-        "delete_invoice", "create_contact", "update_contact", "set_contact_email", "delete_contact",
+        "delete_invoice", "write_and_pay", "delete_payment", "create_contact", "update_contact", "set_contact_email", "delete_contact",
         "advance_clock", "set_today", "fault", "set_faults", "clear_faults", "expire_tokens", "set_variants",
         "set_max_page_size", "set_latency", "reset_counters", "invoice", "contact", "invoice_ids", "contact_ids",
         "stats", "issue_token", "list_faults", "set_credentials", "set_raw_fields")}
 
     def __init__(self, seed=42, invoices=200, contacts=None, variants=(), max_page_size=500, latency_ms=0,
-                 today=None, port=0, credentials=None):
+                 today=None, port=0, credentials=None, mix="default"):
         self.seed = int(seed)
-        self.dataset = Dataset(seed=self.seed, invoices=int(invoices), contacts=contacts, today=today)
+        self.dataset = Dataset(seed=self.seed, invoices=int(invoices), contacts=contacts, today=today, mix=mix)
         self.variants: frozenset = frozenset()
         self.set_variants(variants)
         self.max_page_size = int(max_page_size)
@@ -462,7 +468,7 @@ class Sandbox:
         return {"requests": dict(self.requests), "today": self.today.isoformat(), "version": self.dataset.version,
                 "invoices": self.dataset.n - self.dataset.state.count(0),
                 "contacts": self.dataset.nc - sum(self.dataset.c_deleted),
-                "variants": sorted(self.variants), "max_page_size": self.max_page_size,
+                "variants": sorted(self.variants), "mix": self.dataset.mix, "max_page_size": self.max_page_size,
                 "latency_ms": self.latency_ms, "faults": self.faults.describe()}
 
     # ------------------------------------------------------------------ faults
@@ -550,6 +556,12 @@ class Sandbox:
         flt = query.get("filter") or "all"
         if flt not in INVOICE_FILTERS:
             raise SandboxError(f"filter {flt!r} is not supported", field="filter", code="INVALID")
+        filter_counts = ds.invoice_filter_counts()
+        if "filter_ignored" in self.variants:
+            flt = "all"
+        if flt == "locked" and "locked_includes_dunned" in self.variants:
+            flt = "open"
+            filter_counts = {**filter_counts, "locked": {"count": len(ds.invoice_order(order_by, desc, flt))}}
         order = ds.invoice_order(order_by, desc, flt)
         search = (query.get("searchText") or "").strip()
         if search:
@@ -568,7 +580,8 @@ class Sandbox:
         # while shifted, count one more row (as if one had been inserted before the offset), so a client that
         # stops at offset >= meta.count still sees every row
         count = len(order) + (1 if eff != offset else 0)
-        result = {"meta": {"count": count, "filter": ds.invoice_filter_counts()}, "data": rows}
+        meta = {"count": count} if "no_meta_filter" in self.variants else {"count": count, "filter": filter_counts}
+        result = {"meta": meta, "data": rows}
         # page-level faults that act after a page has been served
         for f in self.faults.active("invoice_list", "duplicate"):
             f.state["pages"] = f.state.get("pages", 0) + 1
@@ -676,8 +689,17 @@ class Sandbox:
     def cancel(self, invoice_id):
         return self.dataset.cancel(invoice_id)
 
-    def delete_invoice(self, invoice_id):
-        return self.dataset.delete_invoice(invoice_id)
+    def delete_invoice(self, invoice_id, finalised=False):
+        return self.dataset.delete_invoice(invoice_id, finalised=finalised)
+
+    # the change kinds a sync must see (contract §6.1), under their own names
+    def write_and_pay(self, customer_id=None, amount=None, date=None) -> int:
+        """An invoice written *and* paid between two syncs (bank matching): it never shows an open state."""
+        return self.dataset.create_invoice(customer_id=customer_id, state="paid", amount=amount, date=date)
+
+    def delete_payment(self, invoice_id, payment_id=None):
+        """A payment removed (paid → partiallyPaid or locked); the same as :meth:`revert_payment`."""
+        return self.dataset.revert_payment(invoice_id, payment_id=payment_id)
 
     def create_contact(self, kind="person", **fields) -> int:
         return self.dataset.create_contact(kind=kind, **fields)
@@ -721,6 +743,8 @@ def main(argv=None):
     p.add_argument("--max-page-size", type=int, default=500)
     p.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
                    help="contract variant (repeatable)")
+    p.add_argument("--mix", default="default", choices=sorted(STATE_MIXES),
+                   help="state mix of the generated invoices (realistic: ≈ 80 %% paid, ≈ 4 %% cancelled)")
     p.add_argument("--today", default=None, help="the sandbox clock's date, YYYY-MM-DD (default: from the seed)")
     p.add_argument("--installations", type=int, default=None,
                    help="serve N installations (ids sandbox-installation-001 …), each with its own dataset; "
@@ -731,13 +755,13 @@ def main(argv=None):
         from .fleet import FleetSandbox
         sb = FleetSandbox(installations=args.installations, seed=args.seed, invoices=args.invoices,
                           contacts=args.contacts, scale=args.scale, today=args.today, latency_ms=args.latency_ms,
-                          max_page_size=args.max_page_size, port=args.port)
+                          max_page_size=args.max_page_size, port=args.port, mix=args.mix)
         if args.variant:
             p.error("--variant applies to one installation; set variants per installation through the admin endpoint")
     else:
         sb = Sandbox(seed=args.seed, invoices=200 if args.invoices is None else args.invoices, contacts=args.contacts,
                      variants=args.variant, max_page_size=args.max_page_size, latency_ms=args.latency_ms,
-                     today=args.today, port=args.port)
+                     today=args.today, port=args.port, mix=args.mix)
     stop = threading.Event()
 
     def _stop(*_):

@@ -15,8 +15,8 @@ How a list stream syncs (the API has no updated-since filter and no updatedAt, c
 4. The state (per stream and per ``account``) is updated only for rows that were emitted, and STATE messages follow the
    records they cover, so a run killed halfway loses nothing: the next run re-emits what was not committed.
 
-ACTIVATE_VERSION is sent only when there is no prior state for the stream (first run, ``--full-refresh``); see
-:attr:`InvoizListStream.emit_activate_version_messages`.
+ACTIVATE_VERSION is never sent (several accounts may share the tables); a run without prior state reports its full
+refresh in the ``sync_status`` stream instead (:mod:`tap_invoiz.account_state`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from singer_sdk.streams import RESTStream
 
 from tap_invoiz import auth as auth_module
 from tap_invoiz import fingerprint as fpmod
+from tap_invoiz.account_state import AccountEntry, utc_now
 from tap_invoiz.auth import CREDENTIAL_SETTINGS, retry_after_seconds
 from tap_invoiz.records import RecordMapper, RejectedRow, Unconvertible, to_berlin_date, to_integer
 
@@ -515,7 +516,8 @@ class InvoizListStream(InvoizStream):
         self._counts: list[int | None] = []
         self._loaded = False
         self._had_prior_state = False
-        self._other_accounts: list[str] = []
+        self._entry: AccountEntry | None = None
+        self._started_at = ""
         self._fps: dict[int, int] = {}
         self._emit_children = False
         self._unflushed = 0
@@ -652,8 +654,20 @@ class InvoizListStream(InvoizStream):
         if self._loaded:
             return
         self._loaded = True
+        self._started_at = utc_now()  # before the first request: every record of this run is extracted later
         self._fps, self._had_prior_state = self._read_map(self)
-        self._other_accounts = sorted(a for a in self.account_states(self) if a != self.account)
+        self._entry = self.account_entry(self, had_prior_state=self._had_prior_state)
+
+    def account_entry(self, stream: InvoizStream, *, had_prior_state: bool) -> AccountEntry:
+        """This account's entry in ``stream``'s state as the run found it (installation, full refreshes)."""
+        return AccountEntry(
+            self.account_states(stream).get(self.account), self.run_id, self._started_at,
+            had_prior_state=had_prior_state,
+        )
+
+    @property
+    def run_id(self) -> str:
+        return self._tap.run_id  # type: ignore[attr-defined]
 
     def _read_map(self, stream: InvoizStream) -> tuple[dict[int, int], bool]:
         entry = self.account_states(stream).get(self.account)
@@ -668,12 +682,10 @@ class InvoizListStream(InvoizStream):
             )
             return {}, False
 
-    def _store_map(self, stream: InvoizStream, fps: dict[int, int]) -> None:
-        self.account_states(stream)[self.account] = {
-            "format": fpmod.FORMAT,
-            "rows": len(fps),
-            "fingerprints": fpmod.encode(fps),
-        }
+    def _store_map(self, stream: InvoizStream, fps: dict[int, int], entry: AccountEntry, *, final: bool) -> None:
+        fingerprints = {"format": fpmod.FORMAT, "rows": len(fps), "fingerprints": fpmod.encode(fps)}
+        installation = self._tap.installation_hash  # type: ignore[attr-defined]
+        self.account_states(stream)[self.account] = entry.updated(fingerprints, installation=installation, final=final)
 
     def _commit_state(self, *, final: bool = False) -> None:
         """Write the fingerprints of everything emitted so far into the stream state and (unless the tap writes
@@ -681,38 +693,51 @@ class InvoizListStream(InvoizStream):
         batching = bool(self.get_batch_config(self.config))
         if batching and not final:
             return
-        if self.selected:
-            self._store_map(self, self._fps)
-        self._commit_children()
+        if self.selected and self._entry is not None:
+            self._store_map(self, self._fps, self._entry, final=final)
+        self._commit_children(final=final)
         self.state_manager.is_flushed = False
         if not final and not batching:
             self._write_state_message()
         self._unflushed = 0
 
-    def _commit_children(self) -> None:
+    def _commit_children(self, *, final: bool) -> None:
         """Hook for streams whose children keep their own fingerprint maps."""
 
     @property
     def emit_activate_version_messages(self) -> bool:
-        """ACTIVATE_VERSION only for a run without prior state of this account (first run, --full-refresh).
+        """Never: target-postgres applies ACTIVATE_VERSION to the whole table, and several accounts may share it.
 
-        target-postgres soft-deletes every row of the table that the version did not send, so an incremental run
-        (which sends only changes) must never send it. It is also withheld when the state holds other accounts
-        (several accounts share the table and one account's full sync must not mark the other's rows deleted), and
-        when the setting ``emit_activate_version_messages`` is explicitly false.
+        Rows gone from invoiz are marked by tombstones (incremental runs) and, after a full refresh, by the
+        ``sync_status`` stream's cut-off per account (:mod:`tap_invoiz.account_state`).
         """
-        if self.config.get("emit_activate_version_messages") is False:
-            return False
-        self._load_state()
-        if self._had_prior_state:
-            return False
-        if self._other_accounts:
-            self.logger.warning(
-                "%s: no ACTIVATE_VERSION although this is a full sync of account %r: the state also holds accounts "
-                "%s, whose rows share the table", self.name, self.account, ", ".join(self._other_accounts),
-            )
-            return False
-        return True
+        return False
+
+    def sync_status(self, listed: int) -> dict:
+        """This stream's row for the ``sync_status`` stream (see :mod:`tap_invoiz.account_state`)."""
+        entry = self._entry
+        full_refresh = entry.full_refresh if entry is not None else None
+        confirmed = entry.confirmed if entry is not None else None
+        progress = self.progress
+        return {
+            "account": self.account,
+            "stream": self.name,
+            "run_id": self.run_id,
+            "started_at": self._started_at,
+            "completed_at": utc_now(),
+            "full_refresh": not self._had_prior_state,
+            "full_refresh_started_at": full_refresh.started_at if full_refresh else None,
+            "full_refresh_rows": len(self._fps) if full_refresh else None,
+            "last_full_refresh_started_at": confirmed.started_at if confirmed else None,
+            "rows_listed": listed,
+            "records_emitted": progress.emitted,
+            "new": progress.new,
+            "changed": progress.changed,
+            "deleted": progress.deleted,
+            "tracked": len(self._fps),
+            "requests": progress.requests,
+            "retries": progress.retries,
+        }
 
     # -- children ----------------------------------------------------------------------------------------------------
 
@@ -764,7 +789,7 @@ class InvoizListStream(InvoizStream):
     def get_records(self, context: Context | None) -> Iterable[dict]:
         self.progress.started = time.monotonic()
         self._load_state()
-        self._now = dt.datetime.now(dt.timezone.utc).isoformat()
+        self._now = utc_now()
         salt = self.fingerprint_salt
         selected = self.selected
         seen: set[int] = set()
@@ -830,6 +855,7 @@ class InvoizListStream(InvoizStream):
             if self._fps.get(row_id) != fp:
                 yield from self._emit(raw, row_id, fp, need_self=True, need_child=self.child_needs(row_id, fp))
         self._commit_state(final=True)
+        self._tap.sync_status_rows.append(self.sync_status(len(seen)))  # type: ignore[attr-defined]
         self.logger.info("%s", self.progress.summary(self.account, len(seen), len(self._fps)))
 
 

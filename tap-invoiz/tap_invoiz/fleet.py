@@ -13,7 +13,7 @@ Config (Meltano extractor ``tap-invoiz-fleet``, inheriting tap-invoiz's settings
   extractor ``tap-invoiz--<name>``); tap-invoiz's own credential settings are never used for an account.
 * every other tap-invoiz setting applies to all accounts unless an account entry overrides it.
 
-ACTIVATE_VERSION is never sent (the accounts share the target's tables). An account that fails (bad credentials,
+An account that fails (bad credentials,
 invoiz down) is logged and skipped; the others still sync; the exit code is 1 if any failed. One line per account:
 ``fleet account 'acme': ok: sync done in …`` or ``fleet account 'acme': FAILED: <reason>``.
 
@@ -49,7 +49,6 @@ def account_config(base: dict, entry: dict, env: dict) -> tuple[dict, list[str]]
     config = {k: v for k, v in base.items() if k not in (*CREDENTIALS, "accounts")}
     config.update({k: entry[k] for k in OVERRIDABLE if entry.get(k) not in (None, "")})
     config["account"] = str(entry.get("account") or name)
-    config["emit_activate_version_messages"] = False
     missing = []
     for setting in CREDENTIALS:
         value = env.get(credential_var(name, setting))

@@ -12,9 +12,11 @@ import datetime as dt
 import logging
 import typing as t
 
+from singer_sdk import Stream
 from singer_sdk import typing as th
 
 from tap_invoiz import fingerprint as fpmod
+from tap_invoiz.account_state import AccountEntry
 from tap_invoiz.client import InvoizListStream, InvoizStream, berlin_date_or_none, response_body
 from tap_invoiz.records import RecordMapper, first_non_empty, invoice_status
 
@@ -169,6 +171,34 @@ PAYMENTS_SCHEMA = _schema(
     [],
 )
 
+I = th.IntegerType
+SYNC_STATUS_SCHEMA = th.PropertiesList(  # the tap's own bookkeeping, not API fields: no extra_fields, no tombstones
+    _prop("account", S, "Setting `account`", required=True),
+    _prop("stream", S, "invoices, contacts or invoice_payments", required=True),
+    _prop("run_id", S, "Identifies the tap run that wrote this row"),
+    _prop("started_at", th.DateTimeType, "When the stream's sync started, before its first request (tap clock, UTC)"),
+    _prop("completed_at", th.DateTimeType, "When the stream's sync completed"),
+    _prop("full_refresh", th.BooleanType, "The run had no prior state for this account: every row in scope was sent"),
+    _prop(
+        "full_refresh_started_at", th.DateTimeType,
+        "Set when this run completed a full refresh: rows of this account extracted earlier and not sent again are "
+        "gone from invoiz (once full_refresh_rows rows extracted since then are in the table)",
+    ),
+    _prop("full_refresh_rows", I, "Rows that full refresh left tracked: the commit check of staging"),
+    _prop(
+        "last_full_refresh_started_at", th.DateTimeType,
+        "The latest earlier full refresh whose rows were all committed (from the state this run started from)",
+    ),
+    _prop("rows_listed", I, "Distinct rows the listing returned"),
+    _prop("records_emitted", I, "Records sent (new, changed, deleted)"),
+    _prop("new", I, "New rows sent"),
+    _prop("changed", I, "Changed rows sent"),
+    _prop("deleted", I, "Tombstones sent"),
+    _prop("tracked", I, "Rows whose fingerprint the state keeps after the run"),
+    _prop("requests", I, "HTTP requests of this stream"),
+    _prop("retries", I, "Retried requests of this stream"),
+).to_dict()
+
 
 def _extra(extra: dict) -> dict | None:
     return extra or None
@@ -188,6 +218,7 @@ class InvoicesStream(InvoizListStream):
         self.mapper = RecordMapper(self.name, INVOICE_FIELDS, self.logger)
         self._payments_fps: dict[int, int] | None = None
         self._payments_had_state = False
+        self._payments_entry: AccountEntry | None = None
         start = self.config.get("start_date")
         self._start_date = str(start)[:10] if start else None
 
@@ -229,7 +260,7 @@ class InvoicesStream(InvoizListStream):
             return None
         if self._payments_fps is None:
             self._payments_fps, self._payments_had_state = self._read_map(child)
-            child.had_prior_state = self._payments_had_state
+            self._payments_entry = self.account_entry(child, had_prior_state=self._payments_had_state)
         return self._payments_fps
 
     def child_needs(self, row_id: int, fp: int) -> bool:
@@ -245,10 +276,32 @@ class InvoicesStream(InvoizListStream):
         else:
             fps[row_id] = fp
 
-    def _commit_children(self) -> None:
+    def _commit_children(self, *, final: bool) -> None:
         child = self.payments_stream
-        if child is not None and self._payments_fps is not None:
-            self._store_map(child, self._payments_fps)
+        if child is not None and self._payments_fps is not None and self._payments_entry is not None:
+            self._store_map(child, self._payments_fps, self._payments_entry, final=final)
+
+    def sync_status(self, listed: int) -> dict:
+        """Also reports invoice_payments (synced inside this stream) when it is selected."""
+        own = super().sync_status(listed)
+        child = self.payments_stream
+        entry = self._payments_entry
+        if child is not None and entry is not None and self._payments_fps is not None:
+            full_refresh = entry.full_refresh
+            self._tap.sync_status_rows.append({  # type: ignore[attr-defined]
+                **own,
+                "stream": child.name,
+                "full_refresh": not self._payments_had_state,
+                "full_refresh_started_at": full_refresh.started_at if full_refresh else None,
+                "full_refresh_rows": None,  # payments are not tracked one by one: no commit check (see staging)
+                "last_full_refresh_started_at": entry.confirmed.started_at if entry.confirmed else None,
+                "rows_listed": None,
+                "records_emitted": child.progress.records,
+                "new": None, "changed": None, "deleted": None, "tracked": None,
+                "requests": child.progress.requests,
+                "retries": child.progress.retries,
+            })
+        return own
 
 
 class ContactsStream(InvoizListStream):
@@ -288,8 +341,8 @@ class InvoicePaymentsStream(InvoizStream):
 
     Synced only for invoices that are new or changed since their payments were last read (the parent keeps a
     separate fingerprint map for this stream, so selecting it later backfills all payments once). Payments of a
-    deleted invoice are not tombstoned (invoiz deletes only drafts, which have no payments); a full refresh marks
-    them deleted through ACTIVATE_VERSION.
+    deleted invoice are not tombstoned (staging drops payments of deleted invoices); after a full refresh, staging marks
+    payments that were not sent again as deleted (``sync_status``).
     """
 
     name = "invoice_payments"
@@ -305,8 +358,6 @@ class InvoicePaymentsStream(InvoizStream):
         super().__init__(*args, **kwargs)
         self.mapper = RecordMapper(self.name, PAYMENT_FIELDS, self.logger)
         self.mapper.ignore("invoiceId")
-        self.had_prior_state = True  # set by the parent before the first child sync
-        self._activate_sent = False
         self._schema_sent = False
         self._warned_no_id = False
 
@@ -319,14 +370,8 @@ class InvoicePaymentsStream(InvoizStream):
 
     @property
     def emit_activate_version_messages(self) -> bool:
-        """Like the parent: only without prior state, and only once per run (sync() runs once per invoice)."""
-        if self._activate_sent or self.config.get("emit_activate_version_messages") is False:
-            return False
-        parent_other_accounts = [a for a in self.stream_state.get("accounts", {}) if a != self.account]
-        if self.had_prior_state or parent_other_accounts:
-            return False
-        self._activate_sent = True
-        return True
+        """Never, like the parent (several accounts share the table)."""
+        return False
 
     def _write_schema_message(self) -> None:
         if not self._schema_sent:  # once per run, not once per invoice
@@ -364,4 +409,18 @@ class InvoicePaymentsStream(InvoizStream):
         }
 
 
-__all__ = ["ContactsStream", "InvoicePaymentsStream", "InvoicesStream", "dt", "fpmod"]
+class SyncStatusStream(Stream):
+    """One row per account and stream: how its latest sync went, and the full-refresh cut-off staging uses to mark
+    rows gone from invoiz (instead of ACTIVATE_VERSION, which would act on every account's rows). Synced last, from
+    what the list streams reported (:mod:`tap_invoiz.account_state`)."""
+
+    name = "sync_status"
+    primary_keys: t.ClassVar[list[str]] = ["account", "stream"]
+    replication_key = None
+    schema = SYNC_STATUS_SCHEMA
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:  # noqa: ARG002
+        yield from self._tap.sync_status_rows  # type: ignore[attr-defined]
+
+
+__all__ = ["ContactsStream", "InvoicePaymentsStream", "InvoicesStream", "SyncStatusStream", "dt", "fpmod"]

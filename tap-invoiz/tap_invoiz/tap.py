@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import time
 import typing as t
+import uuid
 from functools import cached_property
 from urllib.parse import urlparse
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.metrics import METRICS_LOGGER_NAME, MetricExclusionFilter
 
 from tap_invoiz import streams
+from tap_invoiz.account_state import installation_hash, stored_installations
 from tap_invoiz.auth import InvoizAuthenticator
 from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, RetryPacer, counted
 from tap_invoiz.errors import InvoizConfigError
@@ -61,6 +66,9 @@ class TapInvoiz(Tap):
     """Singer tap for invoiz (invoices, contacts, invoice payments), incremental by row fingerprints."""
 
     name = "tap-invoiz"
+    # Not activate-version: target-postgres applies ACTIVATE_VERSION to the whole table, which several accounts may
+    # share; the sync_status stream takes its place (tap_invoiz.account_state).
+    capabilities: t.ClassVar[list] = [c for c in Tap.capabilities if c != TapCapabilities.ACTIVATE_VERSION]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -121,11 +129,12 @@ class TapInvoiz(Tap):
             description="User-Agent header (default tap-invoiz/<version>).",
         ),
         th.Property(
-            "emit_activate_version_messages", th.BooleanType,
+            "allow_installation_change", th.BooleanType, default=False,
             description=(
-                "Unset or true: a run without prior state (first run, --full-refresh) sends ACTIVATE_VERSION, so "
-                "target-postgres marks rows that vanished from invoiz as deleted. false: never. Incremental runs "
-                "never send it."
+                "Permit an intended move of `account` to another invoiz installation. Without it, a run whose "
+                "installation_id differs from the one this account was synced from fails before anything is sent. "
+                "With it, the account's rows are replaced by the new installation's (rows missing there are marked "
+                "deleted). Rotating the API key or secret of the same installation needs no change."
             ),
         ),
     ).to_dict()
@@ -185,9 +194,51 @@ class TapInvoiz(Tap):
         """One for the run: a 429 pauses every stream's requests, not only the stream that got it."""
         return RetryPacer()
 
+    @cached_property
+    def run_id(self) -> str:
+        return uuid.uuid4().hex
+
+    @cached_property
+    def installation_hash(self) -> str | None:
+        installation_id = self.config.get("installation_id")
+        return installation_hash(self.account, installation_id) if installation_id else None
+
+    @property
+    def account(self) -> str:
+        return str(self.config.get("account") or "default")
+
+    @cached_property
+    def sync_status_rows(self) -> list[dict]:
+        """Filled by the list streams as they finish; sent by the sync_status stream, which runs last."""
+        return []
+
+    def _check_installation(self) -> None:
+        """Fail (before anything is sent) when installation_id reaches another installation than the one this
+        account's state was synced from; see :mod:`tap_invoiz.account_state`."""
+        known = stored_installations(self.state, self.account)
+        current = self.installation_hash
+        if not known or current is None or known == {current}:
+            return
+        if self.config.get("allow_installation_change"):
+            self.logger.warning(
+                "account %r moves to another invoiz installation (allow_installation_change is set): rows the new "
+                "installation does not have are marked deleted", self.account,
+            )
+            return
+        msg = (
+            f"setting installation_id reaches another invoiz installation than the one account {self.account!r} was "
+            "synced from (the state keeps a one-way hash of it), so nothing was sent. Check that this account's "
+            "credentials are its own (an extractor that inherits from tap-invoiz must set its own api_key, "
+            "api_key_secret and installation_id); give another installation its own setting account; or, to move "
+            f"account {self.account!r} on purpose, set allow_installation_change=true for one run"
+        )
+        raise InvoizConfigError(msg)
+
     def sync_all(self) -> None:
-        """Check the credentials (one token request) before any stream starts, then sync."""
+        """Check the installation (state) and the credentials (one token request) before any stream starts, then
+        sync."""
         try:
+            self._check_installation()
             _ = self.invoiz_authenticator.token
         except InvoizConfigError as exc:
             # singer-sdk's CLI would log "Config validation failed" after our message, and `meltano config test`
@@ -200,7 +251,7 @@ class TapInvoiz(Tap):
 
     def sync_summary(self, seconds: float) -> str:
         """One line over all streams: records emitted (per stream, and new/changed/deleted), requests, retries."""
-        synced = [s for s in self.streams.values() if s.selected]
+        synced = [s for s in self.streams.values() if s.selected and hasattr(s, "progress")]
         progress = [s.progress for s in synced]  # type: ignore[attr-defined]
         per_stream = ", ".join(f"{p.name} {p.emitted:,}" for p in progress)
         token_requests = self.invoiz_authenticator.token_requests
@@ -213,11 +264,70 @@ class TapInvoiz(Tap):
             f"{counted(sum(p.retries for p in progress), 'retry', 'retries')}"
         )
 
+    # -- tap-invoiz --diagnose [--output FILE] ------------------------------------------------------------------------
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """singer-sdk's command plus ``--diagnose`` and ``--output`` (see :mod:`tap_invoiz.diagnose`)."""
+        command = super().get_singer_command()
+        command.params.extend([
+            click.Option(
+                ["--diagnose"], is_flag=True,
+                help="Read-only check of the invoiz account against the API contract the tap expects: a Markdown "
+                     "report (no secrets, no personal data); exit 0 ok, 1 something blocks a correct sync, "
+                     "2 cannot connect or authenticate.",
+            ),
+            click.Option(
+                ["--output"], type=click.Path(dir_okay=False, writable=True),
+                help="With --diagnose: write the report to this file instead of stdout.",
+            ),
+        ])
+        return command
+
+    @classmethod
+    def invoke(cls, *, diagnose: bool = False, output: str | None = None, **kwargs: t.Any) -> None:  # type: ignore[override]
+        if not diagnose:
+            if output:
+                cls.logger.error("--output is only used with --diagnose")
+                sys.exit(2)
+            super().invoke(**kwargs)
+            return
+        sys.exit(cls.run_diagnosis(kwargs.get("config"), output))
+
+    @classmethod
+    def run_diagnosis(cls, config_input: t.Any, output: str | None) -> int:
+        """The --diagnose command: settings as for a sync (files and/or ENV); catalog and state are ignored."""
+        from tap_invoiz.diagnose import config_problems, diagnose
+
+        cls.print_version(print_fn=cls.logger.info)
+        tap = cls(
+            config=config_input.config if config_input else {},
+            parse_env_config=bool(config_input and config_input.parse_env),
+            validate_config=False,
+            setup_mapper=False,
+        )
+        errors = tap._validate_config(raise_errors=False)  # noqa: SLF001
+        if errors:
+            report = config_problems(tap.config, errors)
+            cls.logger.error("%s", report.fatal)
+        else:
+            report = diagnose(tap.config)
+        text = report.render()
+        if output:
+            with open(output, "w", encoding="utf-8") as handle:  # noqa: PTH123
+                handle.write(text)
+            cls.logger.info("diagnosis written to %s (exit status %d)", output, report.exit_code)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return report.exit_code
+
     def discover_streams(self) -> list[Stream]:
         return [
             streams.InvoicesStream(self),
             streams.ContactsStream(self),
             streams.InvoicePaymentsStream(self),
+            streams.SyncStatusStream(self),  # last: it reports what the others did
         ]
 
 

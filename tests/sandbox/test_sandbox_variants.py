@@ -132,3 +132,35 @@ def test_variants_switch_at_runtime_and_combine(invoiz_sandbox):
     assert "invoice" in c.ok(f"invoice/{iid}")["data"]
     with pytest.raises(ValueError):
         sb.set_variants(["bogus"])
+
+
+STATE_FILTERS = ("draft", "locked", "partiallyPaid", "paid", "dunned", "cancelled")
+
+
+def test_variant_no_meta_filter(invoiz_sandbox_factory):
+    cb, cv, *_ = _both(invoiz_sandbox_factory, "no_meta_filter")
+    assert "filter" in cb.ok("invoice")["meta"]
+    for flt in ("all", "locked"):
+        b, v = cb.ok("invoice", filter=flt), cv.ok("invoice", filter=flt)
+        assert v["meta"] == {"count": b["meta"]["count"]} and v["data"] == b["data"]
+
+
+def test_variant_locked_includes_dunned(invoiz_sandbox_factory):
+    cb, cv, *_ = _both(invoiz_sandbox_factory, "locked_includes_dunned")
+    v = cv.ok("invoice", filter="locked", limit=500)
+    assert {r["state"] for r in v["data"]} == {"locked", "partiallyPaid", "dunned"}
+    flt = cb.ok("invoice")["meta"]["filter"]
+    open_count = sum(flt[s]["count"] for s in ("locked", "partiallyPaid", "dunned"))
+    assert v["meta"]["count"] == v["meta"]["filter"]["locked"]["count"] == open_count == len(v["data"])
+    # the other filters are unchanged
+    for flt_name in ("dunned", "paid", "draft"):
+        assert cv.ok("invoice", filter=flt_name, limit=500) == cb.ok("invoice", filter=flt_name, limit=500)
+
+
+def test_variant_filter_ignored(invoiz_sandbox_factory):
+    cb, cv, *_ = _both(invoiz_sandbox_factory, "filter_ignored")
+    all_rows = cb.ok("invoice", filter="all", limit=500)
+    for flt in STATE_FILTERS:
+        v = cv.ok("invoice", filter=flt, limit=500)
+        assert v["data"] == all_rows["data"] and v["meta"]["count"] == all_rows["meta"]["count"]
+        assert v["meta"]["filter"] == cb.ok("invoice", filter=flt)["meta"]["filter"]     # true per-state counts

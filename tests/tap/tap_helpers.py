@@ -15,6 +15,8 @@ from singer_sdk.io_base import SingerWriter
 from tap_invoiz.tap import TapInvoiz
 
 TAP_EXE = str(Path(sys.executable).parent / "tap-invoiz")
+#: Keys of an account's state entry that name a run (tap_invoiz.account_state), not what was tracked.
+RUN_SPECIFIC_KEYS = ("last_full_refresh", "full_refresh_in_progress")
 
 
 def sandbox_config(sb, **overrides) -> dict:
@@ -50,11 +52,22 @@ class Run:
     def state(self) -> dict:
         return copy.deepcopy(self.states[-1]) if self.states else {}
 
+    @property
+    def fingerprints(self) -> dict:
+        """The state without what differs from run to run (run ids and times of full refreshes): what was tracked."""
+        state = self.state
+        for stream_state in state.get("bookmarks", {}).values():
+            for entry in stream_state.get("accounts", {}).values():
+                for key in RUN_SPECIFIC_KEYS:
+                    entry.pop(key, None)
+        return state
 
-def catalog_for(config: dict, *, payments: bool = False, invoices: bool = True, contacts: bool = True) -> dict:
+
+def catalog_for(config: dict, *, payments: bool = False, invoices: bool = True, contacts: bool = True,
+                sync_status: bool = True) -> dict:
     tap = TapInvoiz(config=config, validate_config=False, setup_mapper=False)
     catalog = tap.catalog_dict
-    wanted = {"invoices": invoices, "contacts": contacts, "invoice_payments": payments}
+    wanted = {"invoices": invoices, "contacts": contacts, "invoice_payments": payments, "sync_status": sync_status}
     for stream in catalog["streams"]:
         for entry in stream["metadata"]:
             if entry["breadcrumb"] == []:

@@ -28,7 +28,8 @@ def test_unreadable_state_means_a_first_run_not_a_crash(invoiz_sandbox):
     state = {"bookmarks": {"invoices": {"accounts": {"test": {"fingerprints": "fp1:not-base64!"}}}}}
     run = run_tap(cfg, state)
     assert run.ids("invoices") == set(invoiz_sandbox.invoice_ids())
-    assert "invoices" in run.activate_versions()
+    status = {r["stream"]: r for r in run.records("sync_status")}
+    assert status["invoices"]["full_refresh"] is True
 
 
 def test_100k_invoices_fit_in_well_under_one_megabyte():

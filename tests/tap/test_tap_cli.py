@@ -116,6 +116,7 @@ def test_discover_works_without_credentials(tmp_path):
                           text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-1000:]
     streams = {s["tap_stream_id"]: s for s in json.loads(proc.stdout)["streams"]}
-    assert set(streams) == {"invoices", "contacts", "invoice_payments"}
+    assert set(streams) == {"invoices", "contacts", "invoice_payments", "sync_status"}
+    assert streams["sync_status"]["key_properties"] == ["account", "stream"]
     assert streams["invoice_payments"]["key_properties"] == ["account", "invoice_id", "id"]
     assert streams["invoices"]["key_properties"] == ["account", "id"]

@@ -15,12 +15,21 @@ def first_and_reset(sb, **config):
     return cfg, first
 
 
-def test_first_run_emits_everything_with_activate_version(invoiz_sandbox):
+def test_first_run_emits_everything_and_reports_a_full_refresh_not_activate_version(invoiz_sandbox):
     sb = invoiz_sandbox
     run = run_tap(sandbox_config(sb))
     assert run.ids("invoices") == set(sb.invoice_ids())
     assert run.ids("contacts") == set(sb.contact_ids())
-    assert sorted(run.activate_versions()) == ["contacts", "invoices"]
+    assert run.activate_versions() == []  # it would act on every account's rows of the table
+    status = {r["stream"]: r for r in run.records("sync_status")}
+    assert set(status) == {"contacts", "invoices"}
+    assert status["invoices"]["full_refresh"] is True
+    assert status["invoices"]["full_refresh_rows"] == len(list(sb.invoice_ids()))
+    assert status["invoices"]["full_refresh_started_at"] == status["invoices"]["started_at"]
+    # every record of the full refresh was extracted after the moment staging compares with
+    started = status["invoices"]["started_at"]
+    assert all(m["time_extracted"] >= started for m in run.messages
+               if m["type"] == "RECORD" and m["stream"] == "invoices")
     assert run.records("invoice_payments") == []  # not selected by default: no detail requests
     assert sb.requests["invoice_detail"] == 0
     accounts = run.state["bookmarks"]["invoices"]["accounts"]
@@ -38,7 +47,7 @@ def test_rerun_without_change_emits_nothing_and_no_activate_version(invoiz_sandb
     assert sb.requests["invoice_detail"] == 0
     assert sb.requests["customer_detail"] == 0
     assert sb.requests["invoice_list"] == 1 and sb.requests["customer_list"] == 1
-    assert second.state == first.state
+    assert second.fingerprints == first.fingerprints
 
 
 def test_each_kind_of_change_is_emitted_with_the_next_run(invoiz_sandbox):
@@ -103,24 +112,47 @@ def test_deleted_draft_and_contact_become_tombstones_once(invoiz_sandbox):
     assert again.records("invoices") == [] and again.records("contacts") == []
 
 
-def test_full_refresh_without_state_resends_all_with_activate_version(invoiz_sandbox):
+def test_full_refresh_without_state_resends_all_and_reports_its_cut_off(invoiz_sandbox):
     sb = invoiz_sandbox
     cfg, first = first_and_reset(sb)
     draft = next(i for i in sb.invoice_ids() if sb.invoice(i)["state"] == "draft")
     sb.delete_invoice(draft)
     refresh = run_tap(cfg, None)
     assert refresh.ids("invoices") == set(sb.invoice_ids())
-    assert sorted(refresh.activate_versions()) == ["contacts", "invoices"]
-    # ACTIVATE_VERSION comes before the records of its stream
+    assert refresh.activate_versions() == []
+    status = {r["stream"]: r for r in refresh.records("sync_status")}["invoices"]
+    # the vanished draft was extracted before the cut-off and not sent again: staging marks it deleted
+    assert status["full_refresh_started_at"] > max(
+        m["time_extracted"] for m in first.messages if m["type"] == "RECORD" and m["stream"] == "invoices")
+    # sync_status comes after every record of the streams it reports on
     kinds = [(m["type"], m.get("stream")) for m in refresh.messages]
-    assert kinds.index(("ACTIVATE_VERSION", "invoices")) < kinds.index(("RECORD", "invoices"))
-    assert run_tap(cfg, refresh.state).records("invoices") == []
+    last_data = max(i for i, k in enumerate(kinds) if k[0] == "RECORD" and k[1] != "sync_status")
+    assert kinds.index(("RECORD", "sync_status")) > last_data
+    after = run_tap(cfg, refresh.state)
+    assert after.records("invoices") == []
+    status_after = {r["stream"]: r for r in after.records("sync_status")}["invoices"]
+    assert status_after["full_refresh"] is False and status_after["full_refresh_started_at"] is None
+    # the next run confirms the full refresh from the state its final STATE message wrote
+    assert status_after["last_full_refresh_started_at"] == status["full_refresh_started_at"]
 
 
-def test_activate_version_can_be_switched_off(invoiz_sandbox):
-    run = run_tap(sandbox_config(invoiz_sandbox, emit_activate_version_messages=False))
-    assert run.activate_versions() == []
-    assert run.records("invoices")
+def test_a_killed_full_refresh_is_completed_by_the_next_run(invoiz_sandbox, monkeypatch):
+    sb = invoiz_sandbox
+    cfg = sandbox_config(sb, page_size=10)
+    monkeypatch.setattr(client, "STATE_EVERY", 20)
+    killed = run_tap(cfg, None, contacts=False)
+    partial = next(s for s in killed.states if s.get("bookmarks", {}).get("invoices", {}).get("accounts"))
+    entry = partial["bookmarks"]["invoices"]["accounts"]["test"]
+    assert "full_refresh_in_progress" in entry and "last_full_refresh" not in entry
+    resumed = run_tap(cfg, partial, contacts=False)
+    status = {r["stream"]: r for r in resumed.records("sync_status")}["invoices"]
+    # the resumed run finishes the killed one's full refresh: same cut-off, all rows tracked
+    assert status["full_refresh"] is False
+    assert status["full_refresh_started_at"] == entry["full_refresh_in_progress"]["started_at"]
+    assert status["full_refresh_rows"] == len(list(sb.invoice_ids()))
+    final = resumed.state["bookmarks"]["invoices"]["accounts"]["test"]
+    assert "full_refresh_in_progress" not in final
+    assert final["last_full_refresh"]["started_at"] == status["full_refresh_started_at"]
 
 
 def test_page_size_and_credentials_do_not_touch_the_state(invoiz_sandbox):
@@ -187,8 +219,10 @@ def test_payments_are_read_only_for_new_or_changed_invoices(invoiz_sandbox):
     assert sb.requests["invoice_detail"] == n
     expected = {(i, p["id"]) for i in sb.invoice_ids() for p in sb.invoice(i).get("payments", [])}
     assert {(r["invoice_id"], r["id"]) for r in first.records("invoice_payments")} == expected
-    assert "invoice_payments" in first.activate_versions()
-    assert first.activate_versions().count("invoice_payments") == 1
+    assert first.activate_versions() == []
+    payments_status = {r["stream"]: r for r in first.records("sync_status")}["invoice_payments"]
+    assert payments_status["full_refresh"] is True
+    assert payments_status["records_emitted"] == len(expected)
     payment = first.records("invoice_payments")[0]
     assert set(payment) >= {"account", "invoice_id", "id", "date", "amount", "type", "extra_fields"}
     sb.reset_counters()

@@ -1,6 +1,20 @@
-with source as (
+with latest as (
 
     {{ singer_latest(source('invoiz', 'contacts'), ['account', 'id']) }}
+
+),
+
+cutoffs as (
+
+    {{ full_refresh_cutoffs('contacts', source('invoiz', 'contacts')) }}
+
+),
+
+source as (
+
+    select latest.*, cutoffs.full_refresh_cutoff
+    from latest
+    left join cutoffs on cutoffs.cutoff_account = latest.account
 
 ),
 
@@ -41,8 +55,8 @@ renamed as (
         cast(notes_alert as boolean)                         as notes_alert,
         cast(contact_url as text)                            as contact_url,
         cast(extra_fields as jsonb)                          as extra_fields,
-        _sdc_deleted_at is not null                          as is_deleted,
-        cast(_sdc_deleted_at as timestamp)                   as deleted_at,
+        {{ is_gone_from_invoiz() }}                          as is_deleted,
+        {{ gone_from_invoiz_at() }}                          as deleted_at,
         cast(_sdc_extracted_at as timestamp)                 as extracted_at,
         cast(_sdc_batched_at as timestamp)                   as loaded_at
 

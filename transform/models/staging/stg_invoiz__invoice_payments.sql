@@ -7,7 +7,7 @@
     {%- do log("stg_invoiz__invoice_payments: " ~ src ~ " does not exist yet; building an empty model", info=true) -%}
 {%- endif %}
 
-with source as (
+with latest as (
 
     {% if src_exists -%}
     {{ singer_latest(src, ['account', 'invoice_id', 'id']) }}
@@ -20,6 +20,24 @@ with source as (
         cast(null as timestamp) as _sdc_batched_at
     where false
     {%- endif %}
+
+),
+
+cutoffs as (
+
+    {% if src_exists -%}
+    {{ full_refresh_cutoffs('invoice_payments', src) }}
+    {%- else -%}
+    select cast(null as text) as cutoff_account, cast(null as timestamp) as full_refresh_cutoff where false
+    {%- endif %}
+
+),
+
+source as (
+
+    select latest.*, cutoffs.full_refresh_cutoff
+    from latest
+    left join cutoffs on cutoffs.cutoff_account = latest.account
 
 ),
 
@@ -38,8 +56,8 @@ renamed as (
         cast(cancellation_payment_id as bigint)              as cancellation_payment_id,
         cancellation_payment_id is not null                  as is_reversed,
         cast(extra_fields as jsonb)                          as extra_fields,
-        _sdc_deleted_at is not null                          as is_deleted,
-        cast(_sdc_deleted_at as timestamp)                   as deleted_at,
+        {{ is_gone_from_invoiz() }}                          as is_deleted,
+        {{ gone_from_invoiz_at() }}                          as deleted_at,
         cast(_sdc_extracted_at as timestamp)                 as extracted_at,
         cast(_sdc_batched_at as timestamp)                   as loaded_at
 

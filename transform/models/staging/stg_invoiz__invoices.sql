@@ -1,6 +1,20 @@
-with source as (
+with latest as (
 
     {{ singer_latest(source('invoiz', 'invoices'), ['account', 'id']) }}
+
+),
+
+cutoffs as (
+
+    {{ full_refresh_cutoffs('invoices', source('invoiz', 'invoices')) }}
+
+),
+
+source as (
+
+    select latest.*, cutoffs.full_refresh_cutoff
+    from latest
+    left join cutoffs on cutoffs.cutoff_account = latest.account
 
 ),
 
@@ -43,8 +57,8 @@ renamed as (
         to_jsonb(history)                                                   as history,
         cast(invoice_url as text)                                            as invoice_url,
         cast(extra_fields as jsonb)                                          as extra_fields,
-        _sdc_deleted_at is not null                                          as is_deleted,
-        cast(_sdc_deleted_at as timestamp)                                   as deleted_at,
+        {{ is_gone_from_invoiz() }}                                          as is_deleted,
+        {{ gone_from_invoiz_at() }}                                          as deleted_at,
         cast(_sdc_extracted_at as timestamp)                                 as extracted_at,
         cast(_sdc_batched_at as timestamp)                                   as loaded_at
 
