@@ -107,7 +107,8 @@ def _shard_op(index: int, count: int, shard: list):
         for acct in shard:
             outcome = result.accounts.get(acct.name)
             if outcome and outcome["ok"] and explained:
-                metadata = {"account": acct.account, "shard": label,
+                metadata = {"account": acct.account, "shard": label, "shard_accounts": len(shard),
+                            "shard_seconds": result.seconds, "shard_cpu_seconds": result.cpu_seconds,
                             **{k: v for k, v in outcome.items() if k not in ("ok", "error")}}
                 context.log_event(AssetMaterialization(asset_key=AssetKey(["invoiz", acct.name]), metadata=metadata))
             else:
