@@ -16,6 +16,8 @@ from invoiz_sandbox import FleetSandbox
 from tools.fleet import DAGSTER_VENV, Fleet, credentials_env, demo_project
 from tools.pipeline import connect, drop_database
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 INVOICES = 40
 MODES = {
     # mode: (accounts, shards, expected steps in the first cycle)
