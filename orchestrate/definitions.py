@@ -49,6 +49,10 @@ MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)
 SHARDS = int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0)
 
 
+def _secrets() -> dict:
+    return fleet_accounts.read_secrets(fleet_accounts.secrets_path(runner.project_root()))
+
+
 def _op_name(name: str) -> str:
     return "load_" + name.replace("-", "_")
 
@@ -64,8 +68,11 @@ def _load_op(account: fleet_accounts.Account):
         tags={"invoiz/account": account.account},
     )
     def load(context: OpExecutionContext):
-        env = fleet_accounts.step_env(account, dict(os.environ),
-                                      fleet_accounts.read_secrets(fleet_accounts.secrets_path(runner.project_root())))
+        try:
+            env = fleet_accounts.step_env(account, dict(os.environ), _secrets())
+        except (fleet_accounts.FleetError, OSError) as exc:  # e.g. a secrets file others can read
+            yield Output(None, "done")
+            raise Failure(description=f"{account.extractor} not started: {exc}") from None
         result = runner.meltano(["run", account.extractor, "target-postgres"], env, step=f"account-{account.name}")
         metadata = {
             "account": account.account, "seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
@@ -95,8 +102,11 @@ def _shard_op(index: int, count: int, shard: list):
         tags={"invoiz/shard": label},
     )
     def load(context: OpExecutionContext):
-        secrets = fleet_accounts.read_secrets(fleet_accounts.secrets_path(runner.project_root()))
-        env = fleet_accounts.shard_env(shard, dict(os.environ), secrets)
+        try:
+            env = fleet_accounts.shard_env(shard, dict(os.environ), _secrets())
+        except (fleet_accounts.FleetError, OSError) as exc:
+            yield Output(None, "done")
+            raise Failure(description=f"{label} not started: {exc}") from None
         # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
         result = runner.meltano(["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"],
                                 env, step=label)

@@ -52,6 +52,7 @@ storage:
 # At most one step per pool at a time across all runs: every account is its own pool (orchestrate/definitions.py).
 concurrency:
   pools:
+    granularity: op
     default_limit: 1
   runs:
     max_concurrent_runs: {max_runs}

@@ -75,7 +75,10 @@ def state_and_marts(fleet: Fleet) -> dict:
         state_ids = [r[0] for r in conn.execute("SELECT state_id FROM state ORDER BY 1")]
     with connect(fleet.pg_env, fleet.warehouse) as conn:
         marts = conn.execute("SELECT count(DISTINCT account) FROM analytics.customer_invoices").fetchone()[0]
-    return {"state_ids": state_ids, "marts": marts}
+    with connect(fleet.pg_env, fleet.dagster_db) as conn:
+        pools = dict(conn.execute("SELECT concurrency_key, count(*) FROM concurrency_slots WHERE deleted = false "
+                                  "GROUP BY concurrency_key").fetchall())
+    return {"state_ids": state_ids, "marts": marts, "pools": pools}
 
 
 def rows(fleet: Fleet) -> dict[str, int]:
@@ -105,6 +108,15 @@ def test_state_is_in_the_postgresql_system_database(cycles):
     else:  # the failed account has saved no state
         expected = [f"dev:tap-invoiz--{name}-to-target-postgres" for name in cycles["names"] if name != "dora"]
     assert cycles["state_ids"] == expected
+
+
+def test_every_load_step_is_in_its_own_pool_of_one_slot(cycles):
+    """At most one load per account (or shard) at a time, across runs: the instance's pools, not Meltano's guard."""
+    if cycles["mode"] == "shards":
+        expected = {"invoiz-shard-1-of-2": 1, "invoiz-shard-2-of-2": 1}
+    else:
+        expected = {f"invoiz-account-{name}": 1 for name in cycles["names"]}
+    assert cycles["pools"] == {**expected, "invoiz-marts": 1}
 
 
 @pytest.mark.parametrize("cycles", ["shards"], indirect=True)  # the second cycle runs in shard mode only (test time)
