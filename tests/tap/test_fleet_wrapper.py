@@ -61,7 +61,7 @@ def test_every_account_syncs_into_one_stream_with_its_own_state(tmp_path, fleet)
 def test_a_failing_account_is_skipped_and_the_others_sync(tmp_path, fleet):
     proc, messages = run(tmp_path, fleet, {"TAP_INVOIZ__BOLT_GMBH_API_KEY_SECRET": "wrong",
                                            "TAP_INVOIZ__CORA_INSTALLATION_ID": None})
-    assert proc.returncode == 1
+    assert proc.returncode == 0  # failures are reported per account, so that Meltano lets the target finish
     assert records_per_account(messages) == {"acme": 30}
     assert "fleet account 'bolt-gmbh': FAILED" in proc.stderr
     assert "fleet account 'cora': FAILED: no credentials (TAP_INVOIZ__CORA_INSTALLATION_ID)" in proc.stderr
