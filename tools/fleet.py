@@ -191,15 +191,16 @@ DEMO_ACCOUNTS = ("nordlicht", "alpenblick", "rheinwerk")
 
 
 def demo_project(folder: Path, names: tuple[str, ...] | list[str]) -> Path:
-    """A Meltano project for a demo or test fleet: this checkout's meltano.yml, tap and dbt project linked in, and an
-    accounts/fleet.yml of its own (so the checkout's accounts/ is never touched)."""
+    """A Meltano project for a demo or test fleet: this checkout's meltano.yml and dbt project copied, the tap linked
+    in, and an accounts/fleet.yml of its own (so the checkout's accounts/ and transform/ are never touched)."""
     project = folder / "project"
     (project / "accounts").mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "meltano.yml", project / "meltano.yml")
-    for name in ("tap-invoiz", "transform"):
-        link = project / name
-        if not link.exists():
-            link.symlink_to(PROJECT_ROOT / name, target_is_directory=True)
+    if not (project / "transform").exists():
+        shutil.copytree(PROJECT_ROOT / "transform", project / "transform",
+                        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+    if not (project / "tap-invoiz").exists():
+        (project / "tap-invoiz").symlink_to(PROJECT_ROOT / "tap-invoiz", target_is_directory=True)
     (project / "accounts" / "fleet.yml").write_text(
         "accounts:\n" + "".join(f"- name: {name}\n" for name in names))
     fleet_accounts.generate(project)
