@@ -8,14 +8,16 @@ BIN := $(VENV)/bin
 MELTANO := $(BIN)/meltano
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help venv install demo test docs bench card db-start db-stop clean orchestrate fleet-accounts fleet-check fleet-demo bench-fleet
+.PHONY: help venv install demo test docs bench card sync backfill db-start db-stop clean orchestrate fleet-accounts \
+        fleet-check fleet-demo bench-fleet
 
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
-	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080"
+	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080 (DOCS_PORT=... for another port)"
 	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
 	@echo "make card EMAIL=someone@example.org   the ticket-side customer card from PostgreSQL"
+	@echo "make sync / backfill   your invoiz account (.env) into your PostgreSQL (PG*) or the embedded one"
 	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
 	@echo "make fleet-demo   3 invoiz accounts on Dagster (state in PostgreSQL), two cycles; docs/FLEET.md"
 	@echo "make fleet-accounts / fleet-check   generate accounts/fleet.meltano.yml / check the fleet"
@@ -47,8 +49,9 @@ demo: install
 test: install orchestrate
 	$(BIN)/python -m pytest tests
 
+DOCS_PORT ?= 8080
 docs: install
-	$(BIN)/python -m tools.demo --docs
+	@$(BIN)/python -m tools.demo --docs --port $(DOCS_PORT)
 
 # Not part of `make test`: takes minutes and measures this machine.
 bench: install
@@ -57,6 +60,14 @@ bench: install
 # Reads the marts `make demo` (or `meltano run sync`) built; needs no Meltano plugins.
 card: venv
 	@$(BIN)/python -m tools.card "$(EMAIL)"
+
+# Your own runs (invoiz settings from .env): meltano run sync / meltano run --full-refresh backfill, into PG* or the
+# embedded PostgreSQL (database invoiz, same port every time).
+sync: install
+	@$(BIN)/python -m tools.run sync
+
+backfill: install
+	@$(BIN)/python -m tools.run backfill
 
 db-start: venv
 	@$(BIN)/python -m tools.embedded_db start
@@ -93,6 +104,7 @@ fleet-demo: orchestrate
 bench-fleet: orchestrate
 	$(BIN)/python -m tools.bench_fleet
 
+# Also the embedded PostgreSQL's data: .pgdata/, or as root its folder under /tmp (README, "Embedded PostgreSQL").
 clean:
-	-$(BIN)/python -m tools.embedded_db stop
+	-$(BIN)/python -m tools.embedded_db purge
 	rm -rf $(VENV) $(ORCH) .meltano .pgdata .fleet transform/target transform/logs

@@ -41,7 +41,15 @@ from tools.bench_runs import (
     TAP_EXE, BenchError, Outcome, TapSettings, TargetSettings, check_load, dbt_build, direct_run,
     meltano_run, plain_loop_run, tap_config, target_config,
 )
-from tools.pipeline import PROJECT_ROOT, Pipeline, database_server, drop_database, private_run_dirs, recreate_database
+from tools.pipeline import (
+    PROJECT_ROOT,
+    VERBOSE_TARGET,
+    Pipeline,
+    database_server,
+    drop_database,
+    private_run_dirs,
+    recreate_database,
+)
 
 SEED = 42
 TODAY = "2026-11-01"  # the sandbox clock: same data on every machine
@@ -179,7 +187,8 @@ class Bench:
         sandbox = source.sandbox
         return Pipeline(pg_env=self.pg_env, database=DATABASE, api_url=sandbox.api_url, app_url=sandbox.app_url,
                         credentials=dict(sandbox.credentials), account=ACCOUNT, state_dir=self._fresh_dir("state"),
-                        extra_env={**tap.meltano_env(batch_root), **target.meltano_env(), **self.run_dirs})
+                        extra_env={**tap.meltano_env(batch_root), **target.meltano_env(), **self.run_dirs,
+                                   **VERBOSE_TARGET})  # the target's reader summary counts what it received
 
     @staticmethod
     def once_more_on_failure(run: Callable[[], Outcome]) -> Outcome:

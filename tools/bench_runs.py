@@ -128,13 +128,18 @@ class Outcome:
 # plain (`METRIC: {"type":"counter","metric":"record_count","value":N,...}`) and Meltano's
 # (`metric_name=record_count metric_value=N`).
 _RECORD_COUNT = re.compile(r'"metric":\s*"record_count",\s*"value":\s*(\d+)|metric_name=record_count metric_value=(\d+)')
+# tap-invoiz's run summary ("sync done in 3.9 s: 120,000 records emitted (...)"): its METRIC lines show only at DEBUG
+_TAP_SUMMARY = re.compile(r"sync done in [\d.]+ s: ([\d,]+) records emitted")
 _READER = re.compile(r"\((\d+) schemas, (\d+) records, (\d+) batch manifests")
 
 
 def record_count(log: str) -> int | None:
     """Records a singer-sdk plugin counted in its log (None if it logged no count)."""
     values = [int(a or b) for a, b in _RECORD_COUNT.findall(log)]
-    return sum(values) if values else None
+    if values:
+        return sum(values)
+    summaries = [int(n.replace(",", "")) for n in _TAP_SUMMARY.findall(log)]
+    return sum(summaries) if summaries else None
 
 
 def plugin_lines(meltano_log: str, plugin: str) -> str:

@@ -6,7 +6,8 @@ the customer with its number, date, days since the invoice date, status and link
 counts are as of the last `dbt build`, shown as "Stand").
 
 Database: your PostgreSQL when PGHOST is set (environment or .env; database PGDATABASE, else invoiz_demo), otherwise
-the embedded PostgreSQL of `make demo` (database invoiz_demo), started for the moment if it is not running.
+the embedded PostgreSQL (started for the moment if it is not running): database invoiz once `make sync` has built the
+marts there, then the demo's invoiz_demo.
 The e-mail is matched the way the marts normalise it (trimmed, lower-case, "Name <addr>" and "mailto:" unwrapped).
 
 Exit status: 0 card printed · 1 no customer with that e-mail · 2 usage · 3 no database or no marts yet.
@@ -27,7 +28,8 @@ from tools import embedded_db
 from tools.pipeline import load_dotenv_database_settings
 
 DEMO_DATABASE = "invoiz_demo"  # tools/demo.py's database
-RUN_THE_PIPELINE = "run `make demo` (sandbox data) or `.venv/bin/meltano run sync` (your invoiz account) first"
+RUN_THE_PIPELINE = ("run `make demo` (sandbox data) or `make sync` (your invoiz account; `.venv/bin/meltano run sync` "
+                    "with PG* set does the same) first")
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_NO_DATA = 1, 2, 3
 
@@ -71,6 +73,17 @@ def _connect(pg_env: dict[str, str], database: str) -> psycopg.Connection:
         raise NoData(msg) from None
 
 
+def _embedded_database(pg_env: dict[str, str], schema: str) -> str:
+    """On the embedded server: the database of your own runs (`make sync`) once it has marts, else the demo's (the
+    demo's is also searched when the customer is not in yours)."""
+    try:
+        with _connect(pg_env, embedded_db.OWN_RUNS_DATABASE) as conn:
+            found = conn.execute("select to_regclass(%s) is not null", (f"{schema}.customer_values",)).fetchone()[0]
+    except (NoData, psycopg.Error):
+        found = False
+    return embedded_db.OWN_RUNS_DATABASE if found else DEMO_DATABASE
+
+
 def read_card(conn: psycopg.Connection, email: str, schema: str) -> Card | None:
     version = conn.execute("select current_setting('server_version_num')::int").fetchone()[0]
     collate = 'collate "pg_c_utf8"' if version >= 170000 else ""
@@ -108,6 +121,9 @@ def read_card(conn: psycopg.Connection, email: str, schema: str) -> Card | None:
     return Card(email=normalized, name=name, values=values[0], invoices=invoices)
 
 
+BASIS_WORDS = {"gross": "brutto", "net": "netto"}
+
+
 def money(amount: Decimal | None, currency: str) -> str:
     """German notation: 1.234,56 EUR."""
     text = f"{amount or 0:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
@@ -124,12 +140,18 @@ def render(card: Card) -> str:
     width = max(len(money(v[k], currency)) for k in ("total_value", "invoice_value", "open_amount", "paid_amount"))
     lines = [f"Kunde: {card.email}" + (f"  ({card.name})" if card.name else "")]
     lines.append(f"  Kundenwert gesamt      {money(v['total_value'], currency):>{width}}")
+    basis = BASIS_WORDS.get(v["value_basis"], v["value_basis"])
     lines.append(f"  Kundenwert Rechnungen  {money(v['invoice_value'], currency):>{width}}"
-                 f"   {invoices_word(v['invoice_count'])} ({v['value_basis']})")
+                 f"   {invoices_word(v['invoice_count'])} ({basis})")
     lines.append(f"  offen                  {money(v['open_amount'], currency):>{width}}"
                  f"   {invoices_word(v['open_invoice_count'])}")
+    # bezahlt counts what was paid, also on invoices still open (partly paid): say how much of it that is, so the
+    # number adds up with the paid invoices listed below
+    paid_in_full = sum((i["amount"] or 0) for i in card.invoices if i["status"] == "paid")
+    partly = (v["paid_amount"] or 0) - paid_in_full
+    on_open = f", davon {money(partly, currency)} Teilzahlungen offener Rechnungen" if partly else ""
     lines.append(f"  bezahlt                {money(v['paid_amount'], currency):>{width}}"
-                 f"   {invoices_word(v['paid_invoice_count'])}")
+                 f"   {invoices_word(v['paid_invoice_count'])}{on_open}")
     if not card.invoices:
         lines.append("\n  Keine Rechnungen.")
         return "\n".join(lines)
@@ -184,9 +206,17 @@ def main(argv: list[str] | None = None) -> int:
                 raise NoData(f"No embedded PostgreSQL with data yet (PGHOST is not set): {RUN_THE_PIPELINE}.")
             started = not embedded_db.is_running(layout)
             pg_env = embedded_db.start(layout)
-            database = DEMO_DATABASE
+            database = _embedded_database(pg_env, schema)
         with _connect(pg_env, database) as conn:
             card = read_card(conn, args.email, schema)
+        if card is None and not os.environ.get("PGHOST") and database != DEMO_DATABASE:
+            # your own runs first, then the demo's customers
+            try:
+                with _connect(pg_env, DEMO_DATABASE) as conn:
+                    card = read_card(conn, args.email, schema)
+                database = f"{database} or {DEMO_DATABASE}" if card is None else DEMO_DATABASE
+            except NoData:
+                pass
     except NoData as exc:
         print(exc, file=sys.stderr)
         return EXIT_NO_DATA

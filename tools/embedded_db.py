@@ -10,9 +10,11 @@ the project (which may be a private home directory), we copy the binaries once t
 /tmp and keep the data dir there too. As a normal user, binaries stay in the virtualenv and data in `.pgdata/`.
 
 Usage:
-    python -m tools.embedded_db start   # prints PG* variables as shell `export` lines
+    python -m tools.embedded_db start   # prints PG* variables as shell `export` lines (database invoiz; same port
+                                        # as last time when it is free)
     python -m tools.embedded_db status
     python -m tools.embedded_db stop
+    python -m tools.embedded_db purge   # stop and delete the data (`make clean`)
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ OS_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 # Trust auth ignores passwords; a non-empty one is set because target-postgres refuses to run without one.
 EMBEDDED_PASSWORD = "embedded"
+# The database your own runs load on the embedded server (`make sync`, `make backfill`, `make db-start`); the demo
+# keeps its sandbox data apart, in invoiz_demo.
+OWN_RUNS_DATABASE = "invoiz"
 
 
 def _is_root() -> bool:
@@ -121,6 +126,34 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as PostgreSQL does: TIME_WAIT is no obstacle
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _stable_port(layout: Layout) -> int:
+    """The port this data dir's server used last time (kept next to it), so that PG* variables written down once
+    (`make db-start`, .env) stay valid across restarts; a free one when there is none yet or it is taken now."""
+    remembered = layout.data_dir.parent / "port"
+    try:
+        port = int(remembered.read_text().strip())
+        if _port_is_free(port):
+            return port
+    except (OSError, ValueError):
+        pass
+    port = _free_port()
+    try:
+        remembered.write_text(f"{port}\n")
+    except OSError:
+        pass
+    return port
+
+
 def _postmaster(layout: Layout) -> tuple[int, int] | None:
     """(pid, port) of a running server on this data dir, else None."""
     pid_file = layout.data_dir / "postmaster.pid"
@@ -159,7 +192,7 @@ def start(layout: Layout | None = None) -> dict[str, str]:
         # trust auth is safe only because the server listens on loopback alone (see listen_addresses below).
         _run_as_server_user([str(layout.bin_dir / "initdb"), "-D", str(layout.data_dir), "-U", SUPERUSER,
                              "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
-    port = _free_port()
+    port = _stable_port(layout)
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {layout.data_dir} -c fsync=off"
     _run_as_server_user([str(layout.bin_dir / "pg_ctl"), "-D", str(layout.data_dir), "-l", str(layout.log_file),
                          "-o", options, "-w", "-t", "60", "start"])
@@ -191,6 +224,17 @@ def stop(layout: Layout | None = None) -> bool:
     return True
 
 
+def create_database(env: dict[str, str], name: str) -> None:
+    """CREATE DATABASE name unless it exists."""
+    import psycopg  # noqa: PLC0415 - only the command line and `make sync` need it
+    from psycopg import sql  # noqa: PLC0415
+
+    with psycopg.connect(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"], dbname="postgres",
+                         password=env["PGPASSWORD"], autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name)))
+
+
 def url_for(env: dict[str, str]) -> str:
     # Never the password: this goes to logs.
     return f"postgresql://{env['PGUSER']}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
@@ -198,16 +242,27 @@ def url_for(env: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("command", choices=["start", "stop", "status", "purge"],
+                        help="purge: stop it and delete its data (and, as root, its copy of the binaries in /tmp)")
+    parser.add_argument("--database", default=OWN_RUNS_DATABASE,
+                        help=f"database for PGDATABASE, created when missing (default {OWN_RUNS_DATABASE}, the one "
+                             "`make sync` loads)")
     args = parser.parse_args(argv)
     layout = Layout.default()
     if args.command == "start":
         env = start(layout)
+        create_database(env, args.database)
+        env["PGDATABASE"] = args.database
         for key, value in env.items():
             print(f"export {key}={value!r}" if value else f"export {key}=''")
         print(f"# embedded PostgreSQL at {url_for(env)} (data: {layout.data_dir})", file=sys.stderr)
     elif args.command == "stop":
         print("stopped" if stop(layout) else "not running")
+    elif args.command == "purge":
+        stop(layout)
+        folder = _root_base() if _is_root() else layout.data_dir.parent
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"removed {folder}")
     else:
         running = _postmaster(layout)
         print(f"running, pid {running[0]}, {url_for(env_for(running[1]))}" if running else "not running")

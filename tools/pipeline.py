@@ -25,6 +25,22 @@ MELTANO = str(Path(sys.executable).parent / "meltano")
 # Variables that would make a run read settings we did not choose (a developer's shell or .env).
 _OWNED_PREFIXES = ("TAP_INVOIZ_", "TARGET_POSTGRES_", "DBT_POSTGRES_", "PG", "MELTANO_")
 
+# Meltano reads the project's .env on every command (below the environment, but above meltano.yml's values): a
+# user's TAP_INVOIZ_START_DATE or TARGET_POSTGRES_* there would leak into the demo's and the tests' runs. Pointing
+# --env-file at a file that is never a regular file makes Meltano read none; our runs are configured by env() alone.
+IGNORE_DOTENV = ("--env-file", os.devnull)
+
+
+# target-postgres logging at INFO (meltano.yml keeps it quiet for users): the end-to-end tests and the benchmarks read
+# its METRIC lines and its reader summary.
+VERBOSE_TARGET = {"TARGET_POSTGRES_LOG_LEVEL": "info",
+                  "TARGET_POSTGRES_LOG_CONFIG": str(PROJECT_ROOT / "config" / "target-postgres-logging-verbose.yaml")}
+
+
+def meltano_command(*args: str) -> list[str]:
+    """argv of `meltano ARGS` in this project, ignoring the project's .env (see IGNORE_DOTENV)."""
+    return [MELTANO, *IGNORE_DOTENV, *args]
+
 
 def database_server() -> tuple[dict[str, str], bool]:
     """PG* variables of the server to use, and whether we started it (embedded) and so must stop it."""
@@ -82,7 +98,9 @@ def project_copy(folder: Path, accounts: list[str] | tuple[str, ...] = ()) -> Pa
     shutil.copy(PROJECT_ROOT / "meltano.yml", root / "meltano.yml")
     shutil.copytree(PROJECT_ROOT / "transform", root / "transform",
                     ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
-    (root / "tap-invoiz").symlink_to(PROJECT_ROOT / "tap-invoiz", target_is_directory=True)
+    # config/ (target-postgres' logging config) and tools/ (the jobs' preflight task) are read by meltano.yml
+    for linked in ("tap-invoiz", "config", "tools"):
+        (root / linked).symlink_to(PROJECT_ROOT / linked, target_is_directory=True)
     (root / "accounts").mkdir()
     for account in accounts:
         write_account(account, root / "accounts")
@@ -150,7 +168,8 @@ class Pipeline:
 
     def meltano(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [MELTANO, *args], cwd=self.project_root, env=self.env(), capture_output=True, text=True, timeout=timeout,
+            meltano_command(*args), cwd=self.project_root, env=self.env(), capture_output=True, text=True,
+            timeout=timeout,
             check=False,
         )
         if check and result.returncode != 0:

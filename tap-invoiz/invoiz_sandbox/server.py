@@ -733,14 +733,27 @@ class Sandbox:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="invoiz-sandbox", description="Local invoiz API sandbox (127.0.0.1 only).")
+    cred = DEMO_CREDENTIALS
+    p = argparse.ArgumentParser(
+        prog="invoiz-sandbox",
+        description="Local invoiz API sandbox with German demo data, on 127.0.0.1 only. Ctrl-C stops it.",
+        epilog=(
+            "It accepts these credentials (set them as the tap's settings, e.g. in .env):\n"
+            f"  TAP_INVOIZ_API_KEY={cred['api_key']}\n  TAP_INVOIZ_API_KEY_SECRET={cred['api_key_secret']}\n"
+            f"  TAP_INVOIZ_INSTALLATION_ID={cred['installation_id']}\n"
+            "  TAP_INVOIZ_API_URL=<the API URL it prints>  TAP_INVOIZ_APP_URL=<the app URL it prints>"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42,
+                   help="seed of the generated data: the same seed gives the same invoices and contacts (default 42)")
     p.add_argument("--invoices", type=int, default=None,
-                   help="default 200; with --installations: per installation (default: a realistic size distribution)")
+                   help="number of invoices generated (default 200); with --installations: per installation "
+                        "(default: a realistic size distribution)")
     p.add_argument("--contacts", type=int, default=None, help="default: max(8, invoices // 5)")
-    p.add_argument("--latency-ms", type=float, default=0)
-    p.add_argument("--max-page-size", type=int, default=500)
+    p.add_argument("--latency-ms", type=float, default=0, help="delay added to every answer, in milliseconds")
+    p.add_argument("--max-page-size", type=int, default=500, help="largest list page served, like invoiz's cap")
     p.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
                    help="contract variant (repeatable)")
     p.add_argument("--mix", default="default", choices=sorted(STATE_MIXES),
@@ -769,7 +782,15 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     sb.start()
-    print(f"invoiz-sandbox listening on {sb.api_url}", flush=True)
+    if args.installations:
+        ids = sb.installation_ids
+        print(f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); {len(ids)} installations "
+              f"{ids[0]} … {ids[-1]}; credentials: api_key={sb.api_key} api_key_secret={sb.api_key_secret} "
+              "installation_id=<one of them>. Ctrl-C stops it.", flush=True)
+    else:
+        print(f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); credentials: "
+              f"api_key={sb.credentials['api_key']} api_key_secret={sb.credentials['api_key_secret']} "
+              f"installation_id={sb.credentials['installation_id']}. Ctrl-C stops it.", flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -8,17 +8,21 @@
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import logging
+import time
 import typing as t
+import zlib
 
 from singer_sdk import Stream
 from singer_sdk import typing as th
 
 from tap_invoiz import fingerprint as fpmod
+from tap_invoiz import listing
 from tap_invoiz.account_state import AccountEntry
 from tap_invoiz.client import InvoizListStream, InvoizStream, berlin_date_or_none, response_body
-from tap_invoiz.records import RecordMapper, first_non_empty, invoice_status
+from tap_invoiz.records import RecordMapper, Unconvertible, first_non_empty, invoice_status, to_integer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -221,13 +225,99 @@ class InvoicesStream(InvoizListStream):
         self._payments_entry: AccountEntry | None = None
         start = self.config.get("start_date")
         self._start_date = str(start)[:10] if start else None
+        # listing by state (tap_invoiz.listing): per-id state codes, run counter, meta.filter counts of the last answer
+        self._codes: dict[int, int] = {}
+        self._codes_loaded: dict[int, int] | None = None
+        self._runs = 0
+        self._list_counts: dict[str, int] | None = None
+        self._listing_check: tuple[listing.StateListing, str] | None = None
+        self._filter_params: dict[str, t.Any] | None = None
 
     def in_scope(self, raw: dict) -> bool:
-        """``start_date`` bounds the sync by invoice date; rows with an unreadable date stay in scope."""
+        """``start_date`` bounds the sync by invoice date; rows with an unreadable date stay in scope.
+
+        Every row a full listing handles passes here (list rows and confirmed details): its state is remembered for
+        listing by state."""
+        try:
+            self._codes[to_integer(raw.get("id"))] = listing.state_code(raw)
+        except Unconvertible:
+            pass
         if not self._start_date:
             return True
         day = berlin_date_or_none(raw.get("date"))
         return day is None or day >= self._start_date
+
+    # -- listing by state (tap_invoiz.listing) -----------------------------------------------------------------------
+
+    @property
+    def page_size(self) -> int:
+        return int(self.config.get("page_size") or 500)
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        if self._filter_params:
+            params.update(self._filter_params)
+        return params
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        body = response_body(response)
+        meta = body.get("meta") if isinstance(body, dict) else None
+        if self._listing_check is not None:
+            run, active = self._listing_check
+            data = body.get("data") if isinstance(body, dict) else None
+            run.check_answer(active, meta, [row for row in data or [] if isinstance(row, dict)])
+        else:
+            self._list_counts = listing.parse_counts(meta)
+        yield from super().parse_response(response)
+
+    def _load_listing_state(self) -> None:
+        entry = self.account_states(self).get(self.account)
+        if not isinstance(entry, dict) or not self._fps:
+            return
+        try:
+            self._codes_loaded = listing.decode_states(entry.get("states"), self._fps)
+        except (ValueError, TypeError, zlib.error, binascii.Error):
+            self._codes_loaded = None
+        self._codes = dict(self._codes_loaded or {})
+        runs = entry.get("runs")
+        self._runs = runs if isinstance(runs, int) and not isinstance(runs, bool) and runs >= 0 else 0
+
+    def _store_map(self, stream: InvoizStream, fps: dict[int, int], entry: AccountEntry, *, final: bool) -> None:
+        super()._store_map(stream, fps, entry, final=final)
+        if stream is self:
+            entry = self.account_states(self)[self.account]
+            entry["states"] = listing.encode_states(self._codes, fps)
+            if self._list_counts is not None:
+                entry["counts"] = [self._list_counts[key] for key in listing.COUNT_KEYS]
+            else:
+                entry.pop("counts", None)
+            entry["runs"] = self._runs
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        self._load_state()
+        self._load_listing_state()
+        reason = listing.plan(self)
+        if reason is None:
+            self._runs += 1
+            self.progress.started = time.monotonic()
+            self._now = dt.datetime.now(dt.timezone.utc).isoformat()
+            run = listing.StateListing(self, context)
+            try:
+                yield from run.run()
+            except listing.Fallback as exc:
+                self.logger.warning("%s: listing by state is off for this run: %s; listing every invoice",
+                                    self.name, exc)
+                self._list_counts = None
+            else:
+                self._list_counts = run.snapshot
+                self._commit_state(final=True)
+                self._tap.sync_status_rows.append(self.sync_status(run.listed))  # type: ignore[attr-defined]
+                self.logger.info("%s (listed by state)", self.progress.summary(self.account, run.listed,
+                                                                                len(self._fps)))
+                return
+        elif self._had_prior_state:
+            self.logger.info("%s: listing every invoice (%s)", self.name, reason)
+        yield from super().get_records(context)
 
     def detail_object(self, data: t.Any) -> dict | None:
         """Detail envelope: ``data.invoice`` if present (contract §3.2), else ``data``."""

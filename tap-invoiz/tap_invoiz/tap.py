@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import sys
 import time
@@ -15,14 +16,15 @@ import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers.capabilities import TapCapabilities
-from singer_sdk.metrics import METRICS_LOGGER_NAME, MetricExclusionFilter
+from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.metrics import METRICS_LOGGER_NAME
 
 from tap_invoiz import streams
 from tap_invoiz.account_state import installation_hash, stored_installations
 from tap_invoiz.auth import InvoizAuthenticator
 from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, RetryPacer, counted
 from tap_invoiz.errors import InvoizConfigError
+from tap_invoiz.listing import DEFAULT_FULL_SCAN_EVERY
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -41,34 +43,51 @@ def _parse_start_date(value: str) -> dt.date:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
 
 
-class RequestTimersAtDebug(MetricExclusionFilter):
-    """singer-sdk logs a METRIC line per HTTP request (http_request_duration) at INFO: thousands of lines in a
-    backfill. They are shown only when the metrics logger is at DEBUG (LOGLEVEL=debug); the per-stream counters
-    (http_request_count, record_count, sync_duration) stay. Uses the SDK's documented metrics filter."""
+class MetricsAtDebug(logging.Filter):
+    """singer-sdk logs METRIC lines at INFO: one per HTTP request (http_request_duration, thousands in a backfill) and
+    per-stream counters (http_request_count, record_count, sync_duration) that repeat what the tap's own summary
+    lines say. They are shown only when the metrics logger is at DEBUG (TAP_INVOIZ_LOGLEVEL=debug or LOGLEVEL=debug)."""
 
-    def __init__(self) -> None:
-        super().__init__(metrics=["http_request_duration"])
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: ARG002
+        return logging.getLogger(METRICS_LOGGER_NAME).isEnabledFor(logging.DEBUG)
+
+
+class SdkChatterAtDebug(logging.Filter):
+    """singer-sdk INFO lines that tell a user nothing, or something wrong, shown only at DEBUG: "Beginning sync of
+    'invoices' in full_table mode" (FULL_TABLE is only how the SDK sees a stream without a replication key; the tap is
+    incremental by fingerprints and logs its own start line), "Skipping parse of env var settings...", "Added
+    'invoice_payments' as child stream", "Skipping deselected stream"."""
+
+    PREFIXES = ("Beginning sync of ", "Skipping parse of env var", "Parsing env var for settings", "Added '",
+                "Skipping deselected stream")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return logging.getLogger(METRICS_LOGGER_NAME).isEnabledFor(logging.DEBUG) or super().filter(record)
+        if record.levelno != logging.INFO or logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return True
+        return not str(record.msg).startswith(self.PREFIXES)
 
 
-def _quiet_request_metrics() -> None:
-    metrics_logger = logging.getLogger(METRICS_LOGGER_NAME)
-    if not any(isinstance(f, RequestTimersAtDebug) for f in metrics_logger.filters):
-        metrics_logger.addFilter(RequestTimersAtDebug())
+def _add_filter(logger: logging.Logger, kind: type[logging.Filter]) -> None:
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
 
 
-_quiet_request_metrics()
+_add_filter(logging.getLogger(METRICS_LOGGER_NAME), MetricsAtDebug)
+_add_filter(logging.getLogger("tap-invoiz"), SdkChatterAtDebug)  # TapInvoiz.name: the plugin's own logger
 
 
 class TapInvoiz(Tap):
     """Singer tap for invoiz (invoices, contacts, invoice payments), incremental by row fingerprints."""
 
     name = "tap-invoiz"
-    # Not activate-version: target-postgres applies ACTIVATE_VERSION to the whole table, which several accounts may
-    # share; the sync_status stream takes its place (tap_invoiz.account_state).
-    capabilities: t.ClassVar[list] = [c for c in Tap.capabilities if c != TapCapabilities.ACTIVATE_VERSION]
+    # singer-sdk's defaults without two:
+    # - activate-version: target-postgres applies ACTIVATE_VERSION to the whole table, which several accounts may
+    #   share; the sync_status stream takes its place (tap_invoiz.account_state).
+    # - schema-flattening: flattening drops the tap's object columns (they declare no sub-properties;
+    #   tests/ecosystem/test_tap_capabilities.py shows it), so --about does not offer it, as meltano.yml and the Hub
+    #   definition do not.
+    capabilities: t.ClassVar[list] = [c for c in Tap.capabilities
+                                      if c not in (TapCapabilities.ACTIVATE_VERSION, PluginCapabilities.FLATTENING)]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -111,6 +130,14 @@ class TapInvoiz(Tap):
             description=(
                 "List pages fetched at the same time per stream (1 = one after another), 1 to "
                 f"{MAX_CONCURRENCY_LIMIT}. Records are still emitted in API order; an HTTP 429 slows all workers down."
+            ),
+        ),
+        th.Property(
+            "full_scan_every", th.IntegerType, default=DEFAULT_FULL_SCAN_EVERY,
+            description=(
+                "Invoices: runs over which a full re-verification is spread (1 = list every invoice every run). "
+                "Other runs list the open states fully, reconcile paid and cancelled by their counts and check "
+                "1/full_scan_every of all invoices, so an edit no state or count shows arrives within that many runs."
             ),
         ),
         th.Property(
@@ -170,7 +197,7 @@ class TapInvoiz(Tap):
             errors.append(
                 f"setting max_concurrency must be an integer from 1 to {MAX_CONCURRENCY_LIMIT} (got {max_concurrency!r})"
             )
-        for setting, low in (("request_timeout", 1), ("max_retries", 0)):
+        for setting, low in (("request_timeout", 1), ("max_retries", 0), ("full_scan_every", 1)):
             value = config.get(setting)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
                 errors.append(f"setting {setting} must be an integer >= {low} (got {value!r})")
@@ -241,10 +268,10 @@ class TapInvoiz(Tap):
             self._check_installation()
             _ = self.invoiz_authenticator.token
         except InvoizConfigError as exc:
-            # singer-sdk's CLI would log "Config validation failed" after our message, and `meltano config test`
-            # shows only the last line: so the message naming the settings to fix is logged last, then exit 1.
-            self.logger.error("%s", exc)  # noqa: TRY400
-            raise SystemExit(1) from None
+            # The message naming the settings to fix must be the last line on stderr (`meltano config test` shows only
+            # that line), and plain text: through the logger it would be a JSON line when Meltano asks for structured
+            # logs. SystemExit prints it as it is and exits 1; `meltano run` shows it, then "Extractor failed".
+            raise SystemExit(str(exc)) from None
         started = time.monotonic()
         super().sync_all()
         self.logger.info("%s", self.sync_summary(time.monotonic() - started))
@@ -268,8 +295,21 @@ class TapInvoiz(Tap):
 
     @classmethod
     def get_singer_command(cls) -> click.Command:
-        """singer-sdk's command plus ``--diagnose`` and ``--output`` (see :mod:`tap_invoiz.diagnose`)."""
+        """singer-sdk's command plus ``--diagnose`` and ``--output`` (see :mod:`tap_invoiz.diagnose`); bad settings end
+        it with one plain-text line naming every problem: the SDK would log each one and then "Config validation
+        failed" last — as a JSON line when Meltano asks for structured logs, and the last line is all
+        `meltano config test` shows."""
         command = super().get_singer_command()
+        callback = command.callback
+
+        @functools.wraps(callback)
+        def checked(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            try:
+                return callback(*args, **kwargs)
+            except ConfigValidationError as exc:
+                raise SystemExit("Config validation failed: " + "; ".join(exc.errors)) from None
+
+        command.callback = checked
         command.params.extend([
             click.Option(
                 ["--diagnose"], is_flag=True,
@@ -323,12 +363,15 @@ class TapInvoiz(Tap):
         return report.exit_code
 
     def discover_streams(self) -> list[Stream]:
-        return [
+        discovered = [
             streams.InvoicesStream(self),
             streams.ContactsStream(self),
             streams.InvoicePaymentsStream(self),
             streams.SyncStatusStream(self),  # last: it reports what the others did
         ]
+        for stream in discovered:  # filters on a logger do not apply to its children's records
+            _add_filter(stream.logger, SdkChatterAtDebug)
+        return discovered
 
 
 if __name__ == "__main__":

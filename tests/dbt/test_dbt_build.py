@@ -1,6 +1,6 @@
 """dbt build of transform/ against the dev fixture (tests/dbt/fixtures/raw_invoiz.sql), with expected numbers.
 
-Uses the session's PostgreSQL (fixture pg_env: yours via PGHOST, else embedded), psycopg, and dbt
+Uses the session's PostgreSQL (fixture pg_env: yours via TEST_PGHOST, else embedded), psycopg, and dbt
 (``DBT_EXECUTABLE``, ``dbt`` on PATH, or Meltano's dbt-postgres utility venv); skipped otherwise.
 It loads the fixture into its own schemas (``dbt_test_raw_<id>``, ``dbt_test_<id>``) and drops them afterwards,
 so it never touches raw_invoiz or analytics.

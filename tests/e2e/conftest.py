@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tools.pipeline import Pipeline, drop_database, private_run_dirs, recreate_database
+from tools.pipeline import VERBOSE_TARGET, Pipeline, drop_database, private_run_dirs, recreate_database
 
 
 @pytest.fixture
@@ -22,7 +22,8 @@ def pipeline(pg_env, invoiz_sandbox, tmp_path):
         credentials=dict(invoiz_sandbox.credentials),
         account="test",
         state_dir=tmp_path / "meltano-state",
-        # own .meltano/run and dbt target: a test session must not trip over another one in the same checkout
-        extra_env=private_run_dirs(tmp_path),
+        # own .meltano/run and dbt target: a test session must not trip over another one in the same checkout;
+        # target-postgres logging at info (meltano.yml keeps it quiet): tests count records from its METRIC lines
+        extra_env={**private_run_dirs(tmp_path), **VERBOSE_TARGET},
     )
     drop_database(pg_env, database)

@@ -86,6 +86,11 @@ def test_the_card_shows_the_customers_values_and_every_invoice_with_its_link(pip
     assert invoice_value == sum(Decimal(str(i["totalGross"])) for i in counted)
     assert open_amount == sum(Decimal(str(i["outstandingAmount"])) for i in counted if i["state"] in OPEN_STATES) > 0
     assert paid_amount > 0
+    # bezahlt = the paid invoices listed + what was paid on open ones, and the card says how much the latter is
+    paid_in_full = sum(Decimal(str(i["totalGross"])) for i in counted if i["state"] == "paid")
+    partly = re.search(r"davon (-?[\d.]+,\d\d) EUR Teilzahlungen offener Rechnungen", out)
+    assert paid_amount == paid_in_full + (euros(partly.group(1)) if partly else 0)
+    assert "(brutto)" in out and "(gross)" not in out
 
     # every invoice of the customer, once, with number, date, days since, status and its link into invoiz
     lines = [line for line in out.splitlines() if "/invoice/" in line]

@@ -41,3 +41,22 @@ def test_a_wrong_credential_fails_naming_the_settings(invoiz_sandbox, tmp_path, 
     assert "check settings api_key, api_key_secret and installation_id" in output
     assert wrong not in output
     assert invoiz_sandbox.requests["invoice_list"] == invoiz_sandbox.requests["customer_list"] == 0
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"TAP_INVOIZ_API_URL": "http://127.0.0.1:9/api/"},
+     "after 3 attempts (ConnectionError: no connection to the host (refused or not found)): check setting api_url"),
+    ({"TAP_INVOIZ_PAGE_SIZE": "0"}, "Config validation failed: setting page_size must be an integer from 1 to 1000"),
+])
+def test_a_bad_setting_is_one_plain_text_line(invoiz_sandbox, tmp_path, env, message):
+    """What `meltano config test` shows of the tap is its last line: the message itself, not a JSON log record."""
+    pipe = Pipeline(
+        pg_env=NO_DATABASE, database="none", api_url=invoiz_sandbox.api_url, app_url=invoiz_sandbox.app_url,
+        credentials=dict(invoiz_sandbox.credentials), account="test", state_dir=tmp_path / "state",
+        extra_env={**private_run_dirs(tmp_path), **env},
+    )
+    result = pipe.meltano("config", "test", "tap-invoiz", check=False, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    line = next(line for line in output.splitlines() if message in line)
+    assert not line.lstrip().startswith("{"), line

@@ -22,7 +22,7 @@ from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse 
     own_meltano_dirs,
 )
 
-from tools.pipeline import MELTANO, PROJECT_ROOT
+from tools.pipeline import PROJECT_ROOT, meltano_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -55,7 +55,7 @@ def test_kill_9_of_a_plugin_mid_load_then_a_normal_run_equals_the_source(pipelin
     sb.reset_counters()
     log_path = tmp_path / "killed-run.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen([MELTANO, "run", *EL], cwd=PROJECT_ROOT, env=pipeline.env(), stdout=log,
+        process = subprocess.Popen(meltano_command("run", *EL), cwd=PROJECT_ROOT, env=pipeline.env(), stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         killed = None
         deadline = time.monotonic() + 120

@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Every logging knob at its most verbose: Meltano, singer-sdk (tap and target), urllib3 (through the tap's DEBUG),
 # SQLAlchemy's engine echo is not a setting of target-postgres 0.8.1; dbt at debug.
-DEBUG_ENV = {"LOGLEVEL": "DEBUG", "TAP_INVOIZ_LOGLEVEL": "DEBUG", "TARGET_POSTGRES_LOGLEVEL": "DEBUG",
+# target-postgres: its log level is the loader setting log_level (TARGET_POSTGRES_LOG_LEVEL), its logging config the
+# setting log_config (replaced in the test by one with every logger at DEBUG).
+DEBUG_ENV = {"LOGLEVEL": "DEBUG", "TAP_INVOIZ_LOGLEVEL": "DEBUG", "TARGET_POSTGRES_LOG_LEVEL": "DEBUG",
              "DBT_LOG_LEVEL": "debug", "DBT_LOG_LEVEL_FILE": "debug", "DBT_DEBUG": "true",
              "TAP_INVOIZ_PAGE_SIZE": "10"}
 
@@ -60,6 +62,11 @@ def test_no_secret_in_any_output_or_log_at_debug(pipeline, invoiz_sandbox, own_m
     pg_password = _secret("pgpassword")  # trust auth accepts any password; a distinctive one makes a leak visible
     pipeline.pg_env = {**pipeline.pg_env, "PGPASSWORD": pg_password}
     pipeline.extra_env.update(DEBUG_ENV)
+    target_logging = own_meltano_dirs / "target-postgres-logging-debug.yaml"
+    target_logging.write_text("version: 1\ndisable_existing_loggers: false\nformatters: {plain: {format: '%(message)s'}}\n"
+                              "handlers: {console: {class: logging.StreamHandler, formatter: plain, "
+                              "stream: 'ext://sys.stderr'}}\nroot: {handlers: [console], level: DEBUG}\n")
+    pipeline.extra_env["TARGET_POSTGRES_LOG_CONFIG"] = str(target_logging)
     sb.fault("token_expiry", after_requests=4)  # re-authentication too
     sb.fault("rate_limit", scope="invoice_list", times=1, retry_after=0)
     started = time.time() - 1
@@ -130,8 +137,8 @@ def _non_loopback_addresses() -> list[str]:
 
 
 def test_embedded_postgres_listens_on_loopback_only(pg_env):
-    if os.environ.get("PGHOST") or not embedded_db.is_running():
-        pytest.skip("not the embedded PostgreSQL (PGHOST is set): its network setup is the user's")
+    if os.environ.get("TEST_PGHOST") or not embedded_db.is_running():
+        pytest.skip("not the embedded PostgreSQL (TEST_PGHOST is set): its network setup is the user's")
     with psycopg.connect(host=pg_env["PGHOST"], port=int(pg_env["PGPORT"]), user=pg_env["PGUSER"],
                          dbname=pg_env["PGDATABASE"], password=pg_env["PGPASSWORD"]) as conn:
         listen = conn.execute("show listen_addresses").fetchone()[0]

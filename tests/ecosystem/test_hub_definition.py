@@ -213,12 +213,3 @@ def test_meltano_adds_the_plugin_from_the_hub_file(hub_definition, tmp_path):
         assert name in listing
     assert "TAP_INVOIZ_API_KEY" in listing
 
-
-def test_the_schema_copy_matches_the_team_copy_when_present():
-    """hub/schemas is a copy; where the team's shared folder sits beside the checkout, the two must not drift."""
-    team_copy = PROJECT_ROOT.parent / "shared" / "meltano-hub-schemas"
-    if not team_copy.is_dir():
-        pytest.skip("no ../shared/meltano-hub-schemas beside this checkout")
-    ours = {p.relative_to(HUB_SCHEMAS): p.read_bytes() for p in HUB_SCHEMAS.rglob("*.json")}
-    theirs = {p.relative_to(team_copy): p.read_bytes() for p in team_copy.rglob("*.json")}
-    assert ours == theirs

@@ -351,7 +351,7 @@ def test_100k_starts_fast_and_sorts():
 
 
 # ------------------------------------------------------------------------------------------ CLI & fixture
-def test_cli_prints_one_line_and_stops_on_sigterm():
+def test_cli_prints_one_line_with_url_and_credentials_and_stops_on_sigterm():
     exe = os.path.join(os.path.dirname(sys.executable), "invoiz-sandbox")
     cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "invoiz_sandbox.server"]
     p = subprocess.Popen(cmd + ["--port", "0", "--seed", "9", "--invoices", "30", "--variant", "date_only",
@@ -359,7 +359,10 @@ def test_cli_prints_one_line_and_stops_on_sigterm():
                                 "--latency-ms", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
-        m = re.fullmatch(r"invoiz-sandbox listening on (http://127\.0\.0\.1:(\d+)/api/)\n", line)
+        # one line: where, and the (public, fixed) demo credentials it accepts
+        m = re.fullmatch(r"invoiz-sandbox listening on (http://127\.0\.0\.1:(\d+)/api/) \(web app \S+\); credentials: "
+                         r"api_key=sandbox-key api_key_secret=sandbox-secret installation_id=sandbox-installation\. "
+                         r"Ctrl-C stops it\.\n", line)
         assert m, line
         api = m.group(1)
         r = requests.post(api + "auth/token", auth=("sandbox-key", "sandbox-secret"),

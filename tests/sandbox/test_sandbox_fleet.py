@@ -105,7 +105,8 @@ def test_cli_serves_several_installations():
     try:
         line = proc.stdout.readline()
         assert line.startswith("invoiz-sandbox listening on http://127.0.0.1:")
-        api_url = line.split()[-1]
+        assert "4 installations sandbox-installation-001 … sandbox-installation-004" in line
+        api_url = line.split()[3]
         r = requests.post(api_url + "auth/token", auth=("sandbox-key", "sandbox-secret"),
                           json={"installationId": "sandbox-installation-004"}, timeout=10)
         tok = r.json()["token"]

@@ -120,3 +120,15 @@ def test_discover_works_without_credentials(tmp_path):
     assert streams["sync_status"]["key_properties"] == ["account", "stream"]
     assert streams["invoice_payments"]["key_properties"] == ["account", "invoice_id", "id"]
     assert streams["invoices"]["key_properties"] == ["account", "id"]
+
+
+def test_connection_refused_gives_up_after_a_few_quick_attempts(tmp_path):
+    # max_retries counts for answers that may change (429, 5xx, timeouts); a refused connection is tried 3 times
+    cfg = {**SECRETS, "api_url": "http://127.0.0.1:9/api/", "max_retries": 5}
+    run = run_cli(cfg, tmp_path=tmp_path)
+    assert run.returncode != 0
+    assert "could not get an invoiz token from http://127.0.0.1:9/api/auth/token after 3 attempts" in run.stderr
+    assert "check setting api_url and the network" in run.stderr
+    assert run.stderr.count("auth/token failed") == 2
+    assert "attempt 2 of 3" in run.stderr
+    assert run.messages == []
