@@ -34,12 +34,12 @@ from urllib.parse import urlencode, urlparse
 
 import requests
 
-from tap_invoiz import auth as auth_module
-from tap_invoiz.auth import CREDENTIAL_SETTINGS, InvoizAuthenticator, retry_after_seconds
-from tap_invoiz.client import is_not_found
+from tap_invoiz import retry
+from tap_invoiz.auth import CREDENTIAL_SETTINGS, InvoizAuthenticator
 from tap_invoiz.errors import InvoizConfigError
+from tap_invoiz.responses import is_not_found
 from tap_invoiz.records import BERLIN, OPEN_STATES, Unconvertible, parse_iso, to_integer
-from tap_invoiz.streams import CONTACT_FIELDS, INVOICE_FIELDS
+from tap_invoiz.schemas import CONTACT_FIELDS, INVOICE_FIELDS
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -339,8 +339,7 @@ class Prober:
     def __init__(self, config: Mapping[str, t.Any]) -> None:
         url = str(config.get("api_url") or "https://app.invoiz.de/api/")
         self.api_url = url if url.endswith("/") else url + "/"
-        retries = config.get("max_retries")
-        self.max_retries = min(2, max(0, int(5 if retries is None else retries)))
+        self.max_retries = min(retry.DIAGNOSE_MAX_RETRIES, retry.max_retries(config))
         self.timeout = min(30.0, float(config.get("request_timeout") or 60))
         self.session = RecordingSession()
         auth_config = {**config, "api_url": self.api_url, "max_retries": self.max_retries, "request_timeout": self.timeout}
@@ -410,9 +409,9 @@ class Prober:
 
     def _wait(self, response: requests.Response | None, attempt: int, probe: Probe) -> None:
         probe.retries += 1
-        wait = retry_after_seconds(response, cap=10.0)
+        wait = retry.retry_after_seconds(response, cap=retry.DIAGNOSE_WAIT_CAP)
         if wait is None:
-            wait = min(auth_module.BACKOFF_BASE * 2.0 ** (attempt - 1), 10.0)
+            wait = retry.backoff_seconds(attempt - 1, cap=retry.DIAGNOSE_WAIT_CAP)
         LOGGER.warning("diagnose: %s failed (%s); retrying in %.1f s", probe.label,
                        response.status_code if response is not None else probe.error, wait)
         time.sleep(wait)

@@ -37,7 +37,7 @@ import zlib
 from collections import Counter
 
 from tap_invoiz import fingerprint as fpmod
-from tap_invoiz.client import response_body
+from tap_invoiz.responses import response_body
 from tap_invoiz.records import Unconvertible, to_integer
 
 if t.TYPE_CHECKING:
