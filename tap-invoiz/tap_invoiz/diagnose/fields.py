@@ -71,51 +71,60 @@ class FieldChecks(Checks):
         lines += ["", "</details>"]
         self.table(section, lines)
 
-    def _invoice_fields(self, invoices: Probe, detail: Probe | None, invoice: dict | None) -> None:
+    def _invoice_fields(self, invoices: Probe, detail: Probe | None, invoice: dict | None) -> None:  # noqa: ARG002
         schema = {f.api for f in INVOICE_FIELDS}
+        self._invoice_list_fields(invoices.rows, schema)
+        if invoice is not None:
+            self._invoice_detail_fields(invoice, schema)
+
+    def _invoice_list_fields(self, rows: list[dict], schema: set[str]) -> None:
         section = "Invoice list"
-        total, fields = census(invoices.rows)
+        total, fields = census(rows)
         if not total:
             self.add("invoice_list.fields", section, SKIP, "List fields", "no invoices in this account")
-        else:
-            top = {path for path in fields if "." not in path}
-            missing = [name for name in INVOICE_LIST_EXPECTED if name not in top]
-            partial = [name for name in INVOICE_LIST_EXPECTED if name in top and sum(fields[name].values()) < total]
-            extra = sorted(top - set(INVOICE_LIST_EXPECTED) - set(INVOICE_LIST_MAYBE) - set(TIMESTAMP_FIELDS))
-            maybe = [name for name in INVOICE_LIST_MAYBE if name in top]
-            if "id" in missing:
-                self.add("invoice_list.fields", section, FAIL, "List fields",
-                         "list rows have no `id`: the tap cannot key invoices. Send us this report")
-            elif missing or partial:
-                text = []
-                if missing:
-                    text.append(f"list rows lack {name_list(missing)}")
-                if partial:
-                    text.append(f"only some rows carry {name_list(partial)}")
-                self.add("invoice_list.fields", section, WARN, "List fields",
-                         "; ".join(text) + ". Handled: those columns stay empty (the tap reads list rows); nothing "
-                         "else depends on them")
-            else:
-                self.add("invoice_list.fields", section, OK, "List fields",
-                         f"every row carries the {len(INVOICE_LIST_EXPECTED)} list fields of the contract")
-            if maybe:
-                self.add("invoice_list.detail_fields", section, WARN, "Detail fields on list rows",
-                         f"list rows carry {name_list(maybe)} (the contract expected them on the detail only). Handled: "
-                         "loaded into their columns and part of each row's fingerprint")
-            else:
-                self.add("invoice_list.detail_fields", section, OK, "Detail fields on list rows",
-                         "no `positions`, `payments` or `history` on list rows, as the contract says")
-            if extra:
-                self.add("invoice_list.unknown", section, WARN, "Fields not in the contract",
-                         f"{name_list(extra)}. Handled: kept verbatim in `extra_fields` (and in the fingerprint)")
-            else:
-                self.add("invoice_list.unknown", section, OK, "Fields not in the contract", "none")
-            self._field_table(section, "Invoice list rows", total, fields, INVOICE_LIST_EXPECTED,
-                              (*INVOICE_LIST_MAYBE, *INVOICE_KNOWN), schema)
-
-        section = "Invoice detail"
-        if invoice is None:
             return
+        top = {path for path in fields if "." not in path}
+        missing = [name for name in INVOICE_LIST_EXPECTED if name not in top]
+        partial = [name for name in INVOICE_LIST_EXPECTED if name in top and sum(fields[name].values()) < total]
+        extra = sorted(top - set(INVOICE_LIST_EXPECTED) - set(INVOICE_LIST_MAYBE) - set(TIMESTAMP_FIELDS))
+        maybe = [name for name in INVOICE_LIST_MAYBE if name in top]
+        self._invoice_list_presence(missing, partial)
+        if maybe:
+            self.add("invoice_list.detail_fields", section, WARN, "Detail fields on list rows",
+                     f"list rows carry {name_list(maybe)} (the contract expected them on the detail only). Handled: "
+                     "loaded into their columns and part of each row's fingerprint")
+        else:
+            self.add("invoice_list.detail_fields", section, OK, "Detail fields on list rows",
+                     "no `positions`, `payments` or `history` on list rows, as the contract says")
+        if extra:
+            self.add("invoice_list.unknown", section, WARN, "Fields not in the contract",
+                     f"{name_list(extra)}. Handled: kept verbatim in `extra_fields` (and in the fingerprint)")
+        else:
+            self.add("invoice_list.unknown", section, OK, "Fields not in the contract", "none")
+        self._field_table(section, "Invoice list rows", total, fields, INVOICE_LIST_EXPECTED,
+                          (*INVOICE_LIST_MAYBE, *INVOICE_KNOWN), schema)
+
+    def _invoice_list_presence(self, missing: list[str], partial: list[str]) -> None:
+        """Whether every list row carries the list fields of the contract."""
+        section = "Invoice list"
+        if "id" in missing:
+            self.add("invoice_list.fields", section, FAIL, "List fields",
+                     "list rows have no `id`: the tap cannot key invoices. Send us this report")
+        elif missing or partial:
+            text = []
+            if missing:
+                text.append(f"list rows lack {name_list(missing)}")
+            if partial:
+                text.append(f"only some rows carry {name_list(partial)}")
+            self.add("invoice_list.fields", section, WARN, "List fields",
+                     "; ".join(text) + ". Handled: those columns stay empty (the tap reads list rows); nothing "
+                     "else depends on them")
+        else:
+            self.add("invoice_list.fields", section, OK, "List fields",
+                     f"every row carries the {len(INVOICE_LIST_EXPECTED)} list fields of the contract")
+
+    def _invoice_detail_fields(self, invoice: dict, schema: set[str]) -> None:
+        section = "Invoice detail"
         total, fields = census([invoice])
         top = set(fields) & {path for path in fields if "." not in path}
         missing = [name for name in INVOICE_DETAIL_EXPECTED if name not in top]
@@ -154,6 +163,15 @@ class FieldChecks(Checks):
             self.add("contacts.email", section, SKIP, "E-mail", "no contacts in this account")
             self.add("contacts.country_key", section, SKIP, "Country key", "no contacts in this account")
             return
+        self._contact_fields(fields)
+        self._contact_email(rows, total, contact)
+        self._contact_country(rows, total)
+        if detail is not None:
+            self._contact_detail(detail, contact)
+        self._field_table(section, "Contact list rows", total, fields, CONTACT_EXPECTED, CONTACT_KNOWN, schema)
+
+    def _contact_fields(self, fields: dict[str, Counter]) -> None:
+        section = "Contacts"
         top = {path for path in fields if "." not in path}
         missing = [name for name in CONTACT_EXPECTED if name not in top and name != "email"]
         extra = sorted(top - set(CONTACT_EXPECTED) - set(CONTACT_KNOWN) - set(TIMESTAMP_FIELDS))
@@ -171,7 +189,9 @@ class FieldChecks(Checks):
         else:
             self.add("contacts.unknown", section, OK, "Fields not in the contract", "none")
 
-        # e-mail: R2 — a customer is an e-mail address
+    def _contact_email(self, rows: list[dict], total: int, contact: dict | None) -> None:
+        """e-mail: a customer is an e-mail address (the product's key)."""
+        section = "Contacts"
         with_key = sum(1 for row in rows if "email" in row)
         filled = sum(1 for row in rows if isinstance(row.get("email"), str) and row["email"].strip())
         person_emails = sum(1 for value in values_at(rows, "contactPersons[].email")
@@ -189,8 +209,10 @@ class FieldChecks(Checks):
                      "product's key (every invoice would be unassigned). Send us this report; the tap must read the "
                      "e-mail from where invoiz keeps it")
 
-        # address.countryIso vs isoCountry
-        forms = Counter()
+    def _contact_country(self, rows: list[dict], total: int) -> None:
+        """address.countryIso vs isoCountry."""
+        section = "Contacts"
+        forms: Counter = Counter()
         for row in rows:
             address = row.get("address")
             if not isinstance(address, dict):
@@ -211,18 +233,18 @@ class FieldChecks(Checks):
             self.add("contacts.country_key", section, WARN, "Country key",
                      f"{shown}: country_iso stays empty where neither key is sent")
 
-        if detail is not None:
-            if contact is not None and "id" in contact:
-                self.add("contacts.detail_envelope", section, OK, "Contact detail envelope",
-                         "the customer directly under `data`, as the contract says")
-            else:
-                inner = sorted(contact) if isinstance(contact, dict) else []
-                self.add("contacts.detail_envelope", section, WARN, "Contact detail envelope",
-                         f"`GET customer/{{id}}` → HTTP {detail.status}"
-                         + (f", `data` holds {name_list(inner)}" if inner else "")
-                         + ": used only to confirm a contact's deletion; a contact missing from the list is then "
-                         "kept, not tombstoned. Send us this report")
-        self._field_table(section, "Contact list rows", total, fields, CONTACT_EXPECTED, CONTACT_KNOWN, schema)
+    def _contact_detail(self, detail: Probe, contact: dict | None) -> None:
+        section = "Contacts"
+        if contact is not None and "id" in contact:
+            self.add("contacts.detail_envelope", section, OK, "Contact detail envelope",
+                     "the customer directly under `data`, as the contract says")
+        else:
+            inner = sorted(contact) if isinstance(contact, dict) else []
+            self.add("contacts.detail_envelope", section, WARN, "Contact detail envelope",
+                     f"`GET customer/{{id}}` → HTTP {detail.status}"
+                     + (f", `data` holds {name_list(inner)}" if inner else "")
+                     + ": used only to confirm a contact's deletion; a contact missing from the list is then "
+                     "kept, not tombstoned. Send us this report")
 
     def _timestamps(self, rows: list[dict], invoice: dict | None, contacts: list[dict]) -> None:
         where = []

@@ -18,6 +18,7 @@ from tap_invoiz.diagnose.formats import FormatChecks
 from tap_invoiz.diagnose.forms import name_list, plural, json_type, token_form
 from tap_invoiz.diagnose.probes import CannotConnect, Probe
 from tap_invoiz.diagnose.report import Report
+from tap_invoiz.paging import DEFAULT_PAGE_SIZE
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -153,8 +154,16 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
     # -- paging ----------------------------------------------------------------------------------------------------
 
     def _paging(self, inv_default: Probe, invoices: Probe, con_default: Probe, contacts: Probe) -> None:
-        section = "Paging"
         lists = {"invoice": invoices, "customer": contacts}
+        if not self._paging_envelope(lists):
+            return
+        self._paging_count(lists)
+        self._paging_default_limit(lists, inv_default, con_default)
+        self._paging_max_limit(lists)
+
+    def _paging_envelope(self, lists: dict[str, Probe]) -> bool:
+        """Both lists answer ``{meta, data: [...]}``; False (the rest of paging is not checked) if not."""
+        section = "Paging"
         bad = [name for name, probe in lists.items() if not self._envelope_ok(probe)]
         if bad:
             what = "; ".join(f"`GET {name}` → HTTP {lists[name].status}, "
@@ -162,7 +171,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                              for name in bad)
             self.add("paging.envelope", section, FAIL, "List envelope",
                      f"not `{{meta, data: [...]}}`: {what}. The tap cannot list: send us this report")
-            return
+            return False
         no_meta = [name for name, probe in lists.items() if not isinstance(probe.meta, dict)]
         if no_meta:
             self.add("paging.envelope", section, WARN, "List envelope",
@@ -170,7 +179,10 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                      "first short page")
         else:
             self.add("paging.envelope", section, OK, "List envelope", "`{meta: {count, …}, data: [...]}` on both lists")
+        return True
 
+    def _paging_count(self, lists: dict[str, Probe]) -> None:
+        section = "Paging"
         missing = [name for name, probe in lists.items() if probe.count is None]
         if missing:
             self.add("paging.meta_count", section, WARN, "meta.count",
@@ -183,9 +195,11 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                          "present but sent as a JSON string: handled, the tap reads it as an integer")
             else:
                 self.add("paging.meta_count", section, OK, "meta.count", "an integer on both lists: "
-                         f"{plural(invoices.count or 0, 'invoice')}, {plural(contacts.count or 0, 'contact')}")
+                         f"{plural(lists['invoice'].count or 0, 'invoice')}, {plural(lists['customer'].count or 0, 'contact')}")
 
-        # default page size
+    def _paging_default_limit(self, lists: dict[str, Probe], inv_default: Probe, con_default: Probe) -> None:
+        """The page size without ``limit``."""
+        section = "Paging"
         parts, verdict = [], OK
         for name, probe in (("invoice", inv_default), ("customer", con_default)):
             total = lists[name].count
@@ -205,7 +219,9 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
             self.add("paging.default_limit", section, WARN, "Default page size",
                      text + " — not 20. Handled: the tap always sends `limit`")
 
-        # largest limit
+    def _paging_max_limit(self, lists: dict[str, Probe]) -> None:
+        """Whether ``limit={PROBE_LIMIT}`` is honoured or capped silently."""
+        section = "Paging"
         parts, capped = [], []
         for name, probe in lists.items():
             total = probe.count
@@ -222,7 +238,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         text = f"`limit={PROBE_LIMIT}`: " + "; ".join(parts)
         if capped:
             cap = min(got for _, got in capped)
-            page_size = int(self.config.get("page_size") or 500)
+            page_size = int(self.config.get("page_size") or DEFAULT_PAGE_SIZE)
             advice = (f"; page_size {page_size} is above it, which costs nothing" if page_size > cap else "")
             self.add("paging.max_limit", section, WARN, "Largest page",
                      f"{text} — invoiz caps `limit` silently at {cap}. Handled: the tap advances by the rows it "
