@@ -144,24 +144,12 @@ class Prober:
         while True:
             attempt += 1
             bearer = token if token is not None else self.token()
-            started = time.monotonic()
-            try:
-                response = self.session.get(
-                    self.api_url + path, params=params, timeout=self.timeout,
-                    headers={**self.headers, "Authorization": f"Bearer {bearer}"},
-                )
-            except requests.exceptions.RequestException as exc:
-                probe.ms = (time.monotonic() - started) * 1000
-                probe.error = type(exc).__name__
-                probe.status = None
+            response = self._send(path, params, bearer, probe)
+            if response is None:
                 if attempt > self.max_retries:
                     break
                 self._wait(None, attempt, probe)
                 continue
-            probe.ms = (time.monotonic() - started) * 1000
-            probe.status = response.status_code
-            probe.headers = _rate_limit_headers(response)
-            probe.error = None
             if response.status_code == 401 and token is None and not reauthenticated:  # noqa: PLR2004
                 reauthenticated = True
                 self.authenticator.invalidate(bearer)
@@ -171,18 +159,41 @@ class Prober:
             if (response.status_code == 429 or response.status_code >= 500) and attempt <= self.max_retries:  # noqa: PLR2004
                 self._wait(response, attempt, probe)
                 continue
-            probe.not_found = is_not_found(response)
-            try:
-                probe.body = json.loads(response.text, parse_float=decimal.Decimal)
-                probe.json_ok = True
-            except ValueError:
-                probe.body = None
-                probe.json_ok = False
+            self._read_body(response, probe)
             break
         self.probes.append(probe)
         rows = f", {plural(len(probe.rows), 'row')}" if isinstance(probe.data, list) else ""
         LOGGER.info("diagnose: %s → %s in %.0f ms%s", probe.label, probe.status or probe.error, probe.ms, rows)
         return probe
+
+    def _send(self, path: str, params: Mapping[str, t.Any] | None, bearer: str, probe: Probe) -> requests.Response | None:
+        """One GET; its time, status and rate-limit headers go into ``probe``; None if no answer came."""
+        started = time.monotonic()
+        try:
+            response = self.session.get(
+                self.api_url + path, params=params, timeout=self.timeout,
+                headers={**self.headers, "Authorization": f"Bearer {bearer}"},
+            )
+        except requests.exceptions.RequestException as exc:
+            probe.ms = (time.monotonic() - started) * 1000
+            probe.error = type(exc).__name__
+            probe.status = None
+            return None
+        probe.ms = (time.monotonic() - started) * 1000
+        probe.status = response.status_code
+        probe.headers = _rate_limit_headers(response)
+        probe.error = None
+        return response
+
+    @staticmethod
+    def _read_body(response: requests.Response, probe: Probe) -> None:
+        probe.not_found = is_not_found(response)
+        try:
+            probe.body = json.loads(response.text, parse_float=decimal.Decimal)
+            probe.json_ok = True
+        except ValueError:
+            probe.body = None
+            probe.json_ok = False
 
     def _wait(self, response: requests.Response | None, attempt: int, probe: Probe) -> None:
         probe.retries += 1

@@ -80,11 +80,7 @@ class Report:
                 out.append(line)
             if self.tables.get(section):
                 out.append("")
-        out += ["## Requests", "", "| # | request | HTTP | ms |", "|---|---|---|---|"]
-        for number, probe in enumerate(self.probes, start=1):
-            status = probe.status if probe.status is not None else probe.error
-            retried = f" (after {plural(probe.retries, 'retry', 'retries')})" if probe.retries else ""
-            out.append(f"| {number} | `{probe.label}` | {status}{retried} | {probe.ms:.0f} |")
+        out += self._requests_table()
         out += [
             "",
             "The report holds field names, JSON types, forms, counts and HTTP statuses only — no credential, token, "
@@ -92,3 +88,11 @@ class Report:
             "",
         ]
         return "\n".join(out)
+
+    def _requests_table(self) -> list[str]:
+        out = ["## Requests", "", "| # | request | HTTP | ms |", "|---|---|---|---|"]
+        for number, probe in enumerate(self.probes, start=1):
+            status = probe.status if probe.status is not None else probe.error
+            retried = f" (after {plural(probe.retries, 'retry', 'retries')})" if probe.retries else ""
+            out.append(f"| {number} | `{probe.label}` | {status}{retried} | {probe.ms:.0f} |")
+        return out
