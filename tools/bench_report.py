@@ -329,7 +329,7 @@ class Report:
                          "dbt's `loaded_at` and source freshness read; the batch files are also never deleted.")
         lines.append("- meltano.yml's defaults are a decision, not this table: the grid has one run per cell, and at "
                      "100,000 invoices (section 1) the backfill is bound by CPU, not by the latency. Why meltano.yml "
-                     "has the values it has is said next to them (`DEFAULT_MAX_CONCURRENCY` in tap_invoiz/client.py, "
+                     "has the values it has is said next to them (`DEFAULT_MAX_CONCURRENCY` in tap_invoiz/paging.py, "
                      "the target's config in meltano.yml).")
         return "\n".join(lines)
 

@@ -4,7 +4,7 @@
 ``{"installationId": ...}`` returns ``{"token": "..."}``. Every other call sends ``Authorization: Bearer <token>``.
 The token has no documented lifetime: it is cached for the whole run (shared by all streams and by the page workers
 of a stream) and dropped when a call answers 401, after which the caller re-authenticates once and retries (see
-``InvoizStream._request``). A lock makes this thread-safe: workers that get 401 with the same token cause one token
+``InvoizStream._request``; retry settings in :mod:`tap_invoiz.retry`). A lock makes this thread-safe: workers that get 401 with the same token cause one token
 request, not one each.
 
 Nothing here logs the credentials, the token, request headers or the token response body.
@@ -12,7 +12,6 @@ Nothing here logs the credentials, the token, request headers or the token respo
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ import typing as t
 
 import requests
 
+from tap_invoiz import retry
 from tap_invoiz.errors import InvoizConfigError
 
 if t.TYPE_CHECKING:
@@ -28,30 +28,6 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger("tap-invoiz")
 
 CREDENTIAL_SETTINGS = "api_key, api_key_secret and installation_id"
-RETRY_STATUSES = {429, 500, 502, 503, 504}
-#: First wait in seconds of the exponential backoff (1, 2, 4, ... capped at 60) when the server sends no Retry-After.
-BACKOFF_BASE = 1.0
-#: Retries of the token request when no connection could be made at all (connection refused, host not found): nothing
-#: answers at api_url, which another minute of waiting rarely changes. With the backoff above: about 3 s, not 31 s.
-CONNECT_RETRIES = 2
-
-
-def retry_after_seconds(response: requests.Response | None, cap: float = 300.0) -> float | None:
-    """Seconds asked for by a Retry-After header (delta-seconds or HTTP date), capped; None when absent/invalid."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, min(seconds, cap))
 
 
 class InvoizAuthenticator:
@@ -62,9 +38,8 @@ class InvoizAuthenticator:
         self._key = config.get("api_key") or ""
         self._secret = config.get("api_key_secret") or ""
         self._installation_id = config.get("installation_id") or ""
-        self._timeout = float(config.get("request_timeout") or 60)
-        retries = config.get("max_retries")
-        self._max_tries = 1 + max(0, int(5 if retries is None else retries))  # first attempt + retries
+        self._timeout = float(config.get("request_timeout") or retry.DEFAULT_REQUEST_TIMEOUT)
+        self._max_tries = retry.max_tries(config)
         self._user_agent = config.get("user_agent")
         self._session = session or requests.Session()
         self._token: str | None = None
@@ -120,7 +95,7 @@ class InvoizAuthenticator:
         request.headers["Authorization"] = f"Bearer {self.token}"
         return request
 
-    def _fetch_token(self) -> str:
+    def _token_headers(self) -> dict[str, str]:
         # A fresh connection per token request: a server that answers an error before reading the body must not
         # leave it in a kept-alive connection for the next request.
         headers = {"Content-Type": "application/json", "Accept": "application/json", "Connection": "close"}
@@ -129,74 +104,82 @@ class InvoizAuthenticator:
 
             self._user_agent = f"tap-invoiz/{__version__}"
         headers["User-Agent"] = self._user_agent
+        return headers
+
+    def _fetch_token(self) -> str:
+        """A new token; retried after HTTP 429/5xx, timeouts and connection errors (:mod:`tap_invoiz.retry`)."""
+        headers = self._token_headers()
         attempt = 0
         max_tries = self._max_tries
         while True:
             attempt += 1
             self.token_requests += 1
-            response = None
-            error: str
-            try:
-                response = self._session.post(
-                    self.token_url,
-                    json={"installationId": self._installation_id},
-                    auth=(self._key, self._secret),
-                    headers=headers,
-                    timeout=self._timeout,
-                )
-            except requests.exceptions.RequestException as exc:
-                error = f"{type(exc).__name__}"
-                if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
-                    exc, requests.exceptions.Timeout
-                ):
-                    error = "ConnectionError: no connection to the host (refused or not found)"
-                    max_tries = min(max_tries, 1 + CONNECT_RETRIES)
-            else:
-                status = response.status_code
-                if status in (401, 403):
-                    msg = (
-                        f"invoiz rejected the credentials (HTTP {status} from auth/token): "
-                        f"check settings {CREDENTIAL_SETTINGS}"
-                    )
-                    raise InvoizConfigError(msg)
-                if status == 404:
-                    msg = (
-                        f"invoiz answered HTTP 404 for {self.token_url}: check setting api_url "
-                        "(it must end with /api/, e.g. https://app.invoiz.de/api/)"
-                    )
-                    raise InvoizConfigError(msg)
-                if 200 <= status < 300:
-                    try:
-                        body = response.json()
-                    except ValueError:
-                        body = None
-                    token = body.get("token") if isinstance(body, dict) else None
-                    if isinstance(token, str) and token:
-                        return token
-                    error = "a 2xx answer without a token (not the invoiz API?)"
-                    if "json" not in response.headers.get("Content-Type", ""):
-                        msg = (
-                            f"auth/token at {self.token_url} did not answer with JSON: check setting api_url "
-                            "(it must point at the invoiz API, e.g. https://app.invoiz.de/api/)"
-                        )
-                        raise InvoizConfigError(msg)
-                elif status in RETRY_STATUSES:
-                    error = f"HTTP {status}"
-                else:
-                    msg = (
-                        f"auth/token answered HTTP {status}: check settings api_url and "
-                        f"{CREDENTIAL_SETTINGS}"
-                    )
-                    raise InvoizConfigError(msg)
+            response, error, refused = self._post_token(headers)
+            if response is not None:
+                token, error = self._read_token_answer(response)
+                if token is not None:
+                    return token
+            if refused:
+                max_tries = min(max_tries, 1 + retry.CONNECT_RETRIES)
             if attempt >= max_tries:
                 msg = (
                     f"could not get an invoiz token from {self.token_url} after {attempt} attempts ({error}): "
                     "check setting api_url and the network"
                 )
                 raise InvoizConfigError(msg)
-            wait = retry_after_seconds(response)
+            wait = retry.retry_after_seconds(response)
             if wait is None:
-                wait = min(BACKOFF_BASE * 2.0 ** (attempt - 1), 60.0)
+                wait = retry.backoff_seconds(attempt - 1)
             LOGGER.warning("auth/token failed (%s), attempt %d of %d; retrying in %.1f s",
                            error, attempt, max_tries, wait)
             time.sleep(wait)
+
+    def _post_token(self, headers: dict[str, str]) -> tuple[requests.Response | None, str, bool]:
+        """One token request: (the answer, "", False), or (None, what failed, whether no connection was made)."""
+        try:
+            response = self._session.post(
+                self.token_url,
+                json={"installationId": self._installation_id},
+                auth=(self._key, self._secret),
+                headers=headers,
+                timeout=self._timeout,
+            )
+        except requests.exceptions.RequestException as exc:
+            if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+                exc, requests.exceptions.Timeout
+            ):
+                return None, "ConnectionError: no connection to the host (refused or not found)", True
+            return None, f"{type(exc).__name__}", False
+        return response, "", False
+
+    def _read_token_answer(self, response: requests.Response) -> tuple[str | None, str]:
+        """(the token, ""), or (None, why it is retried); InvoizConfigError for answers a retry cannot fix."""
+        status = response.status_code
+        if status in (401, 403):
+            msg = f"invoiz rejected the credentials (HTTP {status} from auth/token): check settings {CREDENTIAL_SETTINGS}"
+            raise InvoizConfigError(msg)
+        if status == 404:
+            msg = (
+                f"invoiz answered HTTP 404 for {self.token_url}: check setting api_url "
+                "(it must end with /api/, e.g. https://app.invoiz.de/api/)"
+            )
+            raise InvoizConfigError(msg)
+        if 200 <= status < 300:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            token = body.get("token") if isinstance(body, dict) else None
+            if isinstance(token, str) and token:
+                return token, ""
+            if "json" not in response.headers.get("Content-Type", ""):
+                msg = (
+                    f"auth/token at {self.token_url} did not answer with JSON: check setting api_url "
+                    "(it must point at the invoiz API, e.g. https://app.invoiz.de/api/)"
+                )
+                raise InvoizConfigError(msg)
+            return None, "a 2xx answer without a token (not the invoiz API?)"
+        if status in retry.RETRY_STATUSES:
+            return None, f"HTTP {status}"
+        msg = f"auth/token answered HTTP {status}: check settings api_url and {CREDENTIAL_SETTINGS}"
+        raise InvoizConfigError(msg)

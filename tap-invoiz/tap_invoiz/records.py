@@ -272,3 +272,11 @@ def first_non_empty(*values: object) -> object:
         if isinstance(value, str) and value.strip():
             return value
     return None
+
+
+def berlin_date_or_none(value: object) -> str | None:
+    """:func:`to_berlin_date`, or None when the value is no date."""
+    try:
+        return to_berlin_date(value)
+    except Unconvertible:
+        return None

@@ -1,8 +1,7 @@
-"""tap-invoiz: the Singer tap class, its settings and up-front checks."""
+"""tap-invoiz: the Singer tap class and its up-front checks (the settings are :mod:`tap_invoiz.settings`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import sys
@@ -10,11 +9,9 @@ import time
 import typing as t
 import uuid
 from functools import cached_property
-from urllib.parse import urlparse
 
 import click
 from singer_sdk import Tap
-from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.metrics import METRICS_LOGGER_NAME
@@ -22,25 +19,13 @@ from singer_sdk.metrics import METRICS_LOGGER_NAME
 from tap_invoiz import streams
 from tap_invoiz.account_state import installation_hash, stored_installations
 from tap_invoiz.auth import InvoizAuthenticator
-from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, RetryPacer, counted
 from tap_invoiz.errors import InvoizConfigError
-from tap_invoiz.listing import DEFAULT_FULL_SCAN_EVERY
+from tap_invoiz.progress import sync_summary
+from tap_invoiz.retry import RetryPacer
+from tap_invoiz.settings import CONFIG_SCHEMA, config_errors
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
-
-PAGE_SIZE_MAX = 1000
-# 500: the upper end of what the contract suggests (100–500); 5× fewer round trips than 100, the fastest in
-# docs/BENCHMARKS.md. A server that caps limit silently is handled (the tap pages by the rows it gets).
-DEFAULT_PAGE_SIZE = 500
-
-
-def _parse_start_date(value: str) -> dt.date:
-    """YYYY-MM-DD, or an ISO 8601 timestamp on that day; nothing looser (01.02.2024 is ambiguous)."""
-    value = value.strip()
-    if len(value) == 10:
-        return dt.date.fromisoformat(value)
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
 
 
 class MetricsAtDebug(logging.Filter):
@@ -89,127 +74,14 @@ class TapInvoiz(Tap):
     capabilities: t.ClassVar[list] = [c for c in Tap.capabilities
                                       if c not in (TapCapabilities.ACTIVATE_VERSION, PluginCapabilities.FLATTENING)]
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_key", th.StringType, required=True, secret=True,
-            description="API key of your invoiz app (HTTP Basic username for auth/token).",
-        ),
-        th.Property(
-            "api_key_secret", th.StringType, required=True, secret=True,
-            description="Secret of the API key (HTTP Basic password for auth/token).",
-        ),
-        th.Property(
-            "installation_id", th.StringType, required=True, secret=True,
-            description="invoiz installation (tenant) id, sent as installationId to auth/token.",
-        ),
-        th.Property(
-            "api_url", th.StringType, default="https://app.invoiz.de/api/",
-            description="Base URL of the invoiz REST API.",
-        ),
-        th.Property(
-            "app_url", th.StringType, default="https://app.invoiz.de",
-            description="Base URL of the invoiz web app, for invoice_url and contact_url.",
-        ),
-        th.Property(
-            "account", th.StringType, default="default",
-            description=(
-                "Non-secret name of this invoiz installation. First column of every primary key (several accounts can "
-                "share the tables) and the key of this account's fingerprints in the state. Keep it stable."
-            ),
-        ),
-        th.Property(
-            "start_date", th.DateType,
-            description="Only invoices dated on or after this day (invoice date, YYYY-MM-DD) are emitted and tracked.",
-        ),
-        th.Property(
-            "page_size", th.IntegerType, default=DEFAULT_PAGE_SIZE,
-            description=f"Rows per list request (limit), 1 to {PAGE_SIZE_MAX}.",
-        ),
-        th.Property(
-            "max_concurrency", th.IntegerType, default=DEFAULT_MAX_CONCURRENCY,
-            description=(
-                "List pages fetched at the same time per stream (1 = one after another), 1 to "
-                f"{MAX_CONCURRENCY_LIMIT}. Records are still emitted in API order; an HTTP 429 slows all workers down."
-            ),
-        ),
-        th.Property(
-            "full_scan_every", th.IntegerType, default=DEFAULT_FULL_SCAN_EVERY,
-            description=(
-                "Invoices: runs over which a full re-verification is spread (1 = list every invoice every run). "
-                "Other runs list the open states fully, reconcile paid and cancelled by their counts and check "
-                "1/full_scan_every of all invoices, so an edit no state or count shows arrives within that many runs."
-            ),
-        ),
-        th.Property(
-            "request_timeout", th.IntegerType, default=60,
-            description="Seconds to wait for one API response before it counts as failed (and is retried).",
-        ),
-        th.Property(
-            "max_retries", th.IntegerType, default=5,
-            description=(
-                "Retries per request after HTTP 429, 5xx, timeouts, connection errors and malformed answers, with "
-                "exponential backoff (1, 2, 4 ... 60 s) or the server's Retry-After."
-            ),
-        ),
-        th.Property(
-            "user_agent", th.StringType,
-            description="User-Agent header (default tap-invoiz/<version>).",
-        ),
-        th.Property(
-            "allow_installation_change", th.BooleanType, default=False,
-            description=(
-                "Permit an intended move of `account` to another invoiz installation. Without it, a run whose "
-                "installation_id differs from the one this account was synced from fails before anything is sent. "
-                "With it, the account's rows are replaced by the new installation's (rows missing there are marked "
-                "deleted). Rotating the API key or secret of the same installation needs no change."
-            ),
-        ),
-    ).to_dict()
+    config_jsonschema = CONFIG_SCHEMA
 
     # -- checks before any data moves ------------------------------------------------------------------------------
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        errors = super()._validate_config(raise_errors=False) + self._invoiz_config_errors()
+        errors = super()._validate_config(raise_errors=False) + config_errors(self.config)
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
-        return errors
-
-    def _invoiz_config_errors(self) -> list[str]:
-        config = self.config
-        errors = []
-        for setting in ("api_url", "app_url"):
-            value = config.get(setting)
-            if value is None:
-                continue
-            parsed = urlparse(str(value))
-            if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                errors.append(f"setting {setting} must be an http(s) URL such as https://app.invoiz.de/api/")
-        page_size = config.get("page_size")
-        if page_size is not None and (
-            not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= PAGE_SIZE_MAX
-        ):
-            errors.append(f"setting page_size must be an integer from 1 to {PAGE_SIZE_MAX} (got {page_size!r})")
-        max_concurrency = config.get("max_concurrency")
-        if max_concurrency is not None and (
-            not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool)
-            or not 1 <= max_concurrency <= MAX_CONCURRENCY_LIMIT
-        ):
-            errors.append(
-                f"setting max_concurrency must be an integer from 1 to {MAX_CONCURRENCY_LIMIT} (got {max_concurrency!r})"
-            )
-        for setting, low in (("request_timeout", 1), ("max_retries", 0), ("full_scan_every", 1)):
-            value = config.get(setting)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
-                errors.append(f"setting {setting} must be an integer >= {low} (got {value!r})")
-        start = config.get("start_date")
-        if start not in (None, ""):
-            try:
-                _parse_start_date(str(start))
-            except ValueError:
-                errors.append(f"setting start_date must be a date YYYY-MM-DD (got {start!r})")
-        account = config.get("account")
-        if account is not None and not str(account).strip():
-            errors.append("setting account must not be empty (it is part of every primary key)")
         return errors
 
     @cached_property
@@ -280,16 +152,7 @@ class TapInvoiz(Tap):
         """One line over all streams: records emitted (per stream, and new/changed/deleted), requests, retries."""
         synced = [s for s in self.streams.values() if s.selected and hasattr(s, "progress")]
         progress = [s.progress for s in synced]  # type: ignore[attr-defined]
-        per_stream = ", ".join(f"{p.name} {p.emitted:,}" for p in progress)
-        token_requests = self.invoiz_authenticator.token_requests
-        return (
-            f"sync done in {seconds:.1f} s: {sum(p.emitted for p in progress):,} records emitted ({per_stream}); "
-            f"{sum(p.new for p in progress):,} new, {sum(p.changed for p in progress):,} changed, "
-            f"{sum(p.deleted for p in progress):,} deleted; "
-            f"{counted(sum(p.requests for p in progress) + token_requests, 'request', 'requests')} "
-            f"(incl. {counted(token_requests, 'token request', 'token requests')}), "
-            f"{counted(sum(p.retries for p in progress), 'retry', 'retries')}"
-        )
+        return sync_summary(progress, self.invoiz_authenticator.token_requests, seconds)
 
     # -- tap-invoiz --diagnose [--output FILE] ------------------------------------------------------------------------
 

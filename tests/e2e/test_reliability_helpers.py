@@ -160,9 +160,9 @@ def state_fingerprints(state: dict, stream: str, account: str = "test") -> dict[
 
 
 def row_fingerprint(row: dict, app_url: str) -> int:
-    """The fingerprint the tap records for a list row (tap_invoiz.client: salt = mapping version | app_url)."""
+    """The fingerprint the tap records for a list row (tap_invoiz.state: salt = mapping version | app_url)."""
     from tap_invoiz import fingerprint  # noqa: PLC0415
-    from tap_invoiz.client import MAPPING_VERSION  # noqa: PLC0415
+    from tap_invoiz.state import MAPPING_VERSION  # noqa: PLC0415
 
     return fingerprint.fingerprint(row, f"{MAPPING_VERSION}|{app_url.rstrip('/')}")
 

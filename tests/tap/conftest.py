@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
-import tap_invoiz.auth
+import tap_invoiz.retry
 
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
     """Exponential backoff starts at 10 ms instead of 1 s in tests (Retry-After is still honoured)."""
-    monkeypatch.setattr(tap_invoiz.auth, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(tap_invoiz.retry, "BACKOFF_BASE", 0.01)
 
 
 class _Collect(logging.Handler):

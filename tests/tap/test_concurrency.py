@@ -17,7 +17,8 @@ from tap_helpers import _ListWriter, _parse, run_tap, sandbox_config
 from invoiz_sandbox.data import SandboxError
 from tap_invoiz import fingerprint as fpmod
 from tap_invoiz.auth import InvoizAuthenticator
-from tap_invoiz.client import DEFAULT_MAX_CONCURRENCY, RetryPacer, ScanCancelled
+from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY
+from tap_invoiz.retry import RetryPacer, ScanCancelled
 from tap_invoiz.tap import TapInvoiz
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from tap_helpers import run_cli, run_tap, sandbox_config
 
-import tap_invoiz.client as client
+import tap_invoiz.progress as tap_progress
 
 PROGRESS = re.compile(r"^invoices: (\d+)/(\d+) pages, ([\d,]+)/([\d,]+) rows listed, ([\d,]+) emitted$")
 
@@ -44,7 +44,7 @@ def tap_records():
 @pytest.mark.invoiz_sandbox(invoices=95)
 @pytest.mark.parametrize("workers", [1, 4])
 def test_progress_lines_carry_pages_rows_and_emitted_records(invoiz_sandbox, tap_records, monkeypatch, workers):
-    monkeypatch.setattr(client, "PROGRESS_INTERVAL", 0.0)  # a line after every page
+    monkeypatch.setattr(tap_progress, "PROGRESS_INTERVAL", 0.0)  # a line after every page
     run_tap(sandbox_config(invoiz_sandbox, page_size=10, max_concurrency=workers), contacts=False)
     messages = [r.getMessage() for r in tap_records]
     expected_start = "one after another" if workers == 1 else f"up to {workers} at a time"
@@ -59,7 +59,7 @@ def test_progress_lines_carry_pages_rows_and_emitted_records(invoiz_sandbox, tap
 
 @pytest.mark.invoiz_sandbox(invoices=300, latency_ms=40)
 def test_progress_lines_come_at_most_once_per_interval(invoiz_sandbox, tap_records, monkeypatch):
-    monkeypatch.setattr(client, "PROGRESS_INTERVAL", 0.25)
+    monkeypatch.setattr(tap_progress, "PROGRESS_INTERVAL", 0.25)
     run_tap(sandbox_config(invoiz_sandbox, page_size=10, max_concurrency=1), contacts=False)  # 30 pages, >= 1.2 s
     times = [r.created for r in tap_records if PROGRESS.match(r.getMessage())]
     assert len(times) >= 2
@@ -68,8 +68,8 @@ def test_progress_lines_come_at_most_once_per_interval(invoiz_sandbox, tap_recor
 
 @pytest.mark.invoiz_sandbox(invoices=300)
 def test_default_log_is_quiet_a_few_lines_per_stream(invoiz_sandbox, tap_records, monkeypatch):
-    assert 10 <= client.PROGRESS_INTERVAL <= 15
-    monkeypatch.setattr(client, "PROGRESS_INTERVAL", 3600.0)  # however slow this machine is today
+    assert 10 <= tap_progress.PROGRESS_INTERVAL <= 15
+    monkeypatch.setattr(tap_progress, "PROGRESS_INTERVAL", 3600.0)  # however slow this machine is today
     run_tap(sandbox_config(invoiz_sandbox, page_size=10))  # 30 + 6 pages
     per_stream = {}
     for record in tap_records:

@@ -163,7 +163,7 @@ class _Response:
     ],
 )
 def test_paginator_stop_conditions(pages, count, requests):
-    from tap_invoiz.client import InvoizPaginator
+    from tap_invoiz.paging import InvoizPaginator
 
     counts: list = []
     paginator = InvoizPaginator(10, counts)

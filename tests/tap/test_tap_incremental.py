@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tap_helpers import run_tap, sandbox_config
 
-import tap_invoiz.client as client
+import tap_invoiz.state as tap_state
 
 
 def first_and_reset(sb, **config):
@@ -139,7 +139,7 @@ def test_full_refresh_without_state_resends_all_and_reports_its_cut_off(invoiz_s
 def test_a_killed_full_refresh_is_completed_by_the_next_run(invoiz_sandbox, monkeypatch):
     sb = invoiz_sandbox
     cfg = sandbox_config(sb, page_size=10)
-    monkeypatch.setattr(client, "STATE_EVERY", 20)
+    monkeypatch.setattr(tap_state, "STATE_EVERY", 20)
     killed = run_tap(cfg, None, contacts=False)
     partial = next(s for s in killed.states if s.get("bookmarks", {}).get("invoices", {}).get("accounts"))
     entry = partial["bookmarks"]["invoices"]["accounts"]["test"]
@@ -196,7 +196,7 @@ def test_start_date_bounds_what_is_emitted_and_tracked(invoiz_sandbox):
 def test_a_run_killed_halfway_loses_nothing(invoiz_sandbox, monkeypatch):
     """Every STATE message covers only records written before it: resuming from any of them completes the data."""
     sb = invoiz_sandbox
-    monkeypatch.setattr(client, "STATE_EVERY", 10)
+    monkeypatch.setattr(tap_state, "STATE_EVERY", 10)
     cfg = sandbox_config(sb)
     full = run_tap(cfg)
     assert len(full.states) >= 4
@@ -275,7 +275,7 @@ def test_page_shift_and_duplicates_while_paging_lose_nothing_and_delete_nothing(
 
 def test_batch_messages_state_follows_the_batches(invoiz_sandbox, tmp_path, monkeypatch):
     sb = invoiz_sandbox
-    monkeypatch.setattr(client, "STATE_EVERY", 10)
+    monkeypatch.setattr(tap_state, "STATE_EVERY", 10)
     cfg = sandbox_config(sb, batch_config={"encoding": {"format": "jsonl", "compression": "gzip"},
                                            "storage": {"root": tmp_path.as_uri(), "prefix": "b-"}})
     first = run_tap(cfg)
