@@ -1,4 +1,4 @@
-"""The incremental contract of tap-invoiz (issue 4), each point through the real `meltano run` into PostgreSQL.
+"""The incremental contract of tap-invoiz (tap-invoiz/README.md, "Incremental sync"), each point through the real `meltano run` into PostgreSQL.
 
 Every test drives the sandbox like a user would drive invoiz (pay an old invoice, delete a draft, change an e-mail)
 and asserts what lands in PostgreSQL, comparing with the sandbox's own truth.

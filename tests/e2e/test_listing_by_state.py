@@ -1,5 +1,5 @@
 """Listing invoices by state through the real `meltano run` into PostgreSQL: a run costs what changed, and every
-change kind a sync must see (contract §6.1) lands exactly — changed rows updated, deleted ones marked deleted."""
+change kind a sync must see (docs/invoiz-api.md §6.1) lands exactly — changed rows updated, deleted ones marked deleted."""
 
 from __future__ import annotations
 

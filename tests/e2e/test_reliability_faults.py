@@ -1,4 +1,4 @@
-"""API faults during a sync, through the real `meltano run` into PostgreSQL (issue 6).
+"""API faults during a sync, through the real `meltano run` into PostgreSQL (docs/RELIABILITY.md).
 
 Each transient fault is switched on for a first (full) run, which must end with exactly the sandbox's data in the raw
 tables; the faults that interact with the incremental logic (token expiry, page shift, a row on two pages) are switched

@@ -1,4 +1,4 @@
-"""Helpers of the reliability tests (issue 6): compare the raw tables with the sandbox, read Meltano's state, run
+"""Helpers of the reliability tests (docs/RELIABILITY.md): compare the raw tables with the sandbox, read Meltano's state, run
 `meltano` with an environment of our choosing. No tests here (the name only keeps it next to the tests it serves)."""
 
 from __future__ import annotations

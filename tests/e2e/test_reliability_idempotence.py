@@ -1,4 +1,4 @@
-"""Idempotence through the real `meltano run` (issue 6): the same sync twice leaves identical tables, and
+"""Idempotence through the real `meltano run` (docs/RELIABILITY.md): the same sync twice leaves identical tables, and
 `--full-refresh` twice leaves identical live rows — equal also to what the incremental runs built."""
 
 from __future__ import annotations

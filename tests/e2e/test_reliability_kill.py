@@ -1,5 +1,5 @@
 """kill -9 of the tap or of the target process (not of `meltano run`) in the middle of an incremental load, then a
-normal run: the tables equal the source (issue 6). The kill lands while the tap is paging through the invoice list
+normal run: the tables equal the source (docs/RELIABILITY.md). The kill lands while the tap is paging through the invoice list
 and the target holds records it has not committed yet."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Secrets never logged, even at the most verbose logging; the embedded PostgreSQL unreachable from other addresses
-(issue 6)."""
+(docs/RELIABILITY.md)."""
 
 from __future__ import annotations
 
