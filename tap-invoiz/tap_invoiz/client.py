@@ -46,6 +46,7 @@ from tap_invoiz import auth as auth_module
 from tap_invoiz import fingerprint as fpmod
 from tap_invoiz.account_state import AccountEntry, utc_now
 from tap_invoiz.auth import CREDENTIAL_SETTINGS, retry_after_seconds
+from tap_invoiz.mapping_version import mapping_version
 from tap_invoiz.records import RecordMapper, RejectedRow, Unconvertible, to_berlin_date, to_integer
 
 if t.TYPE_CHECKING:
@@ -55,8 +56,6 @@ if t.TYPE_CHECKING:
 
     from tap_invoiz.auth import InvoizAuthenticator
 
-#: Bump when the mapping from API rows to records changes: every row is then re-emitted once.
-MAPPING_VERSION = "1"
 #: Emitted records between two STATE messages (each carries the whole encoded fingerprint map).
 STATE_EVERY = 5000
 #: Seconds between two progress lines of a stream (INFO); tests monkeypatch it.
@@ -644,7 +643,7 @@ class InvoizListStream(InvoizStream):
     @property
     def fingerprint_salt(self) -> str:
         """Part of every fingerprint: a new app_url (links) or mapping version re-emits all rows once."""
-        return f"{MAPPING_VERSION}|{self.app_url}"
+        return f"{mapping_version()}|{self.app_url}"
 
     @staticmethod
     def account_states(stream: InvoizStream) -> dict:
