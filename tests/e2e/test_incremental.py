@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from test_reliability_helpers import emitted  # records per stream, from the target's metrics
+from e2e_helpers import emitted  # records per stream, from the target's metrics
 
 from tools.pipeline import PROJECT_ROOT, meltano_command
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from test_incremental import EL, assert_tables_match_sandbox, deleted_ids
-from test_reliability_helpers import emitted
+from e2e_helpers import emitted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

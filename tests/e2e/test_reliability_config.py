@@ -6,7 +6,7 @@ here each kind of check is proven once through Meltano.)"""
 from __future__ import annotations
 
 import pytest
-from test_reliability_helpers import EL, meltano, output, own_meltano_dirs, schema_exists, snapshot  # noqa: F401
+from e2e_helpers import EL, meltano, output, own_meltano_dirs, schema_exists, snapshot  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     EL,
     emitted,
     meltano_state,

@@ -10,7 +10,7 @@ delete nothing, and the next run must complete it.
 from __future__ import annotations
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     own_meltano_dirs,
     EL,
     assert_raw_tables_equal_source,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     EL,
     RUN_METADATA_COLUMNS,
     assert_raw_tables_equal_source,

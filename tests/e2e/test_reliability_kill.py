@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     EL,
     assert_raw_tables_equal_source,
     assert_state_not_ahead_of_tables,
