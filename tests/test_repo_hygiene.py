@@ -161,3 +161,14 @@ def test_repo_relative_doc_references_exist():
 )
 def test_the_patterns_catch_what_they_should(pattern, sample, hits):
     assert bool(pattern.search(sample)) is hits
+
+
+def test_test_modules_and_helpers_have_unique_names():
+    """The test folders have no __init__.py, so pytest imports each test file (and its helpers) by its base name: two
+    files with one name in different folders stop the whole collection."""
+    names: dict[str, list[str]] = {}
+    for rel in tracked_files():
+        path = Path(rel)
+        if rel.startswith("tests/") and path.suffix == ".py" and path.name != "conftest.py":
+            names.setdefault(path.name, []).append(rel)
+    assert not {n: f for n, f in names.items() if len(f) > 1}, "rename one of each pair (e.g. ..._pipeline.py in e2e)"
