@@ -70,3 +70,12 @@ def test_a_changed_mapping_re_emits_every_row_once(invoiz_sandbox, monkeypatch):
     assert again.ids("invoices") == set(invoiz_sandbox.invoice_ids())
     assert again.ids("contacts") == set(invoiz_sandbox.contact_ids())
     assert then.records("invoices") == [] and then.records("contacts") == []  # once
+
+
+def test_every_fingerprinted_stream_counts_in_the_version():
+    """A new stream's field table and schema must be part of the version (tap_invoiz/mapping_version.py)."""
+    classes = [v for v in vars(streams).values() if isinstance(v, type) and "schema" in vars(v) and hasattr(v, "name")]
+    fingerprinted = {c.name for c in classes if c.name != "sync_status"}  # sync_status: the tap's report, not rows
+    assert set(mv.stream_tables()) == fingerprinted
+    for name, (fields, schema) in mv.stream_tables().items():
+        assert {f.column for f in fields} <= set(schema["properties"]), name
