@@ -171,4 +171,4 @@ def test_test_modules_and_helpers_have_unique_names():
         path = Path(rel)
         if rel.startswith("tests/") and path.suffix == ".py" and path.name != "conftest.py":
             names.setdefault(path.name, []).append(rel)
-    assert not {n: f for n, f in names.items() if len(f) > 1}, "rename one of each pair (e.g. ..._pipeline.py in e2e)"
+    assert not {n: f for n, f in names.items() if len(f) > 1}, "rename one file of each pair (say what it tests)"
