@@ -248,7 +248,7 @@ def test_nothing_secret_or_personal_in_the_report_or_the_debug_log(invoiz_sandbo
     ]
     forbidden += [c["email"].strip() for c in sb.contacts() if c.get("email") and c["email"].strip()]
     forbidden += [str(i) for i in sb.invoice_ids()] + [str(i) for i in sb.contact_ids()]
-    leaked = sorted({value for value in forbidden if value and value in text})
+    leaked = sorted({value for value in forbidden if value and _occurs(value, text)})
     assert leaked == []
 
 
@@ -272,7 +272,7 @@ def test_in_process_logging_at_debug_holds_no_id(invoiz_sandbox):
     log = "\n".join(records)
     assert "diagnose: GET invoice/{id}" in log
     ids = [str(i) for i in invoiz_sandbox.invoice_ids()] + [str(i) for i in invoiz_sandbox.contact_ids()]
-    assert [i for i in ids if i in log] == []
+    assert [i for i in ids if _occurs(i, log)] == []
     assert not any(token in log for token in invoiz_sandbox.issued_tokens())
 
 
@@ -294,6 +294,13 @@ def test_verdict_marks_are_the_documented_ones(invoiz_sandbox):
     assert summary.index("❌") < summary.index("⚠️")  # blocking lines first
 
 
+def _occurs(value: str, text: str) -> bool:
+    """``value`` in ``text``; a number only as a whole number (contact id 5011 is not in port 45011 or 1.5011 s)."""
+    if value.isdigit():
+        return re.search(rf"(?<!\d)(?<!\d\.){re.escape(value)}(?!\d)(?!\.\d)", text) is not None
+    return value in text
+
+
 def _comparable(report: str) -> str:
     """A report without what changes from run to run (time, port, latencies) and with its field tables folded."""
     report = re.sub(r"<details><summary>(.*?)</summary>.*?</details>", r"<details>\1</details>", report, flags=re.S)
@@ -301,6 +308,7 @@ def _comparable(report: str) -> str:
                     r"<details>\1</details>", report)
     report = re.sub(r"^tap-invoiz .* · .* UTC · ", "tap-invoiz · ", report, flags=re.M)
     report = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", report)
+    report = re.sub(r" \(after \d+ retr(?:y|ies)\)", "", report)  # a busy machine may need a retry
     report = re.sub(r"^- ✅ \*\*Latency\*\* — .*$", "- ✅ **Latency** — …", report, flags=re.M)
     return re.sub(r"\| \d+ \|$", "| ms |", report, flags=re.M)
 
