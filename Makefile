@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 MELTANO := $(BIN)/meltano
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help venv install demo test docs bench card sync backfill db-start db-stop clean
+.PHONY: help venv install demo test docs bench card sync backfill db-start db-stop clean orchestrate fleet-accounts \
+        fleet-check fleet-demo bench-fleet
 
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
@@ -19,6 +20,9 @@ help:
 	@echo "make card EMAIL=someone@example.org   the ticket-side customer card from PostgreSQL"
 	@echo "make sync / backfill   your invoiz account (.env) into your PostgreSQL (PG*) or the embedded one"
 	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
+	@echo "make fleet-demo   3 invoiz accounts on Dagster (state in PostgreSQL), two cycles; docs/FLEET.md"
+	@echo "make fleet-accounts / fleet-check   generate accounts/fleet.meltano.yml / check the fleet"
+	@echo "make bench-fleet  fleet benchmark (200 sandbox accounts); writes docs/BENCHMARKS.md's fleet section"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed (set PYTHON=python3.x)")'
@@ -43,7 +47,7 @@ install: .meltano/.installed
 demo: install
 	$(BIN)/python -m tools.demo
 
-test: install
+test: install orchestrate
 	$(BIN)/python -m pytest tests
 
 # Everything but the end-to-end tests (marker e2e: real `meltano run`s), while you work; `make test` before you push.
@@ -77,7 +81,36 @@ db-start: venv
 db-stop: venv
 	@$(BIN)/python -m tools.embedded_db stop
 
+# The Dagster code location's own virtualenv (orchestrate/requirements.txt); Meltano stays in .venv. The plugin
+# virtualenvs get bytecode compiled once (uv writes none and these machines never cache it): every step starts them.
+ORCH := orchestrate/.venv
+$(ORCH)/.installed: orchestrate/requirements.txt
+	$(PYTHON) -m venv $(ORCH)
+	$(ORCH)/bin/python -m pip install --quiet --upgrade pip
+	$(ORCH)/bin/python -m pip install --quiet -r orchestrate/requirements.txt
+	touch $@
+
+.meltano/.compiled: .meltano/.installed tap-invoiz/pyproject.toml
+	@# an editable install gets new entry points (tap-invoiz-fleet) only when reinstalled
+	test -x .meltano/extractors/tap-invoiz/venv/bin/tap-invoiz-fleet || $(MELTANO) install --clean --plugin-type extractor tap-invoiz
+	$(BIN)/python -m compileall -q -j 0 .meltano/extractors .meltano/loaders .meltano/utilities tap-invoiz > /dev/null || true
+	touch $@
+
+orchestrate: install $(ORCH)/.installed .meltano/.compiled
+
+fleet-accounts: venv
+	$(BIN)/python -m orchestrate.accounts generate
+
+fleet-check: venv
+	$(BIN)/python -m orchestrate.accounts check
+
+fleet-demo: orchestrate
+	$(BIN)/python -m tools.fleet demo
+
+bench-fleet: orchestrate
+	$(BIN)/python -m tools.bench_fleet
+
 # Also the embedded PostgreSQL's data: .pgdata/, or as root its folder under /tmp (README, "Embedded PostgreSQL").
 clean:
 	-$(BIN)/python -m tools.embedded_db purge
-	rm -rf $(VENV) .meltano .pgdata transform/target transform/logs
+	rm -rf $(VENV) $(ORCH) .meltano .pgdata .fleet transform/target transform/logs

@@ -367,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     say("\n" + report)
     output = args.output or (None if plan.quick else DOC_PATH)
     if output:
-        output.write_text(report, encoding="utf-8")
+        from tools.bench_fleet import keep_fleet_section  # noqa: PLC0415
+
+        output.write_text(keep_fleet_section(output, report), encoding="utf-8")
         say(f"\nwritten to {output}")
     return 0
 

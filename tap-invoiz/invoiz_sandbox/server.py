@@ -748,7 +748,9 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
     p.add_argument("--seed", type=int, default=42,
                    help="seed of the generated data: the same seed gives the same invoices and contacts (default 42)")
-    p.add_argument("--invoices", type=int, default=200, help="number of invoices generated (default 200)")
+    p.add_argument("--invoices", type=int, default=None,
+                   help="number of invoices generated (default 200); with --installations: per installation "
+                        "(default: a realistic size distribution)")
     p.add_argument("--contacts", type=int, default=None, help="default: max(8, invoices // 5)")
     p.add_argument("--latency-ms", type=float, default=0, help="delay added to every answer, in milliseconds")
     p.add_argument("--max-page-size", type=int, default=500, help="largest list page served, like invoiz's cap")
@@ -757,10 +759,22 @@ def main(argv=None):
     p.add_argument("--mix", default="default", choices=sorted(STATE_MIXES),
                    help="state mix of the generated invoices (realistic: ≈ 80 %% paid, ≈ 4 %% cancelled)")
     p.add_argument("--today", default=None, help="the sandbox clock's date, YYYY-MM-DD (default: from the seed)")
+    p.add_argument("--installations", type=int, default=None,
+                   help="serve N installations (ids sandbox-installation-001 …), each with its own dataset; "
+                        "see invoiz_sandbox/fleet.py")
+    p.add_argument("--scale", type=float, default=1.0, help="with --installations: multiplies the size distribution")
     args = p.parse_args(argv)
-    sb = Sandbox(seed=args.seed, invoices=args.invoices, contacts=args.contacts, variants=args.variant,
-                 max_page_size=args.max_page_size, latency_ms=args.latency_ms, today=args.today, port=args.port,
-                 mix=args.mix)
+    if args.installations:
+        from .fleet import FleetSandbox
+        sb = FleetSandbox(installations=args.installations, seed=args.seed, invoices=args.invoices,
+                          contacts=args.contacts, scale=args.scale, today=args.today, latency_ms=args.latency_ms,
+                          max_page_size=args.max_page_size, port=args.port, mix=args.mix)
+        if args.variant:
+            p.error("--variant applies to one installation; set variants per installation through the admin endpoint")
+    else:
+        sb = Sandbox(seed=args.seed, invoices=200 if args.invoices is None else args.invoices, contacts=args.contacts,
+                     variants=args.variant, max_page_size=args.max_page_size, latency_ms=args.latency_ms,
+                     today=args.today, port=args.port, mix=args.mix)
     stop = threading.Event()
 
     def _stop(*_):
@@ -768,9 +782,15 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     sb.start()
-    print(f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); credentials: "
-          f"api_key={sb.credentials['api_key']} api_key_secret={sb.credentials['api_key_secret']} "
-          f"installation_id={sb.credentials['installation_id']}. Ctrl-C stops it.", flush=True)
+    if args.installations:
+        ids = sb.installation_ids
+        print(f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); {len(ids)} installations "
+              f"{ids[0]} … {ids[-1]}; credentials: api_key={sb.api_key} api_key_secret={sb.api_key_secret} "
+              "installation_id=<one of them>. Ctrl-C stops it.", flush=True)
+    else:
+        print(f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); credentials: "
+              f"api_key={sb.credentials['api_key']} api_key_secret={sb.credentials['api_key_secret']} "
+              f"installation_id={sb.credentials['installation_id']}. Ctrl-C stops it.", flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -1,0 +1,70 @@
+"""tap-invoiz-fleet: several accounts in one process, each with its own credentials and state entry."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from invoiz_sandbox import FleetSandbox
+
+NAMES = ["acme", "bolt-gmbh", "cora"]
+
+
+@pytest.fixture
+def fleet():
+    with FleetSandbox(installations=len(NAMES), seed=9, invoices=30, today="2026-11-01") as f:
+        yield f
+
+
+def run(tmp_path, fleet, env_overrides=None, state=None):
+    env = {"PATH": "/usr/bin:/bin"}
+    for name, installation in zip(NAMES, fleet.installation_ids):
+        for setting, value in fleet.credentials(installation).items():
+            env[f"TAP_INVOIZ__{name.upper().replace('-', '_')}_{setting.upper()}"] = value
+    env.update(env_overrides or {})
+    env = {k: v for k, v in env.items() if v is not None}
+    config = {"api_url": fleet.api_url, "app_url": fleet.app_url, "accounts": [{"name": n} for n in NAMES],
+              # tap-invoiz's own credentials are never used for an account
+              "api_key": "parent", "api_key_secret": "parent", "installation_id": fleet.installation_ids[0]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    args = [sys.executable, "-m", "tap_invoiz.fleet", "--config", str(tmp_path / "config.json")]
+    if state is not None:
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        args += ["--state", str(tmp_path / "state.json")]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    messages = [json.loads(line) for line in proc.stdout.splitlines()]
+    return proc, messages
+
+
+def records_per_account(messages):
+    return Counter(m["record"]["account"] for m in messages if m["type"] == "RECORD" and m["stream"] == "invoices")
+
+
+def test_every_account_syncs_into_one_stream_with_its_own_state(tmp_path, fleet):
+    proc, messages = run(tmp_path, fleet)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert records_per_account(messages) == {"acme": 30, "bolt-gmbh": 30, "cora": 30}
+    assert not [m for m in messages if m["type"] == "ACTIVATE_VERSION"]
+    state = [m for m in messages if m["type"] == "STATE"][-1]["value"]
+    assert set(state["bookmarks"]["invoices"]["accounts"]) == set(NAMES)
+    assert proc.stderr.count("fleet account '") == 3 and "FAILED" not in proc.stderr
+    # the next run, from that state, sends only what changed in one account
+    fleet.installation(fleet.installation_ids[1]).create_invoice()
+    proc, messages = run(tmp_path, fleet, state=state)
+    assert proc.returncode == 0
+    assert records_per_account(messages) == {"bolt-gmbh": 1}
+
+
+def test_a_failing_account_is_skipped_and_the_others_sync(tmp_path, fleet):
+    proc, messages = run(tmp_path, fleet, {"TAP_INVOIZ__BOLT_GMBH_API_KEY_SECRET": "wrong",
+                                           "TAP_INVOIZ__CORA_INSTALLATION_ID": None})
+    assert proc.returncode == 0  # failures are reported per account, so that Meltano lets the target finish
+    assert records_per_account(messages) == {"acme": 30}
+    assert "fleet account 'bolt-gmbh': FAILED" in proc.stderr
+    assert "fleet account 'cora': FAILED: no credentials (TAP_INVOIZ__CORA_INSTALLATION_ID)" in proc.stderr
+    assert "wrong" not in proc.stderr and "sandbox-secret" not in proc.stderr
+    # the parent's credentials were not used for cora (its installation would have answered)
+    assert fleet.installation(fleet.installation_ids[2]).requests["token"] == 0

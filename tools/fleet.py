@@ -1,0 +1,316 @@
+"""A fleet of invoiz accounts on Dagster: deploy the shared databases and Dagster instance, run cycles, a demo.
+
+    python -m tools.fleet check      # refuse a fleet whose accounts share an installation or lack credentials
+    python -m tools.fleet deploy     # databases, `meltano upgrade database`, DAGSTER_HOME/dagster.yaml, instance migrate
+    python -m tools.fleet cycle      # one cycle now (what the schedule runs): `dagster job execute`, multiprocess
+    python -m tools.fleet env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
+    python -m tools.fleet demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
+
+PostgreSQL: yours by the PG* variables (environment or .env), else the embedded one (like `make demo`). Databases:
+the warehouse PGDATABASE (raw_invoiz + analytics), Meltano's system database (state) and Dagster's instance storage
+(``--system-db``, ``--dagster-db``). The Dagster CLI runs with its working directory in DAGSTER_HOME, because it
+loads ./.env *over* the environment (Meltano does the opposite). docs/FLEET.md has the whole picture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from psycopg import sql
+
+from orchestrate import accounts as fleet_accounts
+from tools import embedded_db
+from tools.pipeline import PROJECT_ROOT, connect, database_server, load_dotenv_database_settings
+
+DAGSTER_VENV = PROJECT_ROOT / "orchestrate" / ".venv"
+DEFINITIONS = PROJECT_ROOT / "orchestrate" / "definitions.py"
+JOB = "fleet_cycle"
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+DAGSTER_YAML = """\
+# Written by `python -m tools.fleet deploy`. Instance storage (runs, events, schedules) in PostgreSQL;
+# the connection comes from the PG* variables of the process that runs Dagster.
+telemetry:
+  enabled: false
+storage:
+  postgres:
+    postgres_db:
+      hostname: {{env: PGHOST}}
+      port: {{env: PGPORT}}
+      username: {{env: PGUSER}}
+      password: {{env: PGPASSWORD}}
+      db_name: {db}
+# At most one step per pool at a time across all runs: every account is its own pool (orchestrate/definitions.py).
+concurrency:
+  pools:
+    granularity: op
+    default_limit: 1
+  runs:
+    max_concurrent_runs: {max_runs}
+"""
+
+
+@dataclass
+class Fleet:
+    """Where a fleet runs: its Meltano project, its databases and Dagster home."""
+
+    project: Path
+    pg_env: dict[str, str]
+    warehouse: str
+    system_db: str = "invoiz_fleet_meltano"
+    dagster_db: str = "invoiz_fleet_dagster"
+    dagster_home: Path | None = None
+    max_concurrent: int = 2
+    shards: int = 0  # 0: one step per account; N: N steps, each syncing its accounts in one process
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. TAP_INVOIZ_API_URL, account credentials
+    inherit_settings: bool = True  # False (tests): no TAP_INVOIZ*/TARGET_POSTGRES_*/DBT_POSTGRES_* from this process
+
+    def __post_init__(self) -> None:
+        self.project = Path(self.project).resolve()
+        self.dagster_home = Path(self.dagster_home or self.project / ".fleet" / "dagster-home").resolve()
+
+    def system_db_uri(self) -> str:
+        pg = self.pg_env
+        password = quote(pg.get("PGPASSWORD") or "", safe="")
+        return (f"postgresql+psycopg://{quote(pg['PGUSER'], safe='')}:{password}@{pg['PGHOST']}:{pg['PGPORT']}/"
+                f"{self.system_db}")
+
+    def env(self) -> dict[str, str]:
+        """Environment for Meltano and Dagster: the caller's (account credentials included), the fleet's settings."""
+        owned = ("PG", "MELTANO_", "DAGSTER_", "INVOIZ_FLEET_")
+        if not self.inherit_settings:
+            owned += ("TAP_INVOIZ", "TARGET_POSTGRES_", "DBT_POSTGRES_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(owned)}
+        env.update(self.pg_env)
+        env.update(
+            PGDATABASE=self.warehouse,
+            MELTANO_DATABASE_URI=self.system_db_uri(),
+            MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+            DAGSTER_HOME=str(self.dagster_home),
+            INVOIZ_FLEET_PROJECT=str(self.project),
+            INVOIZ_FLEET_MELTANO=MELTANO,
+            INVOIZ_FLEET_PLUGINS=str(PROJECT_ROOT / ".meltano"),
+            INVOIZ_FLEET_WORK=str(self.project / ".fleet" / "steps"),
+            INVOIZ_FLEET_MAX_CONCURRENT=str(self.max_concurrent),
+            INVOIZ_FLEET_SHARDS=str(self.shards),
+        )
+        env.update(self.extra_env)
+        return env
+
+    # -- deploy ------------------------------------------------------------------------------------------------------
+    def create_databases(self) -> None:
+        with connect(self.pg_env, autocommit=True) as conn:
+            existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+            for name in (self.warehouse, self.system_db, self.dagster_db):
+                if name not in existing:
+                    conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0")
+                                 .format(sql.Identifier(name)))
+
+    def deploy(self) -> None:
+        """Run once before parallel runs: several Meltano processes migrating a fresh system database at once fail."""
+        if not (DAGSTER_VENV / "bin" / "dagster").exists():
+            raise SystemExit("the Dagster virtualenv is missing: run `make orchestrate`")
+        self.create_databases()
+        self._run([MELTANO, "upgrade", "database"], cwd=self.project)
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        (self.dagster_home / "dagster.yaml").write_text(
+            DAGSTER_YAML.format(db=self.dagster_db, max_runs=max(1, self.max_concurrent)))
+        self._run([str(DAGSTER_VENV / "bin" / "dagster"), "instance", "migrate"], cwd=self.dagster_home)
+
+    # -- run -----------------------------------------------------------------------------------------------------------
+    def cycle(self, check: bool = False, timeout: float = 3600) -> subprocess.CompletedProcess:
+        """One fleet cycle through the Dagster CLI (a real multiprocess run in the instance), as the schedule runs it."""
+        return self._run([str(DAGSTER_VENV / "bin" / "dagster"), "job", "execute", "-f", str(DEFINITIONS), "-j", JOB],
+                         cwd=self.dagster_home, check=check, timeout=timeout)
+
+    def _run(self, args: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        proc = subprocess.run(args, cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(args))} failed "
+                               f"(exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    # -- what happened -------------------------------------------------------------------------------------------------
+    def last_run_steps(self) -> tuple[str, dict[str, str]]:
+        """(status, {step: STEP_SUCCESS|STEP_FAILURE|…}) of the latest fleet run, from Dagster's PostgreSQL storage."""
+        with connect(self.pg_env, self.dagster_db) as conn:
+            run_id, status = conn.execute(
+                "SELECT run_id, status FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)).fetchone()
+            rows = conn.execute(
+                "SELECT step_key, dagster_event_type FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
+                "('STEP_SUCCESS', 'STEP_FAILURE', 'STEP_SKIPPED', 'STEP_UPSTREAM_FAILURE') ORDER BY id", (run_id,),
+            ).fetchall()
+        return status, dict(rows)
+
+    def materializations(self) -> list[tuple[str, dict]]:
+        """(asset key, metadata) of every account/marts materialization of the latest run, in order."""
+        import json  # noqa: PLC0415
+
+        with connect(self.pg_env, self.dagster_db) as conn:
+            (run_id,) = conn.execute(
+                "SELECT run_id FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)).fetchone()
+            rows = conn.execute(
+                "SELECT asset_key, event FROM event_logs WHERE run_id = %s AND dagster_event_type = "
+                "'ASSET_MATERIALIZATION' ORDER BY id", (run_id,)).fetchall()
+        result = []
+        for key, event in rows:
+            body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
+            metadata = {}
+            for entry in body.get("metadata_entries") or []:
+                value = entry.get("entry_data") or {}
+                metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
+            for label, value in (body.get("metadata") or {}).items():
+                metadata[label] = next((v for k, v in value.items() if k != "__class__"), value) \
+                    if isinstance(value, dict) else value
+            path = json.loads(key) if key.startswith("[") else key.split("/")
+            result.append((path[-1], metadata))
+        return result
+
+
+def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
+    load_dotenv_database_settings()
+    pg_env, started = database_server()
+    fleet = Fleet(project=Path(args.project), pg_env=pg_env,
+                  warehouse=os.environ.get("PGDATABASE") or "invoiz_fleet", max_concurrent=args.max_concurrent,
+                  shards=args.shards)
+    return fleet, started
+
+
+# ---------------------------------------------------------------------------------------------- the demo
+DEMO_ACCOUNTS = ("nordlicht", "alpenblick", "rheinwerk")
+
+
+def demo_project(folder: Path, names: tuple[str, ...] | list[str]) -> Path:
+    """A Meltano project for a demo or test fleet: this checkout's meltano.yml and dbt project copied, the tap linked
+    in, and an accounts/fleet.yml of its own (so the checkout's accounts/ and transform/ are never touched)."""
+    project = folder / "project"
+    (project / "accounts").mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "meltano.yml", project / "meltano.yml")
+    if not (project / "transform").exists():
+        shutil.copytree(PROJECT_ROOT / "transform", project / "transform",
+                        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+    if not (project / "tap-invoiz").exists():
+        (project / "tap-invoiz").symlink_to(PROJECT_ROOT / "tap-invoiz", target_is_directory=True)
+    (project / "accounts" / "fleet.yml").write_text(
+        "accounts:\n" + "".join(f"- name: {name}\n" for name in names))
+    fleet_accounts.generate(project)
+    return project
+
+
+def credentials_env(fleet_sandbox, names, installation_ids) -> dict[str, str]:
+    env = {}
+    for name, installation in zip(names, installation_ids):
+        creds = fleet_sandbox.credentials(installation)
+        for setting in fleet_accounts.CREDENTIALS:
+            env[fleet_accounts.credential_var(fleet_accounts.PREFIX + name, setting)] = creds[setting]
+    return env
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from invoiz_sandbox import FleetSandbox  # noqa: PLC0415
+
+    load_dotenv_database_settings()
+    pg_env, started = database_server()
+    names = list(DEMO_ACCOUNTS)
+    folder = Path(tempfile.mkdtemp(prefix="invoiz-fleet-demo-"))
+    try:
+        with FleetSandbox(installations=len(names), seed=42, invoices=300, today="2026-11-01") as sandbox:
+            project = demo_project(folder, names)
+            extra = {"TAP_INVOIZ_API_URL": sandbox.api_url, "TAP_INVOIZ_APP_URL": sandbox.app_url,
+                     **credentials_env(sandbox, names, sandbox.installation_ids)}
+            fleet = Fleet(project=project, pg_env=pg_env, warehouse="invoiz_fleet_demo", system_db="invoiz_fleet_demo_meltano",
+                          dagster_db="invoiz_fleet_demo_dagster", dagster_home=folder / "dagster-home",
+                          max_concurrent=args.max_concurrent, shards=args.shards, extra_env=extra,
+                          inherit_settings=False)
+            from tools.pipeline import drop_database  # noqa: PLC0415
+
+            for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
+                drop_database(pg_env, db)
+            problems = fleet_accounts.check(project, fleet.env())
+            if problems:
+                print("\n".join(problems), file=sys.stderr)
+                return 1
+            print(f"fleet demo: {len(names)} accounts ({', '.join(names)}) on one sandbox at {sandbox.api_url}; "
+                  f"PostgreSQL {pg_env['PGHOST']}:{pg_env['PGPORT']}, database {fleet.warehouse}", flush=True)
+            started_at = time.monotonic()
+            fleet.deploy()
+            print(f"deployed in {time.monotonic() - started_at:.0f} s: system database {fleet.system_db} migrated, "
+                  f"Dagster instance in {fleet.dagster_db}", flush=True)
+            for cycle in (1, 2):
+                if cycle == 2:  # something happens in one account between cycles
+                    first = sandbox.installation(sandbox.installation_ids[0])
+                    first.pay(next(i for i in first.invoice_ids() if first.invoice_row(i)["state"] == "locked"))
+                    first.create_invoice()
+                t0 = time.monotonic()
+                fleet.cycle(check=True)
+                status, steps = fleet.last_run_steps()
+                print(f"cycle {cycle}: {status} in {time.monotonic() - t0:.0f} s; steps: "
+                      + ", ".join(f"{k} {v.removeprefix('STEP_').lower()}" for k, v in steps.items()), flush=True)
+                for key, meta in fleet.materializations():
+                    detail = (f"{meta.get('records', 0)} records ({meta.get('new', 0)} new, {meta.get('changed', 0)} "
+                              f"changed, {meta.get('deleted', 0)} deleted), {meta.get('requests', 0)} requests"
+                              if key != "marts" else "dbt build")
+                    print(f"  {key:<12} {detail}, {meta.get('seconds')} s", flush=True)
+            with connect(pg_env, fleet.warehouse) as conn:
+                rows = conn.execute("SELECT account, count(*) FROM raw_invoiz.invoices GROUP BY account ORDER BY 1")
+                print("rows per account: " + ", ".join(f"{a} {n}" for a, n in rows.fetchall()))
+                customers = conn.execute("SELECT count(*) FROM analytics.customer_values").fetchone()[0]
+                print(f"analytics.customer_values: {customers} customers over all accounts")
+            with connect(pg_env, fleet.system_db) as conn:
+                states = conn.execute("SELECT state_id FROM state ORDER BY 1").fetchall()
+                print("state in the system database: " + ", ".join(s for (s,) in states))
+        return 0
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        if started:
+            embedded_db.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.fleet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "demo"])
+    parser.add_argument("--project", default=str(PROJECT_ROOT), help="the Meltano project (default: this checkout)")
+    parser.add_argument("--max-concurrent", type=int, default=2, help="steps at once (multiprocess executor)")
+    parser.add_argument("--shards", type=int, default=int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0),
+                        help="0: one step per account (default); N: N steps, each syncing its accounts in one process")
+    parser.add_argument("--keep", action="store_true", help="demo: keep its temporary folder")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args)
+    if args.command == "check":
+        return fleet_accounts.main(["check", "--project", args.project])
+    fleet, _ = from_environment(args)
+    if args.command == "env":
+        for key, value in fleet.env().items():
+            if key.startswith(("PG", "MELTANO_", "DAGSTER_", "INVOIZ_FLEET_")):
+                print(f"export {key}={value!r}")
+        print(f"# then, from {fleet.dagster_home}: {DAGSTER_VENV}/bin/dagster dev -f {DEFINITIONS}", file=sys.stderr)
+        return 0
+    problems = fleet_accounts.check(fleet.project, fleet.env())
+    if problems:
+        print("\n".join(f"refused: {p}" for p in problems), file=sys.stderr)
+        return 1
+    fleet.deploy()
+    if args.command == "cycle":
+        proc = fleet.cycle()
+        status, steps = fleet.last_run_steps()
+        print(f"{status}: " + ", ".join(f"{k} {v}" for k, v in steps.items()))
+        return proc.returncode
+    print(f"deployed: system database {fleet.system_db}, Dagster storage {fleet.dagster_db}, home {fleet.dagster_home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
