@@ -14,6 +14,7 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
+	@echo "make test-fast   everything but the end-to-end tests (while you work)"
 	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080 (DOCS_PORT=... for another port)"
 	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
 	@echo "make card EMAIL=someone@example.org   the ticket-side customer card from PostgreSQL"
@@ -48,6 +49,11 @@ demo: install
 
 test: install orchestrate
 	$(BIN)/python -m pytest tests
+
+# Everything but the end-to-end tests (marker e2e: real `meltano run`s), while you work; `make test` before you push.
+.PHONY: test-fast
+test-fast: install
+	$(BIN)/python -m pytest tests -m "not e2e"
 
 DOCS_PORT ?= 8080
 docs: install

@@ -15,9 +15,6 @@ import os
 
 import pytest
 
-from tools import embedded_db
-from tools.pipeline import database_server
-
 pytest_plugins = ["invoiz_sandbox.pytest_plugin"]
 
 # Prefixes of the variables that configure what the tests run (tap, target, dbt, Meltano, libpq, singer-sdk logging).
@@ -51,6 +48,10 @@ def pg_env():
         env["PGDATABASE"] = env["PGDATABASE"] or "postgres"
         yield env
         return
+    # imported here: tests that need no database (tap, sandbox) need neither psycopg nor the pipeline tooling
+    from tools import embedded_db  # noqa: PLC0415
+    from tools.pipeline import database_server  # noqa: PLC0415
+
     env, started = database_server()  # PGHOST was removed above: always the embedded server here
     yield env
     if started:

@@ -3,7 +3,7 @@
     .venv/bin/python -m tools.bench            # full: 100k and 10k invoices, medians of 3 runs; writes docs/BENCHMARKS.md
     .venv/bin/python -m tools.bench --quick    # small numbers, 1 run, prints only (for development)
 
-Measured side by side (issue 7; targets in TARGETS):
+Measured side by side (targets in TARGETS):
 1. backfill (`meltano run --full-refresh tap-invoiz target-postgres`) ÷ the latency floor, 100 ms per request;
 2. the tap's rows/s without latency ÷ a plain requests + json loop over the same pages;
 3. end-to-end load rate into PostgreSQL through `meltano run`, default vs BATCH vs target-postgres settings;

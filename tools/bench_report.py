@@ -384,7 +384,7 @@ class Report:
             "",
             machine,
             "",
-            "## Targets (issue 7)",
+            "## Targets",
             "",
             summary,
             "",

@@ -1,4 +1,15 @@
 """invoiz sandbox: a local, deterministic stand-in for the invoiz REST API (see README.md in this folder)."""
+import os as _os
+import sys as _sys
+
+try:  # the sandbox is an extra of tap-invoiz: `pip install tap-invoiz` alone brings no Faker
+    import faker as _faker  # noqa: F401
+except ModuleNotFoundError as _missing:
+    _HOW = "the invoiz sandbox needs the extra: pip install 'tap-invoiz[sandbox]'"
+    if _os.path.basename(_sys.argv[0] or "").startswith("invoiz-sandbox"):  # the console script: one clear line
+        raise SystemExit(f"invoiz-sandbox: {_HOW}") from None
+    raise ModuleNotFoundError(f"{_HOW} ({_missing})", name=_missing.name) from _missing
+
 from .data import NotFound, SandboxError
 from .faults import KINDS as FAULT_KINDS, REQUEST_KINDS
 from .server import DEMO_CREDENTIALS, VARIANTS, Sandbox, main

@@ -1097,7 +1097,7 @@ class Dataset:
 
     def delete_invoice(self, invoice_id, finalised=False):
         """Delete a draft; with ``finalised=True`` also a locked or dunned invoice (the web app's "cancel/delete"
-        on unpaid finalised invoices sends ``DELETE invoice/{id}``, contract §6.1). Paid, partially paid and
+        on unpaid finalised invoices sends ``DELETE invoice/{id}``, docs/invoiz-api.md §6.1). Paid, partially paid and
         cancelled invoices are never deleted."""
         with self.lock:
             idx = self.inv_idx(invoice_id)

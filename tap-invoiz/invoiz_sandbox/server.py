@@ -1,4 +1,4 @@
-"""The invoiz sandbox: a local HTTP server that follows /work/shared/invoiz-api.md (the reconstructed contract).
+"""The invoiz sandbox: a local HTTP server that follows docs/invoiz-api.md (the reconstructed contract).
 
 Python:  ``with Sandbox(seed=42, invoices=200) as sb: requests.get(sb.api_url + "invoice", ...)``
 CLI:     ``invoiz-sandbox --port 0 --seed 42 --invoices 200`` prints

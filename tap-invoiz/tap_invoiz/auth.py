@@ -1,4 +1,4 @@
-"""invoiz token authentication (contract §1).
+"""invoiz token authentication (docs/invoiz-api.md §1).
 
 ``POST {api_url}auth/token`` with HTTP Basic ``api_key:api_key_secret`` and the JSON body
 ``{"installationId": ...}`` returns ``{"token": "..."}``. Every other call sends ``Authorization: Bearer <token>``.

@@ -243,7 +243,7 @@ OPEN_STATES = {"locked", "sent", "dunned", "partiallyPaid"}
 
 
 def invoice_status(state: object, outstanding: object) -> str:
-    """Normalised status (contract §4.5): draft | open | paid | cancelled | uncollectible | unknown.
+    """Normalised status (docs/invoiz-api.md §4.5): draft | open | paid | cancelled | uncollectible | unknown.
 
     The invoiz state decides where it is unambiguous; otherwise (``printed``, ``downloaded``, new states) the
     outstanding amount of a non-draft, non-cancelled invoice does: > 0 → open, == 0 → paid.

@@ -13,9 +13,8 @@ import typing as t
 from tap_invoiz import fingerprint as fpmod
 from tap_invoiz.account_state import AccountEntry, utc_now
 from tap_invoiz.client import InvoizStream
+from tap_invoiz.mapping_version import mapping_version
 
-#: Bump when the mapping from API rows to records changes: every row is then re-emitted once.
-MAPPING_VERSION = "1"
 #: Emitted records between two STATE messages (each carries the whole encoded fingerprint map); tests lower it.
 STATE_EVERY = 5000
 
@@ -34,8 +33,9 @@ class FingerprintStream(InvoizStream):
 
     @property
     def fingerprint_salt(self) -> str:
-        """Part of every fingerprint: a new app_url (links) or mapping version re-emits all rows once."""
-        return f"{MAPPING_VERSION}|{self.app_url}"
+        """Part of every fingerprint: a new app_url (links) or mapping version (derived from the field tables,
+        :mod:`tap_invoiz.mapping_version`) re-emits all rows once."""
+        return f"{mapping_version()}|{self.app_url}"
 
     @staticmethod
     def account_states(stream: InvoizStream) -> dict:

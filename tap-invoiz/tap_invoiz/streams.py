@@ -147,7 +147,7 @@ class InvoicesStream(InvoizListStream):
         yield from super().get_records(context)
 
     def detail_object(self, data: t.Any) -> dict | None:
-        """Detail envelope: ``data.invoice`` if present (contract §3.2), else ``data``."""
+        """Detail envelope: ``data.invoice`` if present (docs/invoiz-api.md §3.2), else ``data``."""
         if isinstance(data, dict) and isinstance(data.get("invoice"), dict):
             return data["invoice"]
         return data if isinstance(data, dict) else None

@@ -1,4 +1,4 @@
-"""The incremental contract of tap-invoiz (issue 4), each point through the real `meltano run` into PostgreSQL.
+"""The incremental contract of tap-invoiz (tap-invoiz/README.md, "Incremental sync"), each point through the real `meltano run` into PostgreSQL.
 
 Every test drives the sandbox like a user would drive invoiz (pay an old invoice, delete a draft, change an e-mail)
 and asserts what lands in PostgreSQL, comparing with the sandbox's own truth.
@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from test_reliability_helpers import emitted  # records per stream, from the target's metrics
+from e2e_helpers import emitted  # records per stream, from the target's metrics
 
 from tools.pipeline import PROJECT_ROOT, meltano_command
 

@@ -1,11 +1,11 @@
 """Listing invoices by state through the real `meltano run` into PostgreSQL: a run costs what changed, and every
-change kind a sync must see (contract §6.1) lands exactly — changed rows updated, deleted ones marked deleted."""
+change kind a sync must see (docs/invoiz-api.md §6.1) lands exactly — changed rows updated, deleted ones marked deleted."""
 
 from __future__ import annotations
 
 import pytest
 from test_incremental import EL, assert_tables_match_sandbox, deleted_ids
-from test_reliability_helpers import emitted
+from e2e_helpers import emitted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_reliability_helpers import emitted
+from e2e_helpers import emitted
 
 from tools.pipeline import PROJECT_ROOT, meltano_command
 

@@ -1,4 +1,4 @@
-"""Bad configuration through the real `meltano run` (issue 6): each a non-zero exit with a message naming the
+"""Bad configuration through the real `meltano run` (docs/RELIABILITY.md): each a non-zero exit with a message naming the
 setting, before any data moves — no table created in an empty database, nothing changed in a loaded one, not one
 list request made. (Every other bad value of every setting is checked at tap level in tests/tap/test_tap_cli.py;
 here each kind of check is proven once through Meltano.)"""
@@ -6,7 +6,7 @@ here each kind of check is proven once through Meltano.)"""
 from __future__ import annotations
 
 import pytest
-from test_reliability_helpers import EL, meltano, output, own_meltano_dirs, schema_exists, snapshot  # noqa: F401
+from e2e_helpers import EL, meltano, output, own_meltano_dirs, schema_exists, snapshot  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

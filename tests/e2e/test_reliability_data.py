@@ -1,4 +1,4 @@
-"""Bad data from the API, through `meltano run sync` (tap → target-postgres → dbt build) into PostgreSQL (issue 6).
+"""Bad data from the API, through `meltano run sync` (tap → target-postgres → dbt build) into PostgreSQL (docs/RELIABILITY.md).
 
 Rows are served with NUL characters, 100 kB strings, SQL-looking names, unicode e-mails, unknown invoice states,
 null amounts and amounts as strings (sandbox `set_raw_fields`). Each value is loaded verbatim, or converted
@@ -12,7 +12,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     EL,
     emitted,
     meltano_state,
@@ -41,7 +41,7 @@ def _amount(value) -> Decimal:
 
 
 def _status(state, outstanding) -> str:
-    """contract §4.5, as docs/DESIGN.md states it (independent of the tap's code)."""
+    """docs/invoiz-api.md §4.5, as docs/DESIGN.md states it (independent of the tap's code)."""
     if state in ("draft", "cancelled", "uncollectible", "paid"):
         return state
     if state in ("locked", "sent", "dunned", "partiallyPaid"):

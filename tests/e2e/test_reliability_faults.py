@@ -1,4 +1,4 @@
-"""API faults during a sync, through the real `meltano run` into PostgreSQL (issue 6).
+"""API faults during a sync, through the real `meltano run` into PostgreSQL (docs/RELIABILITY.md).
 
 Each transient fault is switched on for a first (full) run, which must end with exactly the sandbox's data in the raw
 tables; the faults that interact with the incremental logic (token expiry, page shift, a row on two pages) are switched
@@ -10,7 +10,7 @@ delete nothing, and the next run must complete it.
 from __future__ import annotations
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     own_meltano_dirs,
     EL,
     assert_raw_tables_equal_source,

@@ -1,10 +1,10 @@
-"""Idempotence through the real `meltano run` (issue 6): the same sync twice leaves identical tables, and
+"""Idempotence through the real `meltano run` (docs/RELIABILITY.md): the same sync twice leaves identical tables, and
 `--full-refresh` twice leaves identical live rows — equal also to what the incremental runs built."""
 
 from __future__ import annotations
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     EL,
     RUN_METADATA_COLUMNS,
     assert_raw_tables_equal_source,

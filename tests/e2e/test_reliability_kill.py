@@ -1,5 +1,5 @@
 """kill -9 of the tap or of the target process (not of `meltano run`) in the middle of an incremental load, then a
-normal run: the tables equal the source (issue 6). The kill lands while the tap is paging through the invoice list
+normal run: the tables equal the source (docs/RELIABILITY.md). The kill lands while the tap is paging through the invoice list
 and the target holds records it has not committed yet."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_reliability_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
+from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     EL,
     assert_raw_tables_equal_source,
     assert_state_not_ahead_of_tables,

@@ -1,5 +1,5 @@
 """Secrets never logged, even at the most verbose logging; the embedded PostgreSQL unreachable from other addresses
-(issue 6)."""
+(docs/RELIABILITY.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from test_reliability_helpers import EL, meltano, output, own_meltano_dirs  # noqa: F401 (autouse fixture)
+from e2e_helpers import EL, meltano, output, own_meltano_dirs  # noqa: F401 (autouse fixture)
 
 from tools import embedded_db
 from tools.pipeline import PROJECT_ROOT

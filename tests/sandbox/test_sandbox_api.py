@@ -1,4 +1,4 @@
-"""The sandbox follows the reconstructed invoiz contract (/work/shared/invoiz-api.md)."""
+"""The sandbox follows the reconstructed invoiz contract (docs/invoiz-api.md)."""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,4 @@
-"""Listing by state: meta.filter counts stay exact through every change kind a sync must see (contract §6.1),
+"""Listing by state: meta.filter counts stay exact through every change kind a sync must see (docs/invoiz-api.md §6.1),
 and the realistic state mix."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Progress and summary lines of tap-invoiz (issue 8): time-based progress per stream with the right numbers, a
+"""Progress and summary lines of tap-invoiz (tap-invoiz/README.md): time-based progress per stream with the right numbers, a
 summary per stream and one for the run, and a quiet default log (no line per page or per request)."""
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
-from tap_helpers import run_tap, sandbox_config
+from tap_helpers import Run, _ListWriter, _parse, run_tap, sandbox_config
 
 from invoiz_sandbox import VARIANTS
+from tap_invoiz.tap import TapInvoiz
 
 
 @pytest.mark.parametrize(
@@ -44,18 +47,22 @@ def test_a_persistent_fault_fails_the_run_without_deletions(invoiz_sandbox):
     sb = invoiz_sandbox
     cfg = sandbox_config(sb, page_size=10, max_retries=1)
     first = run_tap(cfg)
-    sb.fault("server_error", scope="invoice_list", times=50)
-    sb.clear_faults()
-    # second page fails for good: the run must stop with an error and emit no tombstones
-    from tap_helpers import _ListWriter
-    from tap_invoiz.tap import TapInvoiz
-
-    sb.set_faults({"kind": "html_error", "scope": "invoice_list", "rate": 1.0})
+    draft = next(i for i in sb.invoice_ids() if sb.invoice(i)["state"] == "draft")
+    sb.delete_invoice(draft)  # gone from invoiz: a complete listing would send its tombstone
+    # the invoice list answers its first page, then every later page is a proxy error, for good
+    sb.set_faults({"kind": "html_error", "scope": "invoice_list", "skip": 1, "rate": 1.0})
+    before = sb.requests["invoice_list"]
     writer = _ListWriter()
-    tap = TapInvoiz(config=cfg, state=first.state, message_writer=writer)
-    with pytest.raises((RetriableAPIError, Exception)):
+    tap = TapInvoiz(config=cfg, state=copy.deepcopy(first.state), message_writer=writer)
+    with pytest.raises(RetriableAPIError, match="502"):
         tap.sync_all()
-    assert not any('"_sdc_deleted_at":"' in line for line in writer.lines)
+    assert sb.requests["invoice_list"] - before >= 3  # the first page, then a failing page and its retry
+    messages, _ = _parse("\n".join(writer.lines))
+    failed = Run(messages)
+    assert failed.tombstones("invoices") == set()  # an incomplete listing proves no deletion
+
+    sb.clear_faults()
+    assert run_tap(cfg, first.state).tombstones("invoices") == {draft}  # the deletion was there to be missed
 
 
 def test_expired_tokens_are_renewed_once_and_the_request_retried(invoiz_sandbox):

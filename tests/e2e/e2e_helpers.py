@@ -1,5 +1,5 @@
-"""Helpers of the reliability tests (issue 6): compare the raw tables with the sandbox, read Meltano's state, run
-`meltano` with an environment of our choosing. No tests here (the name only keeps it next to the tests it serves)."""
+"""Helpers of the end-to-end tests (the reliability tests of docs/RELIABILITY.md and others): compare the raw tables
+with the sandbox, read Meltano's state, run `meltano` with an environment of our choosing. No tests here."""
 
 from __future__ import annotations
 
@@ -162,9 +162,9 @@ def state_fingerprints(state: dict, stream: str, account: str = "test") -> dict[
 def row_fingerprint(row: dict, app_url: str) -> int:
     """The fingerprint the tap records for a list row (tap_invoiz.state: salt = mapping version | app_url)."""
     from tap_invoiz import fingerprint  # noqa: PLC0415
-    from tap_invoiz.state import MAPPING_VERSION  # noqa: PLC0415
+    from tap_invoiz.mapping_version import mapping_version  # noqa: PLC0415
 
-    return fingerprint.fingerprint(row, f"{MAPPING_VERSION}|{app_url.rstrip('/')}")
+    return fingerprint.fingerprint(row, f"{mapping_version()}|{app_url.rstrip('/')}")
 
 
 def assert_state_not_ahead_of_tables(pipe, sandbox, state: dict) -> None:
