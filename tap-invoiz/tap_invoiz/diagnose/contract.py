@@ -13,14 +13,14 @@ SECTIONS = ("Authentication", "Paging", "Invoice list", "Invoice detail", "Conta
 
 #: The largest page the tap may ask for (setting page_size); the diagnosis asks for it to find a silent cap.
 PROBE_LIMIT = 1000
-#: Contract §3.1: the default page size is believed to be 20.
+#: docs/invoiz-api.md §3.1: the default page size is believed to be 20.
 CONTRACT_DEFAULT_LIMIT = 20
 #: An invoice id that no account has (fits a 32-bit integer, so a server that checks the type still looks it up).
 UNKNOWN_ID = 2147483000
 STATE_FILTERS = ("draft", "locked", "partiallyPaid", "paid", "dunned", "cancelled")
 FILTERS = (*STATE_FILTERS, "overdue")
 
-# -- what the contract says about fields (docs: the invoiz API contract, §4 and §5) -----------------------------------
+# -- what the contract says about fields (docs/invoiz-api.md §4 and §5) ------------------------------------------------
 
 #: §4.1 fields marked "L": every invoice list row should carry them.
 INVOICE_LIST_EXPECTED = (
