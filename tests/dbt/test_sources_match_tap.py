@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tap_invoiz import streams
+from tap_invoiz import schemas, streams
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "transform" / "models"
@@ -81,6 +81,6 @@ def test_the_design_column_contract_names_every_column(stream):
 
 
 def test_the_check_sees_a_missing_column():
-    fields = [*streams.CONTACT_FIELDS, streams.Field("birthday", "birthday", "date", "Birthday")]
-    schema = streams._schema([], fields, [])
+    fields = [*schemas.CONTACT_FIELDS, schemas.Field("birthday", "birthday", "date", "Birthday")]
+    schema = schemas._schema([], fields, [])
     assert "birthday" in data_columns(schema["properties"]) - data_columns(source_tables()["contacts"])

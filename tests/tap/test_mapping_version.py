@@ -8,8 +8,8 @@ import copy
 from tap_helpers import run_tap, sandbox_config
 
 from tap_invoiz import mapping_version as mv
-from tap_invoiz import streams
-from tap_invoiz.streams import Field
+from tap_invoiz import schemas, streams
+from tap_invoiz.schemas import Field
 
 
 def _tables() -> dict:
@@ -59,7 +59,7 @@ def test_a_changed_mapping_re_emits_every_row_once(invoiz_sandbox, monkeypatch):
     assert run_tap(cfg, first.state).records("invoices") == []  # nothing changed: nothing sent
 
     # a field added to a table (the version is computed once per process: forget it before and after)
-    monkeypatch.setattr(streams, "CONTACT_FIELDS", [*streams.CONTACT_FIELDS, Field("birthday", "birthday", "date", "")])
+    monkeypatch.setattr(schemas, "CONTACT_FIELDS", [*schemas.CONTACT_FIELDS, Field("birthday", "birthday", "date", "")])
     mv.mapping_version.cache_clear()
     try:
         again = run_tap(cfg, first.state)
