@@ -15,6 +15,7 @@ help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
 	@echo "make test-fast   everything but the end-to-end tests (while you work)"
+	@echo "make lint   ruff format --check and ruff check (part of make test)"
 	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080 (DOCS_PORT=... for another port)"
 	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
 	@echo "make card EMAIL=someone@example.org   the ticket-side customer card from PostgreSQL"
@@ -47,8 +48,14 @@ install: .meltano/.installed
 demo: install
 	$(BIN)/python -m tools.demo
 
-test: install orchestrate
+test: lint install orchestrate
 	$(BIN)/python -m pytest tests
+
+# ruff's formatter and linter over the whole repository (settings: pyproject.toml); `ruff format .` fixes the layout.
+.PHONY: lint
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 # Everything but the end-to-end tests (marker e2e: real `meltano run`s), while you work; `make test` before you push.
 .PHONY: test-fast

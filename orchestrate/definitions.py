@@ -13,6 +13,7 @@ and the instance's pool limit is 1 (dagster.yaml: concurrency.pools.default_limi
 
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -75,7 +76,9 @@ def _load_op(account: fleet_accounts.Account):
             raise Failure(description=f"{account.extractor} not started: {exc}") from None
         result = runner.meltano(["run", account.extractor, "target-postgres"], env, step=f"account-{account.name}")
         metadata = {
-            "account": account.account, "seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
+            "account": account.account,
+            "seconds": result.seconds,
+            "cpu_seconds": result.cpu_seconds,
             "retried": result.retried,
             **{k: v for k, v in result.summary.items() if k != "seconds"},
         }
@@ -97,7 +100,7 @@ def _shard_op(index: int, count: int, shard: list):
     @op(
         name=f"load_shard_{index}_of_{count}",
         description=f"meltano run tap-invoiz-fleet target-postgres for {len(shard)} accounts: "
-                    + ", ".join(a.name for a in shard),
+        + ", ".join(a.name for a in shard),
         out={"done": Out(Nothing, description="the shard's loads have ended (successfully or not)")},
         pool=f"invoiz-{label}",
         tags={"invoiz/shard": label},
@@ -109,8 +112,9 @@ def _shard_op(index: int, count: int, shard: list):
             yield Output(None, "done")
             raise Failure(description=f"{label} not started: {exc}") from None
         # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
-        result = runner.meltano(["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"],
-                                env, step=label)
+        result = runner.meltano(
+            ["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"], env, step=label
+        )
         # tap-invoiz-fleet exits 0 when single accounts fail (FAILED lines); a failed run is the target or Meltano,
         # and then nothing is known to be committed
         explained = result.ok
@@ -118,22 +122,33 @@ def _shard_op(index: int, count: int, shard: list):
         for acct in shard:
             outcome = result.accounts.get(acct.name)
             if outcome and outcome["ok"] and explained:
-                metadata = {"account": acct.account, "shard": label, "shard_accounts": len(shard),
-                            "shard_seconds": result.seconds, "shard_cpu_seconds": result.cpu_seconds,
-                            **{k: v for k, v in outcome.items() if k not in ("ok", "error")}}
+                metadata = {
+                    "account": acct.account,
+                    "shard": label,
+                    "shard_accounts": len(shard),
+                    "shard_seconds": result.seconds,
+                    "shard_cpu_seconds": result.cpu_seconds,
+                    **{k: v for k, v in outcome.items() if k not in ("ok", "error")},
+                }
                 context.log_event(AssetMaterialization(asset_key=AssetKey(["invoiz", acct.name]), metadata=metadata))
             else:
                 failed.append(acct.name)
                 context.log.error(f"account {acct.name}: " + (outcome or {}).get("error", "no result (see the log)"))
-        context.log.info(f"{label}: {len(shard) - len(failed)} of {len(shard)} accounts loaded in {result.seconds} s "
-                         f"({result.cpu_seconds} CPU-s){', after a second try' if result.retried else ''}")
+        context.log.info(
+            f"{label}: {len(shard) - len(failed)} of {len(shard)} accounts loaded in {result.seconds} s "
+            f"({result.cpu_seconds} CPU-s){', after a second try' if result.retried else ''}"
+        )
         yield Output(None, "done")
         if failed or not result.ok:
             raise Failure(
                 description=f"{label}: {len(failed)} of {len(shard)} accounts failed: {', '.join(failed) or '-'}"
-                            f" (meltano exit {result.returncode}); the other accounts' rows and state are committed",
-                metadata={"failed_accounts": ", ".join(failed), "seconds": result.seconds,
-                          "cpu_seconds": result.cpu_seconds, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+                f" (meltano exit {result.returncode}); the other accounts' rows and state are committed",
+                metadata={
+                    "failed_accounts": ", ".join(failed),
+                    "seconds": result.seconds,
+                    "cpu_seconds": result.cpu_seconds,
+                    "log_tail": MetadataValue.md(f"```\n{result.tail}\n```"),
+                },
             )
 
     return load
@@ -150,8 +165,10 @@ def marts(context: OpExecutionContext):
     result = runner.meltano(["run", "dbt-postgres:build"], env, step="marts")
     metadata = {"seconds": result.seconds, "cpu_seconds": result.cpu_seconds}
     if not result.ok:
-        raise Failure(description=f"dbt build failed (exit {result.returncode})",
-                      metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")})
+        raise Failure(
+            description=f"dbt build failed (exit {result.returncode})",
+            metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+        )
     context.log_event(AssetMaterialization(asset_key=AssetKey(["invoiz", "marts"]), metadata=metadata))
 
 
@@ -175,21 +192,36 @@ def build_definitions(project: Path) -> Definitions:
     @job(
         name="fleet_cycle",
         description="Every account's incremental load (in parallel, one step per account), then the marts.",
-        executor_def=multiprocess_executor.configured({
-            "max_concurrent": MAX_CONCURRENT,
-            "step_dependency_config": {"require_upstream_step_success": False},
-        }),
+        executor_def=multiprocess_executor.configured(
+            {
+                "max_concurrent": MAX_CONCURRENT,
+                "step_dependency_config": {"require_upstream_step_success": False},
+            }
+        ),
         tags={"invoiz/fleet": "cycle"},
     )
     def fleet_cycle():
         marts(loads=[load() for load in load_ops])
 
-    specs = [AssetSpec(AssetKey(["invoiz", a.name]), group_name=ACCOUNT_GROUP,
-                       description=f"raw_invoiz rows of account {a.account!r} ({a.extractor})") for a in accounts]
-    specs.append(AssetSpec(AssetKey(["invoiz", "marts"]), group_name="invoiz_marts", deps=[s.key for s in specs],
-                           description="dbt build of the marts over all accounts"))
-    schedule = ScheduleDefinition(name="fleet_every_cycle", job=fleet_cycle, cron_schedule=_schedule_cron(project),
-                                  execution_timezone="UTC")
+    specs = [
+        AssetSpec(
+            AssetKey(["invoiz", a.name]),
+            group_name=ACCOUNT_GROUP,
+            description=f"raw_invoiz rows of account {a.account!r} ({a.extractor})",
+        )
+        for a in accounts
+    ]
+    specs.append(
+        AssetSpec(
+            AssetKey(["invoiz", "marts"]),
+            group_name="invoiz_marts",
+            deps=[s.key for s in specs],
+            description="dbt build of the marts over all accounts",
+        )
+    )
+    schedule = ScheduleDefinition(
+        name="fleet_every_cycle", job=fleet_cycle, cron_schedule=_schedule_cron(project), execution_timezone="UTC"
+    )
     return Definitions(assets=specs, jobs=[fleet_cycle], schedules=[schedule])
 
 

@@ -11,6 +11,7 @@ Settings, all from the environment (``tools/fleet.py`` sets them; see docs/FLEET
   MELTANO_DATABASE_URI   Meltano's system database, where state lives (PostgreSQL for a fleet)
   PG*                    the warehouse (target-postgres and dbt)
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,11 @@ def step_dirs(step: str) -> dict[str, str]:
         link = sys_dir / plugin_type
         if not link.exists():
             link.symlink_to(plugins / plugin_type, target_is_directory=True)
-    return {"MELTANO_SYS_DIR_ROOT": str(sys_dir), "DBT_TARGET_PATH": str(folder / "dbt-target"),
-            "DBT_LOG_PATH": str(folder / "dbt-logs")}
+    return {
+        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+        "DBT_TARGET_PATH": str(folder / "dbt-target"),
+        "DBT_LOG_PATH": str(folder / "dbt-logs"),
+    }
 
 
 @dataclass
@@ -61,11 +65,11 @@ class RunResult:
     returncode: int
     seconds: float
     cpu_seconds: float
-    summary: dict = field(default_factory=dict)   # the tap's "sync done" numbers (records, new, …, requests)
-    tail: str = ""                                  # last log lines (the tap and Meltano log no secrets)
-    accounts: dict = field(default_factory=dict)    # shard runs: {name: {"ok", records, …, "error"}}
+    summary: dict = field(default_factory=dict)  # the tap's "sync done" numbers (records, new, …, requests)
+    tail: str = ""  # last log lines (the tap and Meltano log no secrets)
+    accounts: dict = field(default_factory=dict)  # shard runs: {name: {"ok", records, …, "error"}}
     tail_full: str = field(default="", repr=False)  # the last 20,000 characters of the log
-    retried: bool = False                            # run twice after losing a CREATE race (see _DDL_RACE)
+    retried: bool = False  # run twice after losing a CREATE race (see _DDL_RACE)
 
 
 def parse_summary(log: str) -> dict:
@@ -96,8 +100,10 @@ def parse_accounts(log: str) -> dict[str, dict]:
 
 # Two targets creating the same schema or table at once in a fresh warehouse (the first cycle of a fleet): PostgreSQL
 # lets one CREATE win and the other fail with one of these. Loads are idempotent, so such a run is simply run again.
-_DDL_RACE = re.compile(r"pg_namespace_nspname_index|pg_type_typname_nsp_index|pg_class_relname_nsp_index|"
-                       r"relation \S+ already exists|schema \S+ already exists|tuple concurrently updated")
+_DDL_RACE = re.compile(
+    r"pg_namespace_nspname_index|pg_type_typname_nsp_index|pg_class_relname_nsp_index|"
+    r"relation \S+ already exists|schema \S+ already exists|tuple concurrently updated"
+)
 # The tap finished (its summary line) and yet the run failed: the target or Meltano's state write failed after it.
 # Seen now and then with parallel first loads (cause not pinned down; the log of the failed try is kept).
 _TAP_FINISHED = re.compile(r"sync done in [\d.,]+ s:|fleet: \d+ accounts in")
@@ -126,12 +132,23 @@ def meltano(args: list[str], env: dict[str, str], step: str, timeout: float = 36
 
 def _meltano_once(args: list[str], env: dict[str, str], step: str, timeout: float) -> RunResult:
     project = project_root()
-    full_env = {**env, **step_dirs(step), "MELTANO_PROJECT_ROOT": str(project),
-                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    full_env = {
+        **env,
+        **step_dirs(step),
+        "MELTANO_PROJECT_ROOT": str(project),
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     started, cpu_before = time.monotonic(), os.times()
     try:
-        proc = subprocess.run([meltano_executable(), *args], cwd=project, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [meltano_executable(), *args],
+            cwd=project,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         returncode, log = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         returncode, log = -1, f"timed out after {timeout:.0f} s\n{exc.stderr or ''}"
@@ -139,8 +156,17 @@ def _meltano_once(args: list[str], env: dict[str, str], step: str, timeout: floa
     log_file = Path(full_env["MELTANO_SYS_DIR_ROOT"]).parent / "last-run.log"  # the step's whole log, for a post-mortem
     log_file.write_text(log)
     log_file.chmod(0o600)
-    cpu = (cpu_after.children_user - cpu_before.children_user) + (cpu_after.children_system - cpu_before.children_system)
+    cpu = (cpu_after.children_user - cpu_before.children_user) + (
+        cpu_after.children_system - cpu_before.children_system
+    )
     tail = "\n".join(log.strip().splitlines()[-25:])
-    return RunResult(ok=returncode == 0, returncode=returncode, seconds=round(time.monotonic() - started, 1),
-                     cpu_seconds=round(cpu, 2), summary=parse_summary(log), tail=tail, accounts=parse_accounts(log),
-                     tail_full=log[-20000:])
+    return RunResult(
+        ok=returncode == 0,
+        returncode=returncode,
+        seconds=round(time.monotonic() - started, 1),
+        cpu_seconds=round(cpu, 2),
+        summary=parse_summary(log),
+        tail=tail,
+        accounts=parse_accounts(log),
+        tail_full=log[-20000:],
+    )

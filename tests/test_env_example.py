@@ -4,8 +4,9 @@ filled in (secrets never), and the README says how to make a private copy. The L
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -22,7 +23,8 @@ def test_every_variable_the_readme_names_is_in_the_template():
     # a further account's variables (TAP_INVOIZ__<NAME>_<SETTING>): the template shows each setting for one example name
     account_settings = {n.split("_", 4)[-1] for n in in_template if n.startswith("TAP_INVOIZ__")}
     missing = {
-        n for n in named - in_template
+        n
+        for n in named - in_template
         if not (n.startswith("TAP_INVOIZ__") and any(n.endswith("_" + setting) for setting in account_settings))
     }
     assert not missing, f"add to .env.example: {sorted(missing)}"
@@ -38,9 +40,13 @@ def test_the_readme_says_how_to_make_a_private_copy():
 
 
 def test_the_license_file_is_the_one_pyproject_names():
-    license_id = tomllib.loads((ROOT / "tap-invoiz" / "pyproject.toml").read_text(encoding="utf-8"))["project"]["license"]
+    license_id = tomllib.loads((ROOT / "tap-invoiz" / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "license"
+    ]
     assert license_id == "Apache-2.0"
     for path in (ROOT / "LICENSE", ROOT / "tap-invoiz" / "LICENSE"):  # the repository's and the distribution's
         text = path.read_text(encoding="utf-8")
-        assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+        assert (
+            "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+        )
     assert (ROOT / "LICENSE").read_bytes() == (ROOT / "tap-invoiz" / "LICENSE").read_bytes()

@@ -36,9 +36,7 @@ NOT_A_FILE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#)", re.IGNORECASE)
 @functools.cache
 def _ls_files() -> tuple[str, ...] | None:
     try:
-        out = subprocess.run(
-            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True
-        ).stdout
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     return tuple(f for f in out.split("\0") if f and not f.startswith(EXEMPT) and (ROOT / f).is_file())

@@ -33,13 +33,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from invoiz_sandbox import Sandbox
 
+from invoiz_sandbox import Sandbox
 from tools import bench_machine, embedded_db
 from tools.bench_report import render
 from tools.bench_runs import (
-    TAP_EXE, BenchError, Outcome, TapSettings, TargetSettings, check_load, dbt_build, direct_run,
-    meltano_run, plain_loop_run, tap_config, target_config,
+    TAP_EXE,
+    BenchError,
+    Outcome,
+    TapSettings,
+    TargetSettings,
+    check_load,
+    dbt_build,
+    direct_run,
+    meltano_run,
+    plain_loop_run,
+    tap_config,
+    target_config,
 )
 from tools.pipeline import (
     PROJECT_ROOT,
@@ -57,6 +67,7 @@ ACCOUNT = "bench"
 DATABASE = "bench_load"
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 
+
 @dataclass(frozen=True)
 class LoadVariant:
     name: str
@@ -69,8 +80,10 @@ FULL_LOAD_VARIANTS = (
     LoadVariant("BATCH jsonl + gzip", batch=True),
     LoadVariant("validate_records=false", target=TargetSettings((("validate_records", False),))),
     LoadVariant("use_copy=true", target=TargetSettings((("use_copy", True),))),
-    LoadVariant("validate_records=false, use_copy=true, batch_size_rows=50000",
-                target=TargetSettings((("validate_records", False), ("use_copy", True), ("batch_size_rows", 50000)))),
+    LoadVariant(
+        "validate_records=false, use_copy=true, batch_size_rows=50000",
+        target=TargetSettings((("validate_records", False), ("use_copy", True), ("batch_size_rows", 50000))),
+    ),
 )
 
 
@@ -88,15 +101,41 @@ class Plan:
 
     @classmethod
     def full(cls) -> Plan:
-        return cls(quick=False, runs=3, big=100_000, small=10_000, grid_runs=1, latency_ms=100,
-                   page_sizes=(100, 250, 500), concurrencies=(1, 2, 4, 8), load_variants=FULL_LOAD_VARIANTS)
+        return cls(
+            quick=False,
+            runs=3,
+            big=100_000,
+            small=10_000,
+            grid_runs=1,
+            latency_ms=100,
+            page_sizes=(100, 250, 500),
+            concurrencies=(1, 2, 4, 8),
+            load_variants=FULL_LOAD_VARIANTS,
+        )
 
     @classmethod
     def quick_plan(cls) -> Plan:
-        variants = tuple(v for v in FULL_LOAD_VARIANTS if v.name in (
-            "default (meltano.yml)", "BATCH jsonl + gzip", "validate_records=false, use_copy=true, batch_size_rows=50000"))
-        return cls(quick=True, runs=1, big=10_000, small=2_000, grid_runs=1, latency_ms=100,
-                   page_sizes=(100, 500), concurrencies=(1, 4), load_variants=variants)
+        variants = tuple(
+            v
+            for v in FULL_LOAD_VARIANTS
+            if v.name
+            in (
+                "default (meltano.yml)",
+                "BATCH jsonl + gzip",
+                "validate_records=false, use_copy=true, batch_size_rows=50000",
+            )
+        )
+        return cls(
+            quick=True,
+            runs=1,
+            big=10_000,
+            small=2_000,
+            grid_runs=1,
+            latency_ms=100,
+            page_sizes=(100, 500),
+            concurrencies=(1, 4),
+            load_variants=variants,
+        )
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
@@ -111,8 +150,9 @@ def project_tap_defaults() -> TapSettings:
     project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text(encoding="utf-8"))
     tap = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-invoiz")
     values = {s["name"]: s.get("value") for s in tap.get("settings", [])}
-    return TapSettings(page_size=int(values.get("page_size") or 100),
-                       max_concurrency=int(values.get("max_concurrency") or 1))
+    return TapSettings(
+        page_size=int(values.get("page_size") or 100), max_concurrency=int(values.get("max_concurrency") or 1)
+    )
 
 
 def tap_declares_concurrency() -> bool:
@@ -157,8 +197,7 @@ class Source:
     @classmethod
     def of(cls, sandbox: Sandbox, invoices: int) -> Source:
         stats = sandbox.stats()
-        return cls(sandbox, invoices,
-                   {"invoices": stats["invoices"], "contacts": stats["contacts"]})
+        return cls(sandbox, invoices, {"invoices": stats["invoices"], "contacts": stats["contacts"]})
 
 
 class Bench:
@@ -185,10 +224,16 @@ class Bench:
         recreate_database(self.pg_env, DATABASE)
         batch_root = self._fresh_dir("batch")
         sandbox = source.sandbox
-        return Pipeline(pg_env=self.pg_env, database=DATABASE, api_url=sandbox.api_url, app_url=sandbox.app_url,
-                        credentials=dict(sandbox.credentials), account=ACCOUNT, state_dir=self._fresh_dir("state"),
-                        extra_env={**tap.meltano_env(batch_root), **target.meltano_env(), **self.run_dirs,
-                                   **VERBOSE_TARGET})  # the target's reader summary counts what it received
+        return Pipeline(
+            pg_env=self.pg_env,
+            database=DATABASE,
+            api_url=sandbox.api_url,
+            app_url=sandbox.app_url,
+            credentials=dict(sandbox.credentials),
+            account=ACCOUNT,
+            state_dir=self._fresh_dir("state"),
+            extra_env={**tap.meltano_env(batch_root), **target.meltano_env(), **self.run_dirs, **VERBOSE_TARGET},
+        )  # the target's reader summary counts what it received
 
     @staticmethod
     def once_more_on_failure(run: Callable[[], Outcome]) -> Outcome:
@@ -231,10 +276,12 @@ class Bench:
             incremental = self.meltano(source, pipe, full_refresh=False)
             results.backfills.append(backfill)
             results.incrementals.append(incremental)
-            say(f"  run {run + 1}: backfill {backfill.seconds:.1f} s, {backfill.requests} requests, "
+            say(
+                f"  run {run + 1}: backfill {backfill.seconds:.1f} s, {backfill.requests} requests, "
                 f"{backfill.peak_concurrency} in flight; no-change run {incremental.seconds:.1f} s, "
                 f"{incremental.requests} requests, {incremental.emitted} records emitted"
-                + (f"; problems: {backfill.problems}" if backfill.problems else ""))
+                + (f"; problems: {backfill.problems}" if backfill.problems else "")
+            )
         self.dbt_runs(source.invoices)
 
     def dbt_runs(self, invoices: int) -> None:
@@ -243,8 +290,11 @@ class Bench:
             seconds, summary = dbt_build(self.pg_env, DATABASE)
             times.append(seconds)
             self.results.dbt_summary[invoices] = summary
-        say(f"  dbt build at {invoices:,} invoices: " + ", ".join(f"{s:.1f} s" for s in times)
-            + f" ({self.results.dbt_summary[invoices]})")
+        say(
+            f"  dbt build at {invoices:,} invoices: "
+            + ", ".join(f"{s:.1f} s" for s in times)
+            + f" ({self.results.dbt_summary[invoices]})"
+        )
 
     # 2 ----------------------------------------------------------------------------------------------------------------
     def tap_vs_loop(self, source: Source) -> None:
@@ -256,8 +306,10 @@ class Bench:
             loop_outcome = plain_loop_run(source.sandbox, tap.page_size)
             self.results.taps.append(tap_outcome)
             self.results.loops.append(loop_outcome)
-            say(f"  run {run + 1}: tap {tap_outcome.emitted or 0:,} rows in {tap_outcome.seconds:.1f} s, "
-                f"loop {loop_outcome.rows or 0:,} rows in {loop_outcome.seconds:.1f} s")
+            say(
+                f"  run {run + 1}: tap {tap_outcome.emitted or 0:,} rows in {tap_outcome.seconds:.1f} s, "
+                f"loop {loop_outcome.rows or 0:,} rows in {loop_outcome.seconds:.1f} s"
+            )
 
     # 3 ----------------------------------------------------------------------------------------------------------------
     def load_rates(self, source: Source) -> None:
@@ -268,8 +320,10 @@ class Bench:
                 tap = TapSettings(defaults.page_size, defaults.max_concurrency, batch=variant.batch)
                 outcome = self.meltano(source, self.pipeline(source, tap, variant.target), full_refresh=True)
                 self.results.loads.setdefault(variant.name, []).append(outcome)
-                say(f"  run {run + 1}, {variant.name}: {outcome.seconds:.1f} s"
-                    + (f"; problems: {outcome.problems}" if outcome.problems else ""))
+                say(
+                    f"  run {run + 1}, {variant.name}: {outcome.seconds:.1f} s"
+                    + (f"; problems: {outcome.problems}" if outcome.problems else "")
+                )
 
     # 5, then 6 at the small size ----------------------------------------------------------------------------------------
     def memory(self, source: Source, *, then_dbt: bool) -> None:
@@ -277,9 +331,14 @@ class Bench:
         outcomes = self.results.memory.setdefault(source.invoices, [])
         for _ in range(self.plan.runs):
             outcomes.append(self.direct(source, self.results.defaults))
-        say(f"  {source.invoices:,} invoices: tap peak RSS " + ", ".join(f"{o.tap_rss_mb:.0f}" for o in outcomes)
-            + " MB; target " + ", ".join(f"{o.target_rss_mb:.0f}" for o in outcomes) + " MB"
-            + (f"; problems: {outcomes[-1].problems}" if outcomes[-1].problems else ""))
+        say(
+            f"  {source.invoices:,} invoices: tap peak RSS "
+            + ", ".join(f"{o.tap_rss_mb:.0f}" for o in outcomes)
+            + " MB; target "
+            + ", ".join(f"{o.target_rss_mb:.0f}" for o in outcomes)
+            + " MB"
+            + (f"; problems: {outcomes[-1].problems}" if outcomes[-1].problems else "")
+        )
         if then_dbt:
             self.dbt_runs(source.invoices)
 
@@ -293,22 +352,34 @@ class Bench:
             outcomes = self.results.grid.setdefault(settings, [])
             for _ in range(self.plan.grid_runs):
                 outcomes.append(self.direct(source, settings))
-            say(f"  {settings.label()}: " + ", ".join(f"{o.seconds:.1f} s" for o in outcomes)
+            say(
+                f"  {settings.label()}: "
+                + ", ".join(f"{o.seconds:.1f} s" for o in outcomes)
                 + f", {outcomes[-1].peak_concurrency} in flight"
-                + (f"; problems: {outcomes[-1].problems}" if outcomes[-1].problems else ""))
+                + (f"; problems: {outcomes[-1].problems}" if outcomes[-1].problems else "")
+            )
 
 
 def run_bench(plan: Plan) -> Results:
     started = time.monotonic()
     pg_env, started_db = database_server()
     database_kind = "yours, from PG* variables" if os.environ.get("PGHOST") else "embedded"
-    results = Results(plan=plan, defaults=project_tap_defaults(), declares_concurrency=tap_declares_concurrency(),
-                      started_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    results = Results(
+        plan=plan,
+        defaults=project_tap_defaults(),
+        declares_concurrency=tap_declares_concurrency(),
+        started_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
     results.machine = bench_machine.describe(pg_env, database_kind)
     say(f"PostgreSQL: {database_kind} at {pg_env['PGHOST']}:{pg_env['PGPORT']}; work database {DATABASE}")
-    say(f"meltano.yml tap defaults: {results.defaults.label()}; the tap "
-        + ("declares max_concurrency" if results.declares_concurrency
-           else "does not declare max_concurrency (it fetches pages one after another)"))
+    say(
+        f"meltano.yml tap defaults: {results.defaults.label()}; the tap "
+        + (
+            "declares max_concurrency"
+            if results.declares_concurrency
+            else "does not declare max_concurrency (it fetches pages one after another)"
+        )
+    )
     bench = Bench(plan, pg_env, results)
 
     def phase(title: str) -> None:
@@ -329,7 +400,9 @@ def run_bench(plan: Plan) -> Results:
             small = Source.of(sandbox, plan.small)
             phase(f"5+6: peak RSS and dbt build, {plan.small:,} invoices")
             bench.memory(small, then_dbt=True)
-            phase(f"grid: page_size × max_concurrency × BATCH, {plan.small:,} invoices, {plan.latency_ms:g} ms per request")
+            phase(
+                f"grid: page_size × max_concurrency × BATCH, {plan.small:,} invoices, {plan.latency_ms:g} ms per request"
+            )
             bench.grid(small)
     finally:
         bench.close()
@@ -346,8 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="runs per figure (median); default 3, --quick 1")
     parser.add_argument("--save", type=Path, help="also pickle the raw results here (to re-render the report)")
     parser.add_argument("--render", type=Path, metavar="SAVED", help="only render the report from --save'd results")
-    parser.add_argument("--output", type=Path, help=f"write the report here (default: {DOC_PATH.relative_to(PROJECT_ROOT)} "
-                        "for a full run, nothing for --quick)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"write the report here (default: {DOC_PATH.relative_to(PROJECT_ROOT)} "
+        "for a full run, nothing for --quick)",
+    )
     args = parser.parse_args(argv)
     plan = Plan.quick_plan() if args.quick else Plan.full()
     if args.runs:

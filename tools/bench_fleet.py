@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tools import bench_machine, embedded_db
 from tools.fleet import Fleet, credentials_env, demo_project
-from tools.pipeline import PROJECT_ROOT, connect, database_server, drop_database, load_dotenv_database_settings
+from tools.pipeline import PROJECT_ROOT, database_server, drop_database, load_dotenv_database_settings
 
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- fleet-benchmark -->", "<!-- /fleet-benchmark -->"
@@ -42,7 +42,7 @@ def keep_fleet_section(path: Path, report: str) -> str:
     """`make bench` rewrites docs/BENCHMARKS.md: the fleet section (written by this benchmark) is carried over."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if BEGIN in old and END in old and BEGIN not in report:
-        return report.rstrip("\n") + "\n\n" + old[old.index(BEGIN):old.index(END) + len(END)] + "\n"
+        return report.rstrip("\n") + "\n\n" + old[old.index(BEGIN) : old.index(END) + len(END)] + "\n"
     return report
 
 
@@ -67,8 +67,10 @@ class CycleResult:
 
     def row(self) -> str:
         n = self.accounts
-        return (f"| {self.cycle} | {self.mode} | {n} | {self.wall:.0f} s | {self.cpu / n:.2f} | {self.load_cpu / n:.2f} "
-                f"| {self.marts_cpu:.1f} | {self.requests / n:.1f} | {self.records:,} | {self.status} |")
+        return (
+            f"| {self.cycle} | {self.mode} | {n} | {self.wall:.0f} s | {self.cpu / n:.2f} | {self.load_cpu / n:.2f} "
+            f"| {self.marts_cpu:.1f} | {self.requests / n:.1f} | {self.records:,} | {self.status} |"
+        )
 
 
 def load_cpu_of_run(fleet: Fleet) -> tuple[float, float, int]:
@@ -108,26 +110,41 @@ def run(args: argparse.Namespace) -> str:
     pg_env, started = database_server()
     folder = Path(tempfile.mkdtemp(prefix="invoiz-fleet-bench-"))
     names = [f"acct-{i:03d}" for i in range(1, args.accounts + 1)]
-    modes = {"one run per account": (names[: args.baseline_accounts], 0),
-             f"shards ({args.shards})": (names, args.shards)}
+    modes = {
+        "one run per account": (names[: args.baseline_accounts], 0),
+        f"shards ({args.shards})": (names, args.shards),
+    }
     results: list[CycleResult] = []
     fleets: list[Fleet] = []
     try:
         with FleetSandbox(installations=len(names), seed=args.seed, scale=args.scale, today="2026-11-01") as sandbox:
             ids = sandbox.installation_ids
             sizes = [sandbox.size(i) for i in ids]
-            print(f"{len(names)} accounts, {sum(sizes):,} invoices (smallest {min(sizes):,}, median "
-                  f"{sorted(sizes)[len(sizes) // 2]:,}, largest {max(sizes):,})", flush=True)
+            print(
+                f"{len(names)} accounts, {sum(sizes):,} invoices (smallest {min(sizes):,}, median "
+                f"{sorted(sizes)[len(sizes) // 2]:,}, largest {max(sizes):,})",
+                flush=True,
+            )
             by_mode = {}
             for index, (mode, (members, shards)) in enumerate(modes.items()):
                 suffix = uuid.uuid4().hex[:8]
                 project = demo_project(folder / f"mode{index}", members)
-                fleet = Fleet(project=project, pg_env=pg_env, warehouse=f"fleet_bench_{suffix}",
-                              system_db=f"fleet_bench_{suffix}_meltano", dagster_db=f"fleet_bench_{suffix}_dagster",
-                              dagster_home=folder / f"mode{index}" / "dagster-home", max_concurrent=args.max_concurrent,
-                              shards=shards, inherit_settings=False,
-                              extra_env={"TAP_INVOIZ_API_URL": sandbox.api_url, "TAP_INVOIZ_APP_URL": sandbox.app_url,
-                                         **credentials_env(sandbox, members, ids[: len(members)])})
+                fleet = Fleet(
+                    project=project,
+                    pg_env=pg_env,
+                    warehouse=f"fleet_bench_{suffix}",
+                    system_db=f"fleet_bench_{suffix}_meltano",
+                    dagster_db=f"fleet_bench_{suffix}_dagster",
+                    dagster_home=folder / f"mode{index}" / "dagster-home",
+                    max_concurrent=args.max_concurrent,
+                    shards=shards,
+                    inherit_settings=False,
+                    extra_env={
+                        "TAP_INVOIZ_API_URL": sandbox.api_url,
+                        "TAP_INVOIZ_APP_URL": sandbox.app_url,
+                        **credentials_env(sandbox, members, ids[: len(members)]),
+                    },
+                )
                 fleet.deploy()
                 fleets.append(fleet)
                 by_mode[mode] = (fleet, members)
@@ -142,10 +159,23 @@ def run(args: argparse.Namespace) -> str:
                     wall, cpu = time.monotonic() - t0, _children_cpu() - cpu0
                     status, steps = fleet.last_run_steps()
                     loads, marts, records = load_cpu_of_run(fleet)
-                    requests = sum(sum(v for k, v in sb.requests.items() if k not in ("admin", "other"))
-                                   for sb in sandbox.installations.values())
-                    result = CycleResult(mode, cycle, len(members), wall, cpu, loads, marts, requests, records, status,
-                                         [k for k, v in steps.items() if v != "STEP_SUCCESS"])
+                    requests = sum(
+                        sum(v for k, v in sb.requests.items() if k not in ("admin", "other"))
+                        for sb in sandbox.installations.values()
+                    )
+                    result = CycleResult(
+                        mode,
+                        cycle,
+                        len(members),
+                        wall,
+                        cpu,
+                        loads,
+                        marts,
+                        requests,
+                        records,
+                        status,
+                        [k for k, v in steps.items() if v != "STEP_SUCCESS"],
+                    )
                     results.append(result)
                     print(result.row(), flush=True)
             machine = bench_machine.describe(pg_env, "your own (PG*)" if not started else "embedded")
@@ -163,27 +193,37 @@ def render(args: argparse.Namespace, results: list[CycleResult], machine: dict) 
     def find(mode_prefix: str, cycle: str) -> CycleResult | None:
         return next((r for r in results if r.mode.startswith(mode_prefix) and r.cycle == cycle), None)
 
-    lines = [BEGIN, "## Fleet: one `meltano run` per account against shards (`make bench-fleet`)", "",
-             f"`python -m tools.bench_fleet --accounts {args.accounts} --baseline-accounts {args.baseline_accounts} "
-             f"--shards {args.shards} --max-concurrent {args.max_concurrent} --scale {args.scale}`, one run, both "
-             "modes side by side, each through `dagster job execute` (multiprocess executor) against the "
-             "multi-tenant sandbox. CPU = every process a cycle started (Dagster, Meltano, tap, target, dbt), not "
-             "PostgreSQL or the sandbox. Per account = divided by the accounts of that mode.", "",
-             "| cycle | mode | accounts | wall | CPU-s / account | of which loads | dbt build CPU-s | requests / account "
-             "| records | run |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "## Fleet: one `meltano run` per account against shards (`make bench-fleet`)",
+        "",
+        f"`python -m tools.bench_fleet --accounts {args.accounts} --baseline-accounts {args.baseline_accounts} "
+        f"--shards {args.shards} --max-concurrent {args.max_concurrent} --scale {args.scale}`, one run, both "
+        "modes side by side, each through `dagster job execute` (multiprocess executor) against the "
+        "multi-tenant sandbox. CPU = every process a cycle started (Dagster, Meltano, tap, target, dbt), not "
+        "PostgreSQL or the sandbox. Per account = divided by the accounts of that mode.",
+        "",
+        "| cycle | mode | accounts | wall | CPU-s / account | of which loads | dbt build CPU-s | requests / account "
+        "| records | run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     lines += [r.row() for r in results]
     lines.append("")
     for cycle in CYCLES:
         base, shard = find("one run", cycle), find("shards", cycle)
         if base and shard:
-            lines.append(f"- {cycle}: {base.cpu / base.accounts:.2f} → {shard.cpu / shard.accounts:.2f} CPU-s per "
-                         f"account ({base.cpu / base.accounts / max(shard.cpu / shard.accounts, 1e-9):.1f}× less); "
-                         f"loads alone {base.load_cpu / base.accounts:.2f} → {shard.load_cpu / shard.accounts:.2f}.")
+            lines.append(
+                f"- {cycle}: {base.cpu / base.accounts:.2f} → {shard.cpu / shard.accounts:.2f} CPU-s per "
+                f"account ({base.cpu / base.accounts / max(shard.cpu / shard.accounts, 1e-9):.1f}× less); "
+                f"loads alone {base.load_cpu / base.accounts:.2f} → {shard.load_cpu / shard.accounts:.2f}."
+            )
     no_change = find("shards", "no change")
     if no_change:
         verdict = "meets" if no_change.cpu / no_change.accounts <= 1.0 else "misses"
-        lines.append(f"- Target ≤ 1 CPU-s per account for a cycle without changes: shards {verdict} it "
-                     f"({no_change.cpu / no_change.accounts:.2f}, Dagster and the marts included).")
+        lines.append(
+            f"- Target ≤ 1 CPU-s per account for a cycle without changes: shards {verdict} it "
+            f"({no_change.cpu / no_change.accounts:.2f}, Dagster and the marts included)."
+        )
     lines += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), END]
     return "\n".join(lines) + "\n"
 
@@ -191,18 +231,20 @@ def render(args: argparse.Namespace, results: list[CycleResult], machine: dict) 
 def write_section(path: Path, section: str) -> None:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + section.rstrip("\n") + old[old.index(END) + len(END):]
+        new = old[: old.index(BEGIN)] + section.rstrip("\n") + old[old.index(END) + len(END) :]
     else:
         new = old.rstrip("\n") + "\n\n" + section
     path.write_text(new if new.endswith("\n") else new + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_fleet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench_fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--accounts", type=int, default=200)
-    parser.add_argument("--baseline-accounts", type=int, default=20,
-                        help="accounts measured with one `meltano run` each (the first N)")
+    parser.add_argument(
+        "--baseline-accounts", type=int, default=20, help="accounts measured with one `meltano run` each (the first N)"
+    )
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the sandbox's account sizes")

@@ -24,10 +24,10 @@ import logging
 import platform
 import time
 
-from invoiz_sandbox import Sandbox
-from invoiz_sandbox.data import ST
 from singer_sdk.io_base import SingerWriter
 
+from invoiz_sandbox import Sandbox
+from invoiz_sandbox.data import ST
 from tap_invoiz import listing
 from tap_invoiz.tap import TapInvoiz
 
@@ -61,14 +61,20 @@ def _catalog(config: dict) -> dict:
 def _run(sb: Sandbox, config: dict, catalog: dict, state: dict | None) -> dict:
     sb.reset_counters()
     writer = _Count()
-    tap = TapInvoiz(config=config, state=copy.deepcopy(state) if state else None, catalog=catalog,
-                    message_writer=writer)
+    tap = TapInvoiz(
+        config=config, state=copy.deepcopy(state) if state else None, catalog=catalog, message_writer=writer
+    )
     started = time.perf_counter()
     tap.sync_all()
     seconds = time.perf_counter() - started
     requests = sb.requests["invoice_list"] + sb.requests["invoice_detail"]
-    return {"seconds": seconds, "requests": requests, "details": sb.requests["invoice_detail"],
-            "records": writer.records, "state": writer.state}
+    return {
+        "seconds": seconds,
+        "requests": requests,
+        "details": sb.requests["invoice_detail"],
+        "records": writer.records,
+        "state": writer.state,
+    }
 
 
 def _ids(sb: Sandbox, state: str) -> list[int]:
@@ -89,15 +95,26 @@ def _few_changes(sb: Sandbox) -> int:
 
 def bench(invoices: int, mix: str, latency_ms: float, every: int) -> dict:
     with Sandbox(seed=42, invoices=invoices, contacts=max(8, invoices // 5), mix=mix, today="2026-11-01") as sb:
-        base = {**sb.credentials, "api_url": sb.api_url, "app_url": sb.app_url, "account": "bench",
-                "page_size": 500, "max_concurrency": 2, "full_scan_every": every}
+        base = {
+            **sb.credentials,
+            "api_url": sb.api_url,
+            "app_url": sb.app_url,
+            "account": "bench",
+            "page_size": 500,
+            "max_concurrency": 2,
+            "full_scan_every": every,
+        }
         catalog = _catalog(base)
         backfill = _run(sb, base, catalog, None)
-        counts = dict(zip(listing.COUNT_KEYS, backfill["state"]["bookmarks"]["invoices"]["accounts"]["bench"]["counts"]))
+        counts = dict(
+            zip(listing.COUNT_KEYS, backfill["state"]["bookmarks"]["invoices"]["accounts"]["bench"]["counts"])
+        )
         sb.set_latency(latency_ms)
         full = {**base, "full_scan_every": 1}
         result = {
-            "invoices": invoices, "mix": mix, "counts": counts,
+            "invoices": invoices,
+            "mix": mix,
+            "counts": counts,
             "state_kb": len(backfill["state"]["bookmarks"]["invoices"]["accounts"]["bench"]["states"]) / 1000,
             "quiet_full": _run(sb, full, catalog, backfill["state"]),
             "quiet_state": _run(sb, base, catalog, backfill["state"]),
@@ -124,8 +141,10 @@ def render(results: list[dict], latency_ms: float, every: int) -> str:
     ]
     for r in results:
         c = r["counts"]
-        mix = (f"{r['mix']} ({100 * c['paid'] / c['all']:.0f} % / {100 * c['cancelled'] / c['all']:.0f} % / "
-               f"{100 * (c['all'] - c['paid'] - c['cancelled']) / c['all']:.0f} %)")
+        mix = (
+            f"{r['mix']} ({100 * c['paid'] / c['all']:.0f} % / {100 * c['cancelled'] / c['all']:.0f} % / "
+            f"{100 * (c['all'] - c['paid'] - c['cancelled']) / c['all']:.0f} %)"
+        )
         for label, full_key, key in (
             ("no change: full listing", "quiet_full", "quiet_full"),
             ("no change: **by state**", "quiet_full", "quiet_state"),
@@ -139,13 +158,19 @@ def render(results: list[dict], latency_ms: float, every: int) -> str:
                 f" | {run['seconds']:.2f} s | {run['records']} | **{run['requests'] / base['requests']:.2f}** | "
                 f"{run['seconds'] / base['seconds']:.2f} |"
             )
-    lines += ["", "Cost formula (no change, averaged over a cycle of full_scan_every runs): "
-              "Σ over draft, locked, partiallyPaid, dunned of max(1, ⌈count ÷ page_size⌉) + ⌈all ÷ page_size⌉ ÷ "
-              "full_scan_every list requests; plus, per change, one detail request for each invoice that left the "
-              "open lists and up to two pages of a targeted scan for a paid or cancelled count that moved.", ""]
+    lines += [
+        "",
+        "Cost formula (no change, averaged over a cycle of full_scan_every runs): "
+        "Σ over draft, locked, partiallyPaid, dunned of max(1, ⌈count ÷ page_size⌉) + ⌈all ÷ page_size⌉ ÷ "
+        "full_scan_every list requests; plus, per change, one detail request for each invoice that left the "
+        "open lists and up to two pages of a targeted scan for a paid or cancelled count that moved.",
+        "",
+    ]
     for r in results:
-        lines.append(f"- {r['invoices']:,} {r['mix']}: formula {r['formula']:.2f} of {r['pages']} requests "
-                     f"= {r['formula'] / r['pages']:.3f}; per-id states in the state {r['state_kb']:.1f} kB")
+        lines.append(
+            f"- {r['invoices']:,} {r['mix']}: formula {r['formula']:.2f} of {r['pages']} requests "
+            f"= {r['formula'] / r['pages']:.3f}; per-id states in the state {r['state_kb']:.1f} kB"
+        )
     return "\n".join(lines)
 
 

@@ -90,6 +90,7 @@ def postgres_version(pg_env: dict[str, str]) -> str:
 
 def project_revision() -> str:
     """The commit measured, and whether the tap's source differed from it (it is installed editable)."""
+
     def git(*args: str) -> str:
         result = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
         return result.stdout.strip() if result.returncode == 0 else ""

@@ -40,8 +40,9 @@ def main(argv: list[str]) -> int:
         for path, params in LISTS:
             offset = 0
             while True:
-                response = session.get(api_url + path, params={**params, "offset": offset, "limit": page_size},
-                                       timeout=60)
+                response = session.get(
+                    api_url + path, params={**params, "offset": offset, "limit": page_size}, timeout=60
+                )
                 response.raise_for_status()
                 requests_made += 1
                 body = json.loads(response.text)

@@ -53,13 +53,17 @@ class TapSettings:
         config: dict = {"page_size": self.page_size, "max_concurrency": self.max_concurrency}
         if self.batch:
             # gzip: singer-sdk 0.54 writes gzip even when asked for none, and target-postgres then fails.
-            config["batch_config"] = {"encoding": {"format": "jsonl", "compression": "gzip"},
-                                      "storage": {"root": batch_root.as_uri(), "prefix": "bench-"}}
+            config["batch_config"] = {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": batch_root.as_uri(), "prefix": "bench-"},
+            }
         return config
 
     def meltano_env(self, batch_root: Path) -> dict[str, str]:
-        return {f"TAP_INVOIZ_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
-                for key, value in self.config(batch_root).items()}
+        return {
+            f"TAP_INVOIZ_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
+            for key, value in self.config(batch_root).items()
+        }
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,26 @@ class TargetSettings:
         return {f"TARGET_POSTGRES_{key.upper()}": json.dumps(value) for key, value in self.values}
 
 
-def tap_config(api_url: str, app_url: str, credentials: dict[str, str], account: str, settings: TapSettings,
-               batch_root: Path) -> dict:
-    return {"api_url": api_url, "app_url": app_url, "account": account, **credentials,
-            **settings.config(batch_root)}
+def tap_config(
+    api_url: str, app_url: str, credentials: dict[str, str], account: str, settings: TapSettings, batch_root: Path
+) -> dict:
+    return {"api_url": api_url, "app_url": app_url, "account": account, **credentials, **settings.config(batch_root)}
 
 
 def target_config(pg_env: dict[str, str], database: str, settings: TargetSettings) -> dict:
     # The loader config of meltano.yml, spelled out for a run without Meltano.
-    return {"host": pg_env["PGHOST"], "port": int(pg_env["PGPORT"]), "user": pg_env["PGUSER"],
-            "password": pg_env.get("PGPASSWORD") or "", "database": database, "default_target_schema": RAW_SCHEMA,
-            "add_record_metadata": True, "activate_version": True, "hard_delete": False, **dict(settings.values)}
+    return {
+        "host": pg_env["PGHOST"],
+        "port": int(pg_env["PGPORT"]),
+        "user": pg_env["PGUSER"],
+        "password": pg_env.get("PGPASSWORD") or "",
+        "database": database,
+        "default_target_schema": RAW_SCHEMA,
+        "add_record_metadata": True,
+        "activate_version": True,
+        "hard_delete": False,
+        **dict(settings.values),
+    }
 
 
 # -- what the sandbox saw -------------------------------------------------------------------------------------------
@@ -127,7 +140,9 @@ class Outcome:
 # singer-sdk's record_count metric (a counter that logs and resets, so the values add up), in its two log forms:
 # plain (`METRIC: {"type":"counter","metric":"record_count","value":N,...}`) and Meltano's
 # (`metric_name=record_count metric_value=N`).
-_RECORD_COUNT = re.compile(r'"metric":\s*"record_count",\s*"value":\s*(\d+)|metric_name=record_count metric_value=(\d+)')
+_RECORD_COUNT = re.compile(
+    r'"metric":\s*"record_count",\s*"value":\s*(\d+)|metric_name=record_count metric_value=(\d+)'
+)
 # tap-invoiz's run summary ("sync done in 3.9 s: 120,000 records emitted (...)"): its METRIC lines show only at DEBUG
 _TAP_SUMMARY = re.compile(r"sync done in [\d.]+ s: ([\d,]+) records emitted")
 _READER = re.compile(r"\((\d+) schemas, (\d+) records, (\d+) batch manifests")
@@ -166,9 +181,14 @@ def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) 
                     f"select count(*) filter (where _sdc_deleted_at is null), "  # noqa: S608 - fixed names
                     f"count(*) filter (where _sdc_batched_at is null) from {RAW_SCHEMA}.{table}"
                 ).fetchone()
-                columns = [name for (name,) in conn.execute(
-                    "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
-                    "and column_name not like '\\_sdc\\_%%' order by column_name", (RAW_SCHEMA, table))]
+                columns = [
+                    name
+                    for (name,) in conn.execute(
+                        "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
+                        "and column_name not like '\\_sdc\\_%%' order by column_name",
+                        (RAW_SCHEMA, table),
+                    )
+                ]
                 # Order-independent sum of row hashes: no 100 MB string_agg.
                 row = ", ".join(f'"{c}"' for c in columns)
                 count, total = conn.execute(
@@ -200,8 +220,15 @@ def meltano_run(pipe: Pipeline, sandbox, *, full_refresh: bool) -> Outcome:
     kinds = api_requests(sandbox)
     log = result.stdout + result.stderr
     emitted, received, manifests = parse_logs(plugin_lines(log, "tap-invoiz"), plugin_lines(log, "target-postgres"))
-    return Outcome(seconds=seconds, requests=sum(kinds.values()), request_kinds=kinds, peak_concurrency=list_concurrency(sandbox),
-                   emitted=emitted, received=received, batch_manifests=manifests)
+    return Outcome(
+        seconds=seconds,
+        requests=sum(kinds.values()),
+        request_kinds=kinds,
+        peak_concurrency=list_concurrency(sandbox),
+        emitted=emitted,
+        received=received,
+        batch_manifests=manifests,
+    )
 
 
 def _private_dir(prefix: str) -> Path:
@@ -239,7 +266,9 @@ def direct_run(sandbox, tap_cfg: dict, target_cfg: dict | None) -> Outcome:
             tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=tap_log)
             target = subprocess.Popen(
                 [str(TARGET_EXE), "--config", str(_write_json(workdir / "target.json", target_cfg))],
-                stdin=tap.stdout, stdout=subprocess.DEVNULL, stderr=target_log,
+                stdin=tap.stdout,
+                stdout=subprocess.DEVNULL,
+                stderr=target_log,
             )
             tap.stdout.close()  # the target holds the read end; the tap gets SIGPIPE if the target dies
         tap_usage = _wait(tap)
@@ -250,17 +279,28 @@ def direct_run(sandbox, tap_cfg: dict, target_cfg: dict | None) -> Outcome:
             handle.seek(0)
             logs[name] = handle.read().decode("utf-8", "replace")
             handle.close()
-        failed = [(name, p.returncode) for name, p in (("tap-invoiz", tap), ("target-postgres", target))
-                  if p is not None and p.returncode != 0]
+        failed = [
+            (name, p.returncode)
+            for name, p in (("tap-invoiz", tap), ("target-postgres", target))
+            if p is not None and p.returncode != 0
+        ]
         if failed:
             name = failed[0][0]
             log = logs["tap" if name == "tap-invoiz" else "target"]
             raise BenchError(f"{name} failed (exit {failed[0][1]}):\n{log[-3000:]}")
         kinds = api_requests(sandbox)
         emitted, received, manifests = parse_logs(logs["tap"], logs["target"])
-        outcome = Outcome(seconds=seconds, requests=sum(kinds.values()), request_kinds=kinds,
-                          peak_concurrency=list_concurrency(sandbox), emitted=emitted, received=received, batch_manifests=manifests,
-                          tap_rss_mb=tap_usage[0], tap_cpu_s=tap_usage[1])
+        outcome = Outcome(
+            seconds=seconds,
+            requests=sum(kinds.values()),
+            request_kinds=kinds,
+            peak_concurrency=list_concurrency(sandbox),
+            emitted=emitted,
+            received=received,
+            batch_manifests=manifests,
+            tap_rss_mb=tap_usage[0],
+            tap_cpu_s=tap_usage[1],
+        )
         if target_usage is not None:
             outcome.target_rss_mb, outcome.target_cpu_s = target_usage
         return outcome
@@ -273,13 +313,22 @@ def direct_run(sandbox, tap_cfg: dict, target_cfg: dict | None) -> Outcome:
 
 
 def plain_loop_run(sandbox, page_size: int) -> Outcome:
-    env = dict(os.environ, BENCH_API_URL=sandbox.api_url, BENCH_API_KEY=sandbox.credentials["api_key"],
-               BENCH_API_KEY_SECRET=sandbox.credentials["api_key_secret"],
-               BENCH_INSTALLATION_ID=sandbox.credentials["installation_id"])
+    env = dict(
+        os.environ,
+        BENCH_API_URL=sandbox.api_url,
+        BENCH_API_KEY=sandbox.credentials["api_key"],
+        BENCH_API_KEY_SECRET=sandbox.credentials["api_key_secret"],
+        BENCH_INSTALLATION_ID=sandbox.credentials["installation_id"],
+    )
     sandbox.reset_counters()
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "tools.bench_plain_loop", str(page_size), os.devnull],
-                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.bench_plain_loop", str(page_size), os.devnull],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     usage = _wait(process)
     seconds = time.perf_counter() - started
     out, err = process.stdout.read(), process.stderr.read()
@@ -289,8 +338,15 @@ def plain_loop_run(sandbox, page_size: int) -> Outcome:
         raise BenchError(f"baseline loop failed (exit {process.returncode}):\n{err.decode()[-3000:]}")
     summary = json.loads(out)
     kinds = api_requests(sandbox)
-    return Outcome(seconds=seconds, requests=sum(kinds.values()), request_kinds=kinds, peak_concurrency=list_concurrency(sandbox),
-                   rows=summary["rows"], tap_rss_mb=usage[0], tap_cpu_s=usage[1])
+    return Outcome(
+        seconds=seconds,
+        requests=sum(kinds.values()),
+        request_kinds=kinds,
+        peak_concurrency=list_concurrency(sandbox),
+        rows=summary["rows"],
+        tap_rss_mb=usage[0],
+        tap_cpu_s=usage[1],
+    )
 
 
 def dbt_build(pg_env: dict[str, str], database: str) -> tuple[float, str]:
@@ -301,21 +357,36 @@ def dbt_build(pg_env: dict[str, str], database: str) -> tuple[float, str]:
     workdir = _private_dir("bench-dbt-")
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
-        env.update(DBT_POSTGRES_HOST=pg_env["PGHOST"], DBT_POSTGRES_PORT=pg_env["PGPORT"],
-                   DBT_POSTGRES_USER=pg_env["PGUSER"], DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
-                   DBT_POSTGRES_DBNAME=database, DBT_POSTGRES_SCHEMA="analytics",
-                   DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1")
+        env.update(
+            DBT_POSTGRES_HOST=pg_env["PGHOST"],
+            DBT_POSTGRES_PORT=pg_env["PGPORT"],
+            DBT_POSTGRES_USER=pg_env["PGUSER"],
+            DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
+            DBT_POSTGRES_DBNAME=database,
+            DBT_POSTGRES_SCHEMA="analytics",
+            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+            DO_NOT_TRACK="1",
+        )
         project = PROJECT_ROOT / "transform"
         # Own target and log paths: other people's dbt runs in this checkout use transform/target.
-        command = [dbt, "build", "--project-dir", str(project), "--profiles-dir", str(project / "profiles"),
-                   "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs")]
+        command = [
+            dbt,
+            "build",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project / "profiles"),
+            "--target-path",
+            str(workdir / "target"),
+            "--log-path",
+            str(workdir / "logs"),
+        ]
         started = time.perf_counter()
-        result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
-                                check=False)
+        result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900, check=False)
         seconds = time.perf_counter() - started
         summary = next((line.strip() for line in reversed(result.stdout.splitlines()) if "PASS=" in line), "")
         if result.returncode != 0:
             raise BenchError(f"dbt build failed (exit {result.returncode}): {summary}\n{result.stdout[-3000:]}")
-        return seconds, summary[summary.find("PASS="):] if summary else "ok"
+        return seconds, summary[summary.find("PASS=") :] if summary else "ok"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -28,8 +28,10 @@ from tools import embedded_db
 from tools.pipeline import load_dotenv_database_settings
 
 DEMO_DATABASE = "invoiz_demo"  # tools/demo.py's database
-RUN_THE_PIPELINE = ("run `make demo` (sandbox data) or `make sync` (your invoiz account; `.venv/bin/meltano run sync` "
-                    "with PG* set does the same) first")
+RUN_THE_PIPELINE = (
+    "run `make demo` (sandbox data) or `make sync` (your invoiz account; `.venv/bin/meltano run sync` "
+    "with PG* set does the same) first"
+)
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_NO_DATA = 1, 2, 3
 
@@ -63,8 +65,12 @@ class Card:
 def _connect(pg_env: dict[str, str], database: str) -> psycopg.Connection:
     try:
         return psycopg.connect(
-            host=pg_env["PGHOST"], port=int(pg_env.get("PGPORT") or 5432), user=pg_env.get("PGUSER") or None,
-            password=pg_env.get("PGPASSWORD") or None, dbname=database, connect_timeout=10,
+            host=pg_env["PGHOST"],
+            port=int(pg_env.get("PGPORT") or 5432),
+            user=pg_env.get("PGUSER") or None,
+            password=pg_env.get("PGPASSWORD") or None,
+            dbname=database,
+            connect_timeout=10,
         )
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -98,21 +104,29 @@ def read_card(conn: psycopg.Connection, email: str, schema: str) -> Card | None:
 
     table = lambda name: sql.Identifier(schema, name)  # noqa: E731
     try:
-        values = rows(sql.SQL(
-            """select email, total_value, invoice_value, other_value, open_amount, paid_amount, invoice_count,
+        values = rows(
+            sql.SQL(
+                """select email, total_value, invoice_value, other_value, open_amount, paid_amount, invoice_count,
                       open_invoice_count, paid_invoice_count, currency, value_basis
                from {} where email = %s"""
-        ).format(table("customer_values")), (normalized,))
+            ).format(table("customer_values")),
+            (normalized,),
+        )
         if not values:
             return None
-        invoices = rows(sql.SQL(
-            """select account, invoice_id, invoice_number, invoice_date, days_since_invoice_date, as_of_date, status,
+        invoices = rows(
+            sql.SQL(
+                """select account, invoice_id, invoice_number, invoice_date, days_since_invoice_date, as_of_date, status,
                       status_label, counts_toward_value, amount, open_amount, invoice_url
                from {} where email = %s
                order by invoice_date desc nulls last, account, invoice_id desc"""
-        ).format(table("customer_invoices")), (normalized,))
-        names = rows(sql.SQL("select display_name, company_name from {} where email = %s").format(table("customers")),
-                     (normalized,))
+            ).format(table("customer_invoices")),
+            (normalized,),
+        )
+        names = rows(
+            sql.SQL("select display_name, company_name from {} where email = %s").format(table("customers")),
+            (normalized,),
+        )
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedColumn) as exc:
         conn.rollback()
         msg = f"No customer marts in schema {schema} yet ({str(exc).splitlines()[0]}): {RUN_THE_PIPELINE}."
@@ -141,17 +155,23 @@ def render(card: Card) -> str:
     lines = [f"Kunde: {card.email}" + (f"  ({card.name})" if card.name else "")]
     lines.append(f"  Kundenwert gesamt      {money(v['total_value'], currency):>{width}}")
     basis = BASIS_WORDS.get(v["value_basis"], v["value_basis"])
-    lines.append(f"  Kundenwert Rechnungen  {money(v['invoice_value'], currency):>{width}}"
-                 f"   {invoices_word(v['invoice_count'])} ({basis})")
-    lines.append(f"  offen                  {money(v['open_amount'], currency):>{width}}"
-                 f"   {invoices_word(v['open_invoice_count'])}")
+    lines.append(
+        f"  Kundenwert Rechnungen  {money(v['invoice_value'], currency):>{width}}"
+        f"   {invoices_word(v['invoice_count'])} ({basis})"
+    )
+    lines.append(
+        f"  offen                  {money(v['open_amount'], currency):>{width}}"
+        f"   {invoices_word(v['open_invoice_count'])}"
+    )
     # bezahlt counts what was paid, also on invoices still open (partly paid): say how much of it that is, so the
     # number adds up with the paid invoices listed below
     paid_in_full = sum((i["amount"] or 0) for i in card.invoices if i["status"] == "paid")
     partly = (v["paid_amount"] or 0) - paid_in_full
     on_open = f", davon {money(partly, currency)} Teilzahlungen offener Rechnungen" if partly else ""
-    lines.append(f"  bezahlt                {money(v['paid_amount'], currency):>{width}}"
-                 f"   {invoices_word(v['paid_invoice_count'])}{on_open}")
+    lines.append(
+        f"  bezahlt                {money(v['paid_amount'], currency):>{width}}"
+        f"   {invoices_word(v['paid_invoice_count'])}{on_open}"
+    )
     if not card.invoices:
         lines.append("\n  Keine Rechnungen.")
         return "\n".join(lines)
@@ -167,8 +187,17 @@ def render(card: Card) -> str:
         days = "" if i["days_since_invoice_date"] is None else str(i["days_since_invoice_date"])
         status = (i["status_label"] or "") + ("" if i["counts_toward_value"] else "*")
         still_open = money(i["open_amount"], currency) if i["open_amount"] else ""
-        table.append((number, str(i["invoice_date"] or ""), days, status, money(i["amount"], currency), still_open,
-                      i["invoice_url"]))
+        table.append(
+            (
+                number,
+                str(i["invoice_date"] or ""),
+                days,
+                status,
+                money(i["amount"], currency),
+                still_open,
+                i["invoice_url"],
+            )
+        )
     header = ("Nr.", "Datum", "Tage", "Status", "Betrag", "davon offen", "Link in invoiz")
     widths = [max(len(row[c]) for row in [header, *table]) for c in range(6)]
     align = ["<", "<", ">", "<", ">", ">"]
@@ -183,10 +212,13 @@ def render(card: Card) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         usage="make card EMAIL=kunde@example.de   (or: python -m tools.card [--schema SCHEMA] EMAIL)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("email", nargs="?", default="", help="the customer's e-mail address")
-    parser.add_argument("--schema", default=None, help="schema of the dbt marts (default DBT_POSTGRES_SCHEMA or analytics)")
+    parser.add_argument(
+        "--schema", default=None, help="schema of the dbt marts (default DBT_POSTGRES_SCHEMA or analytics)"
+    )
     args = parser.parse_args(argv)
     if not args.email.strip():
         parser.print_usage(sys.stderr)
@@ -224,9 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         if started:
             embedded_db.stop()
     if card is None:
-        print(f"No customer with e-mail {args.email.strip()!r} in {schema}.customer_values (database {database}). "
-              "E-mails are compared trimmed and lower-case; customers without an e-mail in invoiz have no card.",
-              file=sys.stderr)
+        print(
+            f"No customer with e-mail {args.email.strip()!r} in {schema}.customer_values (database {database}). "
+            "E-mails are compared trimmed and lower-case; customers without an e-mail in invoiz have no card.",
+            file=sys.stderr,
+        )
         return EXIT_NOT_FOUND
     print(render(card))
     return 0

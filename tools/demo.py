@@ -18,7 +18,6 @@ import sys
 import time
 
 from invoiz_sandbox import Sandbox
-
 from tools import embedded_db
 from tools.card import money
 from tools.pipeline import (
@@ -42,8 +41,9 @@ def _summary(pipe: Pipeline) -> str:
         """select email, total_value, invoice_value, open_amount, paid_amount, invoice_count
            from analytics.customer_values order by total_value desc, email limit 5"""
     )
-    lines.append(f"  {'customer e-mail':<40} {'gesamt':>12} {'Rechnungen':>12} {'offen':>12} {'bezahlt':>12} {'#':>4}"
-                 "   (EUR)")
+    lines.append(
+        f"  {'customer e-mail':<40} {'gesamt':>12} {'Rechnungen':>12} {'offen':>12} {'bezahlt':>12} {'#':>4}   (EUR)"
+    )
     for email, total, invoices, open_amount, paid, count in rows:
         amounts = " ".join(f"{money(v, '').strip():>12}" for v in (total, invoices, open_amount, paid))
         lines.append(f"  {email:<40} {amounts} {count:>4}")
@@ -66,17 +66,20 @@ def run_demo() -> int:
             recreate_database(pg_env, DEMO_DATABASE)
             shutil.rmtree(STATE_DIR, ignore_errors=True)
             pipe = Pipeline(
-                pg_env=pg_env, database=DEMO_DATABASE, api_url=sandbox.api_url, app_url=sandbox.app_url,
-                credentials=dict(sandbox.credentials), account="demo", state_dir=STATE_DIR,
+                pg_env=pg_env,
+                database=DEMO_DATABASE,
+                api_url=sandbox.api_url,
+                app_url=sandbox.app_url,
+                credentials=dict(sandbox.credentials),
+                account="demo",
+                state_dir=STATE_DIR,
             )
             print("1/2 backfill: meltano run --full-refresh backfill", flush=True)
             pipe.run("backfill", full_refresh=True)
             loaded = pipe.scalar("select count(*) from raw_invoiz.invoices")
             print(f"    loaded {loaded} invoices", flush=True)
 
-            old_open = pipe.scalar(
-                "select id from raw_invoiz.invoices where status = 'open' order by date, id limit 1"
-            )
+            old_open = pipe.scalar("select id from raw_invoiz.invoices where status = 'open' order by date, id limit 1")
             if old_open is not None:
                 sandbox.pay(old_open)
                 print(f"    (in invoiz: the oldest open invoice, id {old_open}, is now paid)", flush=True)
@@ -88,9 +91,11 @@ def run_demo() -> int:
     finally:
         if started_db:
             embedded_db.stop()
-    print(f"\nDone in {time.monotonic() - started_at:.0f} s. Next: make card EMAIL=<an e-mail above> (its invoice links "
-          "point at the demo's sandbox, which has stopped), make docs (the dbt docs site), and for your own invoiz "
-          "account: README, \"Run it yourself\" (make sync).")
+    print(
+        f"\nDone in {time.monotonic() - started_at:.0f} s. Next: make card EMAIL=<an e-mail above> (its invoice links "
+        "point at the demo's sandbox, which has stopped), make docs (the dbt docs site), and for your own invoiz "
+        'account: README, "Run it yourself" (make sync).'
+    )
     return 0
 
 
@@ -119,12 +124,21 @@ def serve_docs(port: int = DOCS_PORT) -> int:
     try:
         server = _DocsServer(("127.0.0.1", port), _QuietDocsHandler)
     except OSError as exc:
-        print(f"Cannot serve the docs on 127.0.0.1:{port} ({exc.strerror}): another server (an earlier `make docs`?) "
-              f"has the port. Stop it, or choose another: make docs DOCS_PORT={port + 1}", file=sys.stderr)
+        print(
+            f"Cannot serve the docs on 127.0.0.1:{port} ({exc.strerror}): another server (an earlier `make docs`?) "
+            f"has the port. Stop it, or choose another: make docs DOCS_PORT={port + 1}",
+            file=sys.stderr,
+        )
         return 1
     pg_env, started_db = database_server()
-    pipe = Pipeline(pg_env=pg_env, database=DEMO_DATABASE, api_url="", app_url="",
-                    credentials={"api_key": "", "api_key_secret": "", "installation_id": ""}, state_dir=STATE_DIR)
+    pipe = Pipeline(
+        pg_env=pg_env,
+        database=DEMO_DATABASE,
+        api_url="",
+        app_url="",
+        credentials={"api_key": "", "api_key_secret": "", "installation_id": ""},
+        state_dir=STATE_DIR,
+    )
     target = PROJECT_ROOT / "transform" / "target"
     try:
         pipe.meltano("invoke", "dbt-postgres:docs-generate")

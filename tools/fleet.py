@@ -81,8 +81,10 @@ class Fleet:
     def system_db_uri(self) -> str:
         pg = self.pg_env
         password = quote(pg.get("PGPASSWORD") or "", safe="")
-        return (f"postgresql+psycopg://{quote(pg['PGUSER'], safe='')}:{password}@{pg['PGHOST']}:{pg['PGPORT']}/"
-                f"{self.system_db}")
+        return (
+            f"postgresql+psycopg://{quote(pg['PGUSER'], safe='')}:{password}@{pg['PGHOST']}:{pg['PGPORT']}/"
+            f"{self.system_db}"
+        )
 
     def env(self) -> dict[str, str]:
         """Environment for Meltano and Dagster: the caller's (account credentials included), the fleet's settings."""
@@ -112,8 +114,9 @@ class Fleet:
             existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
             for name in (self.warehouse, self.system_db, self.dagster_db):
                 if name not in existing:
-                    conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0")
-                                 .format(sql.Identifier(name)))
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name))
+                    )
 
     def deploy(self) -> None:
         """Run once before parallel runs: several Meltano processes migrating a fresh system database at once fail."""
@@ -123,21 +126,29 @@ class Fleet:
         self._run([MELTANO, "upgrade", "database"], cwd=self.project)
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         (self.dagster_home / "dagster.yaml").write_text(
-            DAGSTER_YAML.format(db=self.dagster_db, max_runs=max(1, self.max_concurrent)))
+            DAGSTER_YAML.format(db=self.dagster_db, max_runs=max(1, self.max_concurrent))
+        )
         self._run([str(DAGSTER_VENV / "bin" / "dagster"), "instance", "migrate"], cwd=self.dagster_home)
 
     # -- run -----------------------------------------------------------------------------------------------------------
     def cycle(self, check: bool = False, timeout: float = 3600) -> subprocess.CompletedProcess:
         """One fleet cycle through the Dagster CLI (a real multiprocess run in the instance), as the schedule runs it."""
-        return self._run([str(DAGSTER_VENV / "bin" / "dagster"), "job", "execute", "-f", str(DEFINITIONS), "-j", JOB],
-                         cwd=self.dagster_home, check=check, timeout=timeout)
+        return self._run(
+            [str(DAGSTER_VENV / "bin" / "dagster"), "job", "execute", "-f", str(DEFINITIONS), "-j", JOB],
+            cwd=self.dagster_home,
+            check=check,
+            timeout=timeout,
+        )
 
     def _run(self, args: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-        proc = subprocess.run(args, cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            args, cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(args))} failed "
-                               f"(exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+            raise RuntimeError(
+                f"{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(args))} failed "
+                f"(exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+            )
         return proc
 
     # -- what happened -------------------------------------------------------------------------------------------------
@@ -145,10 +156,12 @@ class Fleet:
         """(status, {step: STEP_SUCCESS|STEP_FAILURE|…}) of the latest fleet run, from Dagster's PostgreSQL storage."""
         with connect(self.pg_env, self.dagster_db) as conn:
             run_id, status = conn.execute(
-                "SELECT run_id, status FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)).fetchone()
+                "SELECT run_id, status FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)
+            ).fetchone()
             rows = conn.execute(
                 "SELECT step_key, dagster_event_type FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
-                "('STEP_SUCCESS', 'STEP_FAILURE', 'STEP_SKIPPED', 'STEP_UPSTREAM_FAILURE') ORDER BY id", (run_id,),
+                "('STEP_SUCCESS', 'STEP_FAILURE', 'STEP_SKIPPED', 'STEP_UPSTREAM_FAILURE') ORDER BY id",
+                (run_id,),
             ).fetchall()
         return status, dict(rows)
 
@@ -158,10 +171,13 @@ class Fleet:
 
         with connect(self.pg_env, self.dagster_db) as conn:
             (run_id,) = conn.execute(
-                "SELECT run_id FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)).fetchone()
+                "SELECT run_id FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)
+            ).fetchone()
             rows = conn.execute(
                 "SELECT asset_key, event FROM event_logs WHERE run_id = %s AND dagster_event_type = "
-                "'ASSET_MATERIALIZATION' ORDER BY id", (run_id,)).fetchall()
+                "'ASSET_MATERIALIZATION' ORDER BY id",
+                (run_id,),
+            ).fetchall()
         result = []
         for key, event in rows:
             body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
@@ -170,8 +186,9 @@ class Fleet:
                 value = entry.get("entry_data") or {}
                 metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
             for label, value in (body.get("metadata") or {}).items():
-                metadata[label] = next((v for k, v in value.items() if k != "__class__"), value) \
-                    if isinstance(value, dict) else value
+                metadata[label] = (
+                    next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
+                )
             path = json.loads(key) if key.startswith("[") else key.split("/")
             result.append((path[-1], metadata))
         return result
@@ -180,9 +197,13 @@ class Fleet:
 def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
     load_dotenv_database_settings()
     pg_env, started = database_server()
-    fleet = Fleet(project=Path(args.project), pg_env=pg_env,
-                  warehouse=os.environ.get("PGDATABASE") or "invoiz_fleet", max_concurrent=args.max_concurrent,
-                  shards=args.shards)
+    fleet = Fleet(
+        project=Path(args.project),
+        pg_env=pg_env,
+        warehouse=os.environ.get("PGDATABASE") or "invoiz_fleet",
+        max_concurrent=args.max_concurrent,
+        shards=args.shards,
+    )
     return fleet, started
 
 
@@ -197,12 +218,14 @@ def demo_project(folder: Path, names: tuple[str, ...] | list[str]) -> Path:
     (project / "accounts").mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "meltano.yml", project / "meltano.yml")
     if not (project / "transform").exists():
-        shutil.copytree(PROJECT_ROOT / "transform", project / "transform",
-                        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+        shutil.copytree(
+            PROJECT_ROOT / "transform",
+            project / "transform",
+            ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"),
+        )
     if not (project / "tap-invoiz").exists():
         (project / "tap-invoiz").symlink_to(PROJECT_ROOT / "tap-invoiz", target_is_directory=True)
-    (project / "accounts" / "fleet.yml").write_text(
-        "accounts:\n" + "".join(f"- name: {name}\n" for name in names))
+    (project / "accounts" / "fleet.yml").write_text("accounts:\n" + "".join(f"- name: {name}\n" for name in names))
     fleet_accounts.generate(project)
     return project
 
@@ -226,12 +249,23 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         with FleetSandbox(installations=len(names), seed=42, invoices=300, today="2026-11-01") as sandbox:
             project = demo_project(folder, names)
-            extra = {"TAP_INVOIZ_API_URL": sandbox.api_url, "TAP_INVOIZ_APP_URL": sandbox.app_url,
-                     **credentials_env(sandbox, names, sandbox.installation_ids)}
-            fleet = Fleet(project=project, pg_env=pg_env, warehouse="invoiz_fleet_demo", system_db="invoiz_fleet_demo_meltano",
-                          dagster_db="invoiz_fleet_demo_dagster", dagster_home=folder / "dagster-home",
-                          max_concurrent=args.max_concurrent, shards=args.shards, extra_env=extra,
-                          inherit_settings=False)
+            extra = {
+                "TAP_INVOIZ_API_URL": sandbox.api_url,
+                "TAP_INVOIZ_APP_URL": sandbox.app_url,
+                **credentials_env(sandbox, names, sandbox.installation_ids),
+            }
+            fleet = Fleet(
+                project=project,
+                pg_env=pg_env,
+                warehouse="invoiz_fleet_demo",
+                system_db="invoiz_fleet_demo_meltano",
+                dagster_db="invoiz_fleet_demo_dagster",
+                dagster_home=folder / "dagster-home",
+                max_concurrent=args.max_concurrent,
+                shards=args.shards,
+                extra_env=extra,
+                inherit_settings=False,
+            )
             from tools.pipeline import drop_database  # noqa: PLC0415
 
             for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
@@ -240,12 +274,18 @@ def run_demo(args: argparse.Namespace) -> int:
             if problems:
                 print("\n".join(problems), file=sys.stderr)
                 return 1
-            print(f"fleet demo: {len(names)} accounts ({', '.join(names)}) on one sandbox at {sandbox.api_url}; "
-                  f"PostgreSQL {pg_env['PGHOST']}:{pg_env['PGPORT']}, database {fleet.warehouse}", flush=True)
+            print(
+                f"fleet demo: {len(names)} accounts ({', '.join(names)}) on one sandbox at {sandbox.api_url}; "
+                f"PostgreSQL {pg_env['PGHOST']}:{pg_env['PGPORT']}, database {fleet.warehouse}",
+                flush=True,
+            )
             started_at = time.monotonic()
             fleet.deploy()
-            print(f"deployed in {time.monotonic() - started_at:.0f} s: system database {fleet.system_db} migrated, "
-                  f"Dagster instance in {fleet.dagster_db}", flush=True)
+            print(
+                f"deployed in {time.monotonic() - started_at:.0f} s: system database {fleet.system_db} migrated, "
+                f"Dagster instance in {fleet.dagster_db}",
+                flush=True,
+            )
             for cycle in (1, 2):
                 if cycle == 2:  # something happens in one account between cycles
                     first = sandbox.installation(sandbox.installation_ids[0])
@@ -254,12 +294,18 @@ def run_demo(args: argparse.Namespace) -> int:
                 t0 = time.monotonic()
                 fleet.cycle(check=True)
                 status, steps = fleet.last_run_steps()
-                print(f"cycle {cycle}: {status} in {time.monotonic() - t0:.0f} s; steps: "
-                      + ", ".join(f"{k} {v.removeprefix('STEP_').lower()}" for k, v in steps.items()), flush=True)
+                print(
+                    f"cycle {cycle}: {status} in {time.monotonic() - t0:.0f} s; steps: "
+                    + ", ".join(f"{k} {v.removeprefix('STEP_').lower()}" for k, v in steps.items()),
+                    flush=True,
+                )
                 for key, meta in fleet.materializations():
-                    detail = (f"{meta.get('records', 0)} records ({meta.get('new', 0)} new, {meta.get('changed', 0)} "
-                              f"changed, {meta.get('deleted', 0)} deleted), {meta.get('requests', 0)} requests"
-                              if key != "marts" else "dbt build")
+                    detail = (
+                        f"{meta.get('records', 0)} records ({meta.get('new', 0)} new, {meta.get('changed', 0)} "
+                        f"changed, {meta.get('deleted', 0)} deleted), {meta.get('requests', 0)} requests"
+                        if key != "marts"
+                        else "dbt build"
+                    )
                     print(f"  {key:<12} {detail}, {meta.get('seconds')} s", flush=True)
             with connect(pg_env, fleet.warehouse) as conn:
                 rows = conn.execute("SELECT account, count(*) FROM raw_invoiz.invoices GROUP BY account ORDER BY 1")
@@ -278,13 +324,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.fleet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "demo"])
     parser.add_argument("--project", default=str(PROJECT_ROOT), help="the Meltano project (default: this checkout)")
     parser.add_argument("--max-concurrent", type=int, default=2, help="steps at once (multiprocess executor)")
-    parser.add_argument("--shards", type=int, default=int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0),
-                        help="0: one step per account (default); N: N steps, each syncing its accounts in one process")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0),
+        help="0: one step per account (default); N: N steps, each syncing its accounts in one process",
+    )
     parser.add_argument("--keep", action="store_true", help="demo: keep its temporary folder")
     args = parser.parse_args(argv)
     if args.command == "demo":

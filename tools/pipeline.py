@@ -33,8 +33,10 @@ IGNORE_DOTENV = ("--env-file", os.devnull)
 
 # target-postgres logging at INFO (meltano.yml keeps it quiet for users): the end-to-end tests and the benchmarks read
 # its METRIC lines and its reader summary.
-VERBOSE_TARGET = {"TARGET_POSTGRES_LOG_LEVEL": "info",
-                  "TARGET_POSTGRES_LOG_CONFIG": str(PROJECT_ROOT / "config" / "target-postgres-logging-verbose.yaml")}
+VERBOSE_TARGET = {
+    "TARGET_POSTGRES_LOG_LEVEL": "info",
+    "TARGET_POSTGRES_LOG_CONFIG": str(PROJECT_ROOT / "config" / "target-postgres-logging-verbose.yaml"),
+}
 
 
 def meltano_command(*args: str) -> list[str]:
@@ -85,8 +87,11 @@ def private_run_dirs(folder: Path) -> dict[str, str]:
         link = sys_dir / plugin_type
         if not link.exists():
             link.symlink_to(PROJECT_ROOT / ".meltano" / plugin_type, target_is_directory=True)
-    return {"MELTANO_SYS_DIR_ROOT": str(sys_dir), "DBT_TARGET_PATH": str(folder / "dbt-target"),
-            "DBT_LOG_PATH": str(folder / "dbt-logs")}
+    return {
+        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+        "DBT_TARGET_PATH": str(folder / "dbt-target"),
+        "DBT_LOG_PATH": str(folder / "dbt-logs"),
+    }
 
 
 def project_copy(folder: Path, accounts: list[str] | tuple[str, ...] = ()) -> Path:
@@ -96,8 +101,11 @@ def project_copy(folder: Path, accounts: list[str] | tuple[str, ...] = ()) -> Pa
     root = folder / "project"
     root.mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "meltano.yml", root / "meltano.yml")
-    shutil.copytree(PROJECT_ROOT / "transform", root / "transform",
-                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+    shutil.copytree(
+        PROJECT_ROOT / "transform",
+        root / "transform",
+        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"),
+    )
     # config/ (target-postgres' logging config) and tools/ (the jobs' preflight task) are read by meltano.yml
     for linked in ("tap-invoiz", "config", "tools"):
         (root / linked).symlink_to(PROJECT_ROOT / linked, target_is_directory=True)
@@ -168,7 +176,11 @@ class Pipeline:
 
     def meltano(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            meltano_command(*args), cwd=self.project_root, env=self.env(), capture_output=True, text=True,
+            meltano_command(*args),
+            cwd=self.project_root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
             timeout=timeout,
             check=False,
         )
@@ -193,6 +205,9 @@ class Pipeline:
 
 def dbt_executable() -> str | None:
     """dbt to call directly (tests): DBT_EXECUTABLE, dbt on PATH, or the one `meltano install` built."""
-    candidates = [os.environ.get("DBT_EXECUTABLE"), shutil.which("dbt"),
-                  str(PROJECT_ROOT / ".meltano" / "utilities" / "dbt-postgres" / "venv" / "bin" / "dbt")]
+    candidates = [
+        os.environ.get("DBT_EXECUTABLE"),
+        shutil.which("dbt"),
+        str(PROJECT_ROOT / ".meltano" / "utilities" / "dbt-postgres" / "venv" / "bin" / "dbt"),
+    ]
     return next((c for c in candidates if c and Path(c).exists()), None)

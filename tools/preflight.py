@@ -90,8 +90,10 @@ def database_problem() -> str | None:
             return None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-    return (f"Cannot reach PostgreSQL at PGHOST={host} PGPORT={port} ({reason}): start it, or {SET_PG} "
-            "(`make sync` / `make backfill` use the embedded one). Nothing was run.")
+    return (
+        f"Cannot reach PostgreSQL at PGHOST={host} PGPORT={port} ({reason}): start it, or {SET_PG} "
+        "(`make sync` / `make backfill` use the embedded one). Nothing was run."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

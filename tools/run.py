@@ -29,23 +29,35 @@ PG_KEYS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 def database_problem(env: dict[str, str]) -> str | None:
     """None when the database accepts a connection, else one line naming the settings to check."""
     try:
-        psycopg.connect(host=env["PGHOST"], port=int(env.get("PGPORT") or 5432), user=env.get("PGUSER") or None,
-                        password=env.get("PGPASSWORD") or None, dbname=env.get("PGDATABASE") or None,
-                        connect_timeout=5).close()
+        psycopg.connect(
+            host=env["PGHOST"],
+            port=int(env.get("PGPORT") or 5432),
+            user=env.get("PGUSER") or None,
+            password=env.get("PGPASSWORD") or None,
+            dbname=env.get("PGDATABASE") or None,
+            connect_timeout=5,
+        ).close()
     except (psycopg.Error, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-        where = f"{env.get('PGUSER') or '(PGUSER unset)'}@{env['PGHOST']}:{env.get('PGPORT') or 5432}/" \
-                f"{env.get('PGDATABASE') or '(PGDATABASE unset)'}"
-        return (f"Cannot connect to PostgreSQL {where} ({reason}): check PGHOST, PGPORT, PGUSER, PGPASSWORD and "
-                "PGDATABASE in .env or your environment, or unset PGHOST to use the embedded PostgreSQL.")
+        where = (
+            f"{env.get('PGUSER') or '(PGUSER unset)'}@{env['PGHOST']}:{env.get('PGPORT') or 5432}/"
+            f"{env.get('PGDATABASE') or '(PGDATABASE unset)'}"
+        )
+        return (
+            f"Cannot connect to PostgreSQL {where} ({reason}): check PGHOST, PGPORT, PGUSER, PGPASSWORD and "
+            "PGDATABASE in .env or your environment, or unset PGHOST to use the embedded PostgreSQL."
+        )
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job", choices=["sync", "backfill"])
-    parser.add_argument("--ignore-dotenv", action="store_true",
-                        help="configure everything through the environment, not the project's .env (the tests do)")
+    parser.add_argument(
+        "--ignore-dotenv",
+        action="store_true",
+        help="configure everything through the environment, not the project's .env (the tests do)",
+    )
     args = parser.parse_args(argv)
 
     if not args.ignore_dotenv:

@@ -1,4 +1,5 @@
 """invoiz sandbox: a local, deterministic stand-in for the invoiz REST API (see README.md in this folder)."""
+
 import os as _os
 import sys as _sys
 
@@ -11,9 +12,19 @@ except ModuleNotFoundError as _missing:
     raise ModuleNotFoundError(f"{_HOW} ({_missing})", name=_missing.name) from _missing
 
 from .data import NotFound, SandboxError
-from .faults import KINDS as FAULT_KINDS, REQUEST_KINDS
-from .server import DEMO_CREDENTIALS, VARIANTS, Sandbox, main
+from .faults import KINDS as FAULT_KINDS
+from .faults import REQUEST_KINDS
 from .fleet import FleetSandbox
+from .server import DEMO_CREDENTIALS, VARIANTS, Sandbox, main
 
-__all__ = ["Sandbox", "FleetSandbox", "DEMO_CREDENTIALS", "VARIANTS", "FAULT_KINDS", "REQUEST_KINDS", "SandboxError",
-           "NotFound", "main"]
+__all__ = [
+    "Sandbox",
+    "FleetSandbox",
+    "DEMO_CREDENTIALS",
+    "VARIANTS",
+    "FAULT_KINDS",
+    "REQUEST_KINDS",
+    "SandboxError",
+    "NotFound",
+    "main",
+]

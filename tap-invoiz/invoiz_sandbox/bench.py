@@ -6,6 +6,7 @@ Starts the console script in a subprocess, times until the "listening" line, run
 (token, first and last page by date, a filtered page, customers by name, one detail, a full scan of
 the first 10,000 rows), stops it with SIGTERM and reads its peak RSS from ``os.wait4``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,14 +23,19 @@ def measure(invoices: int, seed: int = 42, page: int = 500) -> dict:
     exe = os.path.join(os.path.dirname(sys.executable), "invoiz-sandbox")
     cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "invoiz_sandbox.server"]
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd + ["--port", "0", "--seed", str(seed), "--invoices", str(invoices)],
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        cmd + ["--port", "0", "--seed", str(seed), "--invoices", str(invoices)], stdout=subprocess.PIPE, text=True
+    )
     line = p.stdout.readline()
     ready = time.perf_counter() - t0
     api = line.rsplit(" ", 1)[-1].strip()
     s = requests.Session()
-    tok = s.post(api + "auth/token", auth=("sandbox-key", "sandbox-secret"),
-                 json={"installationId": "sandbox-installation"}, timeout=30).json()["token"]
+    tok = s.post(
+        api + "auth/token",
+        auth=("sandbox-key", "sandbox-secret"),
+        json={"installationId": "sandbox-installation"},
+        timeout=30,
+    ).json()["token"]
     s.headers["Authorization"] = f"Bearer {tok}"
     timings = {}
 
@@ -39,6 +45,7 @@ def measure(invoices: int, seed: int = 42, page: int = 500) -> dict:
         r.raise_for_status()
         timings[name] = round(time.perf_counter() - t, 3)
         return r.json()
+
     timed("first_list_page_by_date", "invoice", orderBy="date", limit=page)
     timed("first_page_date_desc", "invoice", orderBy="date", desc="true", limit=page)
     timed("last_page_by_date", "invoice", orderBy="date", offset=max(0, invoices - page), limit=page)
@@ -49,14 +56,20 @@ def measure(invoices: int, seed: int = 42, page: int = 500) -> dict:
     t = time.perf_counter()
     n = 0
     for off in range(0, min(invoices, 10000), page):
-        n += len(s.get(api + "invoice", params={"orderBy": "date", "offset": off, "limit": page}, timeout=60)
-                 .json()["data"])
+        n += len(
+            s.get(api + "invoice", params={"orderBy": "date", "offset": off, "limit": page}, timeout=60).json()["data"]
+        )
     timings["scan_rows_per_s"] = round(n / (time.perf_counter() - t))
     p.send_signal(signal.SIGTERM)
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
-    return {"invoices": invoices, "ready_s": round(ready, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "exit": p.returncode, **timings}
+    return {
+        "invoices": invoices,
+        "ready_s": round(ready, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "exit": p.returncode,
+        **timings,
+    }
 
 
 def main(argv=None):

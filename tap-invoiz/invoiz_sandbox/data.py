@@ -13,11 +13,12 @@ Design (so that 1,000,000 invoices start in seconds and fit in tens of MB):
 The canonical (internal) form of a row is the API JSON with calendar dates as ``YYYY-MM-DD`` strings;
 :meth:`Dataset.render_invoice` / :meth:`Dataset.render_contact` apply the date format and contract variants.
 """
+
 from __future__ import annotations
 
 import copy
-import functools
 import datetime as dt
+import functools
 import math
 import random
 import threading
@@ -26,9 +27,9 @@ from array import array
 from faker import Faker
 
 # ---------------------------------------------------------------------------------------------- constants
-INVOICE_ID_BASE = 100000          # invoice id = INVOICE_ID_BASE + index + 1
-CONTACT_ID_BASE = 5000            # contact id = CONTACT_ID_BASE + index + 1
-CUSTOMER_NUMBER_BASE = 10000      # customer number = str(CUSTOMER_NUMBER_BASE + index + 1)
+INVOICE_ID_BASE = 100000  # invoice id = INVOICE_ID_BASE + index + 1
+CONTACT_ID_BASE = 5000  # contact id = CONTACT_ID_BASE + index + 1
+CUSTOMER_NUMBER_BASE = 10000  # customer number = str(CUSTOMER_NUMBER_BASE + index + 1)
 CANCELLATION_ID_BASE = 800000000
 NEW_PAYMENT_ID_BASE = 700000000
 
@@ -44,11 +45,21 @@ CONTACT_ORDER_BY = ["id", "name", "number"]
 #: older than 14 days), share of cancelled, then (paid, partiallyPaid, dunned) cumulative thresholds for invoices
 #: older than due + 60 days, overdue ones and not yet due ones (the rest is locked; not-yet-due ones are never dunned).
 STATE_MIXES = {
-    "default": {"draft": (0.15, 0.01), "cancelled": 0.03,
-                "old": (0.965, 0.975, 0.99), "overdue": (0.70, 0.80, 0.90), "due": (0.35, 0.45, 0.45)},
+    "default": {
+        "draft": (0.15, 0.01),
+        "cancelled": 0.03,
+        "old": (0.965, 0.975, 0.99),
+        "overdue": (0.70, 0.80, 0.90),
+        "due": (0.35, 0.45, 0.45),
+    },
     # ≈ 80 % paid, ≈ 4 % cancelled, ≈ 15 % open: an account that also keeps old unpaid invoices open
-    "realistic": {"draft": (0.15, 0.005), "cancelled": 0.04,
-                  "old": (0.85, 0.88, 0.95), "overdue": (0.60, 0.70, 0.90), "due": (0.30, 0.40, 0.40)},
+    "realistic": {
+        "draft": (0.15, 0.005),
+        "cancelled": 0.04,
+        "old": (0.85, 0.88, 0.95),
+        "overdue": (0.60, 0.70, 0.90),
+        "due": (0.30, 0.40, 0.40),
+    },
 }
 
 DUNNING_LEVELS = [
@@ -66,26 +77,66 @@ PAY_CONDITIONS = {
 DUE_CHOICES = (14, 14, 14, 30, 30, 7, 0, 14)
 
 ARTICLES = [
-    ("Beratung (Stundensatz)", "Std.", 9500), ("Wartung Heizungsanlage", "Pauschal", 18900),
-    ("Webdesign Startseite", "Pauschal", 120000), ("Übersetzung Deutsch–Englisch", "Seite", 4500),
-    ("Schulung Tagessatz", "Tag", 89000), ("Softwarelizenz Jahresabo", "Stk.", 29900),
-    ("Fahrtkosten", "km", 50), ("Montage vor Ort", "Std.", 6800), ("Größenänderung Maßanfertigung", "Stk.", 3500),
-    ("Büromaterial", "Stk.", 1290), ("Fußbodenverlegung", "m²", 3900), ("Gerüststellung", "Tag", 25000),
-    ("Straßenreinigung Außenbereich", "Pauschal", 15000), ("Fotoshooting Produktbilder", "Std.", 12000),
-    ("Hosting Premium", "Monat", 1999), ("Grafikdesign Logo", "Pauschal", 65000),
+    ("Beratung (Stundensatz)", "Std.", 9500),
+    ("Wartung Heizungsanlage", "Pauschal", 18900),
+    ("Webdesign Startseite", "Pauschal", 120000),
+    ("Übersetzung Deutsch–Englisch", "Seite", 4500),
+    ("Schulung Tagessatz", "Tag", 89000),
+    ("Softwarelizenz Jahresabo", "Stk.", 29900),
+    ("Fahrtkosten", "km", 50),
+    ("Montage vor Ort", "Std.", 6800),
+    ("Größenänderung Maßanfertigung", "Stk.", 3500),
+    ("Büromaterial", "Stk.", 1290),
+    ("Fußbodenverlegung", "m²", 3900),
+    ("Gerüststellung", "Tag", 25000),
+    ("Straßenreinigung Außenbereich", "Pauschal", 15000),
+    ("Fotoshooting Produktbilder", "Std.", 12000),
+    ("Hosting Premium", "Monat", 1999),
+    ("Grafikdesign Logo", "Pauschal", 65000),
 ]
-TITLES = ["Rechnung", "Rechnung", "Rechnung", "Wartungsvertrag", "Projekt Webshop", "Leistungen Oktober",
-          "Schulung Grundlagen", "Reparatur Türschloss", "Übersetzungsauftrag", "Beratungsleistungen", ""]
+TITLES = [
+    "Rechnung",
+    "Rechnung",
+    "Rechnung",
+    "Wartungsvertrag",
+    "Projekt Webshop",
+    "Leistungen Oktober",
+    "Schulung Grundlagen",
+    "Reparatur Türschloss",
+    "Übersetzungsauftrag",
+    "Beratungsleistungen",
+    "",
+]
 AFFIXES = ["", "", "", "Niederlassung Süd", "c/o Buchhaltung", "Zweigstelle Köln", "Büro Straßburg"]
 CATEGORIES = ["", "Stammkunde", "Neukunde", "Großhandel", "Öffentliche Hand"]
 FIXED_LAST = ["Müller", "Weiß", "Groß", "Schäfer", "Öztürk", "Jäger", "Strauß", "Köhler", "Bäcker", "Fußmann"]
-FIXED_CITIES_DE = [("50667", "Köln"), ("80331", "München"), ("40213", "Düsseldorf"), ("35390", "Gießen"),
-                   ("90403", "Nürnberg"), ("10115", "Berlin")]
+FIXED_CITIES_DE = [
+    ("50667", "Köln"),
+    ("80331", "München"),
+    ("40213", "Düsseldorf"),
+    ("35390", "Gießen"),
+    ("90403", "Nürnberg"),
+    ("10115", "Berlin"),
+]
 CITIES_AT = [("1010", "Wien"), ("8010", "Graz"), ("5020", "Salzburg")]
 CITIES_CH = [("8001", "Zürich"), ("3011", "Bern"), ("4051", "Basel")]
 COUNTRY_LABEL = {"DE": "Deutschland", "AT": "Österreich", "CH": "Schweiz"}
-_TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue",
-                           " ": "", "'": "", ",": "", "&": "", "/": ""})
+_TRANSLIT = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "ß": "ss",
+        "Ä": "Ae",
+        "Ö": "Oe",
+        "Ü": "Ue",
+        " ": "",
+        "'": "",
+        ",": "",
+        "&": "",
+        "/": "",
+    }
+)
 
 
 class SandboxError(Exception):
@@ -133,12 +184,16 @@ def _berlin_offset_hours(day: dt.date) -> int:
     try:
         from zoneinfo import ZoneInfo
 
-        return int(dt.datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo("Europe/Berlin"))
-                   .utcoffset().total_seconds() // 3600)
+        return int(
+            dt.datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo("Europe/Berlin")).utcoffset().total_seconds()
+            // 3600
+        )
     except Exception:  # pragma: no cover - no tzdata: EU rule, last Sunday of March/October
+
         def last_sunday(month):
             d = dt.date(day.year, month, 31)
             return d - dt.timedelta(days=(d.weekday() + 1) % 7)
+
         return 2 if last_sunday(3) <= day < last_sunday(10) else 1
 
 
@@ -163,8 +218,14 @@ def default_today(seed: int) -> dt.date:
 class Dataset:
     """All sandbox data plus the scenario mutations.  Thread-safe through ``self.lock``."""
 
-    def __init__(self, seed: int = 42, invoices: int = 200, contacts: int | None = None,
-                 today: str | dt.date | None = None, mix: str = "default"):
+    def __init__(
+        self,
+        seed: int = 42,
+        invoices: int = 200,
+        contacts: int | None = None,
+        today: str | dt.date | None = None,
+        mix: str = "default",
+    ):
         if invoices < 0:
             raise ValueError("invoices must be >= 0")
         if mix not in STATE_MIXES:
@@ -183,14 +244,15 @@ class Dataset:
             self.today = dt.date.fromisoformat(str(today)[:10])
         self.lock = threading.RLock()
         self.version = 0
-        self._tick = 0                       # minutes after 09:00 of "today" for mutation timestamps
+        self._tick = 0  # minutes after 09:00 of "today" for mutation timestamps
         self._build_pools()
         self._build_invoices()
         # contacts
         self.c_deleted = bytearray(self.nc_base)
-        self.c_over: dict[int, dict] = {}    # contact index -> canonical dict (materialised)
+        self.c_over: dict[int, dict] = {}  # contact index -> canonical dict (materialised)
         self._snap_contact = functools.lru_cache(maxsize=4096)(
-            functools.partial(self._gen_contact, snapshot_only=True))      # read-only use
+            functools.partial(self._gen_contact, snapshot_only=True)
+        )  # read-only use
         self.nc = self.nc_base
         self._name_cache: list | None = None
         # mutation counters
@@ -210,10 +272,14 @@ class Dataset:
         self.p_first_f = sorted({fk.first_name_female() for _ in range(300)}) + ["Bärbel", "Jördis", "Gülşen"]
         self.p_last = sorted({fk.last_name() for _ in range(600)}) + FIXED_LAST
         forms = ["GmbH", "e.K.", "OHG", "GmbH & Co. KG"]
-        self.p_company = sorted({c if " " in c else f"{c} {forms[k % 4]}"
-                                 for k, c in enumerate(fk.company() for _ in range(400))})
-        self.p_street = sorted({fk.street_address() for _ in range(600)}) + ["Große Straße 3", "Mühlenweg 12",
-                                                                             "Schloßallee 7a"]
+        self.p_company = sorted(
+            {c if " " in c else f"{c} {forms[k % 4]}" for k, c in enumerate(fk.company() for _ in range(400))}
+        )
+        self.p_street = sorted({fk.street_address() for _ in range(600)}) + [
+            "Große Straße 3",
+            "Mühlenweg 12",
+            "Schloßallee 7a",
+        ]
         self.p_city = sorted({(fk.postcode(), fk.city()) for _ in range(400)}) + FIXED_CITIES_DE
         self.p_phone = sorted({fk.phone_number() for _ in range(400)})
         self.p_job = sorted({fk.job() for _ in range(120)})
@@ -228,7 +294,7 @@ class Dataset:
         today = self.today.toordinal()
         span = max(90, min(3650, n // 2))
         start = today - span
-        self.day = day = array("i", bytes(4 * n))         # int32 is plenty: ordinals, indices, numbers
+        self.day = day = array("i", bytes(4 * n))  # int32 is plenty: ordinals, indices, numbers
         self.cust = cust = array("i", day)
         self.net = net = array("q", bytes(8 * n))
         self.gross = gross = array("q", bytes(8 * n))
@@ -250,7 +316,7 @@ class Dataset:
         for i in range(n):
             r = bits(64)
             d = start + (i * span) // max(1, n)
-            if r & 0x7F == 0 or i == backdated:               # ~0.8 % back-dated invoices
+            if r & 0x7F == 0 or i == backdated:  # ~0.8 % back-dated invoices
                 d -= 1 + ((r >> 7) & 0x1F) + (20 if i == backdated else 0)
             day[i] = d
             u = ((r >> 12) & 0xFFFF) / 65536.0
@@ -293,7 +359,7 @@ class Dataset:
         self.next_number = number + 1
         self.next_cancel_number = n_cancel + 1
         self.n = n
-        self.i_over: dict[int, dict] = {}      # invoice index -> canonical dict (materialised)
+        self.i_over: dict[int, dict] = {}  # invoice index -> canonical dict (materialised)
 
     # ------------------------------------------------------------------ id helpers
     @staticmethod
@@ -304,7 +370,7 @@ class Dataset:
         try:
             idx = int(invoice_id) - INVOICE_ID_BASE - 1
         except (TypeError, ValueError):
-            raise NotFound(f"invoice {invoice_id!r} not found")
+            raise NotFound(f"invoice {invoice_id!r} not found") from None
         if not 0 <= idx < self.n or self.state[idx] == STATE_DELETED:
             raise NotFound(f"invoice {invoice_id} not found")
         return idx
@@ -317,7 +383,7 @@ class Dataset:
         try:
             idx = int(contact_id) - CONTACT_ID_BASE - 1
         except (TypeError, ValueError):
-            raise NotFound(f"customer {contact_id!r} not found")
+            raise NotFound(f"customer {contact_id!r} not found") from None
         if not 0 <= idx < self.nc or self.c_deleted[idx]:
             raise NotFound(f"customer {contact_id} not found")
         return idx
@@ -350,7 +416,7 @@ class Dataset:
         first = rng.choice(self.p_first_f if female else self.p_first_m)
         last = rng.choice(self.p_last)
         company = rng.choice(self.p_company) if kind == "company" else None
-        if idx == 5:                           # always present: umlaut and ß in a person's name
+        if idx == 5:  # always present: umlaut and ß in a person's name
             kind, female, first, last, company = "person", False, "Jürgen", "Weiß", None
         return rng, kind, female, first, last, company
 
@@ -387,12 +453,24 @@ class Dataset:
                 fn = rng.choice(self.p_first_f if pf else self.p_first_m)
                 ln = rng.choice(self.p_last)
                 pmail = "" if rng.random() < 0.25 else f"{_slug(fn)[0]}.{_slug(ln)}@{domain}"
-                persons.append({
-                    "id": cid * 10 + k + 1, "salutation": "Frau" if pf else "Herr",
-                    "title": "Dr." if rng.random() < 0.05 else "", "firstName": fn, "lastName": ln,
-                    "name": f"{fn} {ln}", "email": pmail, "phone1": "", "phone2": "", "mobile": "", "fax": "",
-                    "job": "", "birthday": None, "isMainContact": k == 0,
-                })
+                persons.append(
+                    {
+                        "id": cid * 10 + k + 1,
+                        "salutation": "Frau" if pf else "Herr",
+                        "title": "Dr." if rng.random() < 0.05 else "",
+                        "firstName": fn,
+                        "lastName": ln,
+                        "name": f"{fn} {ln}",
+                        "email": pmail,
+                        "phone1": "",
+                        "phone2": "",
+                        "mobile": "",
+                        "fax": "",
+                        "job": "",
+                        "birthday": None,
+                        "isMainContact": k == 0,
+                    }
+                )
         c = {
             "id": cid,
             "number": str(CUSTOMER_NUMBER_BASE + idx + 1),
@@ -413,13 +491,13 @@ class Dataset:
         q = r2.random()
         # the first contacts always cover the e-mail cases, whatever the seed (tests rely on them)
         q = {0: 0.5, 1: 0.25, 2: 0.05, 3: 0.15, 4: 0.05}.get(idx, q)
-        if q < 0.12:                           # no e-mail at all
+        if q < 0.12:  # no e-mail at all
             email = "" if r2.random() < 0.5 else None
             email = {2: None, 4: ""}.get(idx, email)
-        elif q < 0.20 and idx > 0:             # shares the e-mail of an earlier contact (maybe other casing)
+        elif q < 0.20 and idx > 0:  # shares the e-mail of an earlier contact (maybe other casing)
             other = self._base_email(0 if idx == 3 else r2.randrange(idx))
             email = other if r2.random() < 0.5 and idx != 3 else other.capitalize()
-        elif q < 0.30:                         # capitals and stray spaces
+        elif q < 0.30:  # capitals and stray spaces
             base = self._base_email(idx)
             email = r2.choice([f" {base}", f"{base} ", base.title(), f"  {base.upper()} "])
         else:
@@ -430,23 +508,25 @@ class Dataset:
             p["job"] = r2.choice(self.p_job)
         created = self.today.toordinal() - 30 - (self.nc_base - idx) * 3650 // max(1, self.nc_base)
         contact_persons = c.pop("contactPersons")
-        c.update({
-            "email": email,
-            "phone1": r2.choice(self.p_phone) if r2.random() < 0.7 else "",
-            "phone2": r2.choice(self.p_phone) if r2.random() < 0.1 else "",
-            "mobile": r2.choice(self.p_phone) if r2.random() < 0.35 else "",
-            "fax": r2.choice(self.p_phone) if r2.random() < 0.1 else "",
-            "website": f"https://www.{domain}" if kind == "company" and r2.random() < 0.5 else "",
-            "contactPersons": contact_persons,
-            "discount": 0.0 if r2.random() < 0.9 else float(r2.choice((2, 3, 5))),
-            "payConditionId": None if r2.random() < 0.5 else 1,
-            "notes": "" if r2.random() < 0.8 else "<p>Bitte Rechnungen nur per E-Mail senden.</p>",
-            "notesAlert": False,
-            "category": r2.choice(CATEGORIES),
-            "vatId": r2.choice(self.p_vat) if kind == "company" and r2.random() < 0.5 else "",
-            "type": "customer",
-            "_created": _dt(created, 8 * 3600 + r2.randrange(36000)),
-        })
+        c.update(
+            {
+                "email": email,
+                "phone1": r2.choice(self.p_phone) if r2.random() < 0.7 else "",
+                "phone2": r2.choice(self.p_phone) if r2.random() < 0.1 else "",
+                "mobile": r2.choice(self.p_phone) if r2.random() < 0.35 else "",
+                "fax": r2.choice(self.p_phone) if r2.random() < 0.1 else "",
+                "website": f"https://www.{domain}" if kind == "company" and r2.random() < 0.5 else "",
+                "contactPersons": contact_persons,
+                "discount": 0.0 if r2.random() < 0.9 else float(r2.choice((2, 3, 5))),
+                "payConditionId": None if r2.random() < 0.5 else 1,
+                "notes": "" if r2.random() < 0.8 else "<p>Bitte Rechnungen nur per E-Mail senden.</p>",
+                "notesAlert": False,
+                "category": r2.choice(CATEGORIES),
+                "vatId": r2.choice(self.p_vat) if kind == "company" and r2.random() < 0.5 else "",
+                "type": "customer",
+                "_created": _dt(created, 8 * 3600 + r2.randrange(36000)),
+            }
+        )
         return c
 
     def contact(self, idx: int) -> dict:
@@ -466,12 +546,19 @@ class Dataset:
     def customer_snapshot(self, contact: dict, draws: tuple | None = None) -> dict:
         a = contact.get("address") or {}
         snap = {
-            "id": contact["id"], "kind": contact["kind"], "number": contact["number"], "name": contact["name"],
-            "street": a.get("street", ""), "zipCode": a.get("zipCode", ""), "city": a.get("city", ""),
+            "id": contact["id"],
+            "kind": contact["kind"],
+            "number": contact["number"],
+            "name": contact["name"],
+            "street": a.get("street", ""),
+            "zipCode": a.get("zipCode", ""),
+            "city": a.get("city", ""),
             "country": COUNTRY_LABEL.get(a.get("countryIso"), a.get("countryIso", "")),
             "countryIso": a.get("countryIso", ""),
-            "salutation": contact.get("salutation", ""), "title": contact.get("title", ""),
-            "firstName": contact.get("firstName", ""), "lastName": contact.get("lastName", ""),
+            "salutation": contact.get("salutation", ""),
+            "title": contact.get("title", ""),
+            "firstName": contact.get("firstName", ""),
+            "lastName": contact.get("lastName", ""),
             "description": "",
         }
         if contact["kind"] == "company":
@@ -480,8 +567,14 @@ class Dataset:
             persons = contact.get("contactPersons") or []
             if persons and draws is not None and draws[0] < 0.4:
                 p = persons[0]
-                snap["contact"] = {"id": p["id"], "salutation": p["salutation"], "title": p["title"],
-                                   "firstName": p["firstName"], "lastName": p["lastName"], "name": p["name"]}
+                snap["contact"] = {
+                    "id": p["id"],
+                    "salutation": p["salutation"],
+                    "title": p["title"],
+                    "firstName": p["firstName"],
+                    "lastName": p["lastName"],
+                    "name": p["name"],
+                }
                 if p.get("email") and draws[1] < 0.6:
                     snap["contact"]["email"] = p["email"]
         return snap
@@ -490,7 +583,7 @@ class Dataset:
     def _positions(self, rng: random.Random, net_cents: int, vat: int, pid_base: int) -> list:
         k = min(rng.choice((1, 1, 2, 2, 3, 4)), max(1, net_cents // 100))
         parts, rest = [], net_cents
-        for j in range(k - 1):
+        for _ in range(k - 1):
             share = rest * rng.randint(20, 60) // 100
             parts.append(share)
             rest -= share
@@ -504,22 +597,39 @@ class Dataset:
                     qty = q
                     break
             price = cents // qty
-            out.append({
-                "id": pid_base + j + 1, "title": title, "description": "", "number": f"A-{100 + j:03d}",
-                "amount": float(qty), "unit": unit, "priceNet": _e(price), "priceGross": _e(_gross(price, vat)),
-                "vatPercent": vat, "discountPercent": 0, "totalNet": _e(cents), "totalGross": _e(_gross(cents, vat)),
-                "totalNetAfterDiscount": _e(cents), "totalGrossAfterDiscount": _e(_gross(cents, vat)),
-                "showDescription": False,
-                "metaData": {"type": "article", "id": 3000 + j, "number": f"A-{100 + j:03d}",
-                             "purchasePrice": 0, "calculationBase": "net"},
-            })
+            out.append(
+                {
+                    "id": pid_base + j + 1,
+                    "title": title,
+                    "description": "",
+                    "number": f"A-{100 + j:03d}",
+                    "amount": float(qty),
+                    "unit": unit,
+                    "priceNet": _e(price),
+                    "priceGross": _e(_gross(price, vat)),
+                    "vatPercent": vat,
+                    "discountPercent": 0,
+                    "totalNet": _e(cents),
+                    "totalGross": _e(_gross(cents, vat)),
+                    "totalNetAfterDiscount": _e(cents),
+                    "totalGrossAfterDiscount": _e(_gross(cents, vat)),
+                    "showDescription": False,
+                    "metaData": {
+                        "type": "article",
+                        "id": 3000 + j,
+                        "number": f"A-{100 + j:03d}",
+                        "purchasePrice": 0,
+                        "calculationBase": "net",
+                    },
+                }
+            )
         return out
 
     def _gen_invoice(self, idx: int, detail: bool = True) -> dict:
         """Generate a base invoice.  List fields come from one RNG stream, detail-only fields from another,
         so ``detail=False`` (list rows) is cheap and still identical to the detail's list fields."""
         iid = self.inv_id(idx)
-        rng = self._rng(1, idx)                                  # list-level draws, fixed order
+        rng = self._rng(1, idx)  # list-level draws, fixed order
         created_s = 7 * 3600 + rng.randrange(10 * 3600)
         lock_off = rng.choice((0, 0, 0, 1, 2))
         lock_s_same, lock_s_other = created_s + 600 + rng.randrange(3600), 8 * 3600 + rng.randrange(30000)
@@ -531,7 +641,7 @@ class Dataset:
         net, vat, g = self.net[idx], self.vat[idx], self.gross[idx]
         dd = self.due[idx]
         today = self.today.toordinal()
-        contact = self._snap_contact(self.cust[idx])   # snapshot of the contact as it was (base data; read-only)
+        contact = self._snap_contact(self.cust[idx])  # snapshot of the contact as it was (base data; read-only)
         locked_at = None
         lock_day = None
         meta = {"cancellation": {}, "currentDunning": {}, "nextDunning": {}}
@@ -542,13 +652,20 @@ class Dataset:
             if state == "dunned":
                 cur = min(today, d + dd + 7 + dun_off)
                 meta["currentDunning"] = {"date": _d(cur), "label": DUNNING_LEVELS[0][1]}
-                meta["nextDunning"] = {"date": _d(cur + 14), "dunningLevel": DUNNING_LEVELS[1][0],
-                                       "label": DUNNING_LEVELS[1][1]}
+                meta["nextDunning"] = {
+                    "date": _d(cur + 14),
+                    "dunningLevel": DUNNING_LEVELS[1][0],
+                    "label": DUNNING_LEVELS[1][1],
+                }
             if state == "cancelled":
                 cday = min(today, lock_day + canc_off)
-                meta["cancellation"] = {"id": CANCELLATION_ID_BASE + idx + 1,
-                                        "number": f"ST-{self.cancel_no.get(idx, 0):04d}", "date": _d(cday),
-                                        "totalNet": _e(net), "totalGross": _e(g)}
+                meta["cancellation"] = {
+                    "id": CANCELLATION_ID_BASE + idx + 1,
+                    "number": f"ST-{self.cancel_no.get(idx, 0):04d}",
+                    "date": _d(cday),
+                    "totalNet": _e(net),
+                    "totalGross": _e(g),
+                }
         outstanding = 0 if state in ("paid", "cancelled") else g - self.paid[idx]
         snap = self.customer_snapshot(contact, snap_draws)
         inv = {
@@ -571,7 +688,7 @@ class Dataset:
         }
         if not detail:
             return inv
-        rd = self._rng(5, idx)                                   # detail-only draws
+        rd = self._rng(5, idx)  # detail-only draws
         history = [{"state": "draft", "date": inv["_created"]}]
         sent_at = paid_date = None
         payments = []
@@ -589,12 +706,21 @@ class Dataset:
                 days = [max(lock_day, pay_day - rd.randint(1, 20)), pay_day] if split else [pay_day]
                 for k, (amt, pd) in enumerate(zip(amounts, days)):
                     done = state == "paid" and k == len(amounts) - 1
-                    payments.append({"id": iid * 10 + k + 1, "date": _d(pd), "amount": _e(amt),
-                                     "type": "payment" if done else "partial", "notes": "",
-                                     "invoiceId": iid, "cancellationPaymentId": None,
-                                     "financeApiBankTransactionId": None})
-                    history.append({"state": "paid" if done else "partiallyPaid",
-                                    "date": _dt(pd, 10 * 3600 + rd.randrange(20000))})
+                    payments.append(
+                        {
+                            "id": iid * 10 + k + 1,
+                            "date": _d(pd),
+                            "amount": _e(amt),
+                            "type": "payment" if done else "partial",
+                            "notes": "",
+                            "invoiceId": iid,
+                            "cancellationPaymentId": None,
+                            "financeApiBankTransactionId": None,
+                        }
+                    )
+                    history.append(
+                        {"state": "paid" if done else "partiallyPaid", "date": _dt(pd, 10 * 3600 + rd.randrange(20000))}
+                    )
                 if state == "paid":
                     paid_date = _d(days[-1])
             if cur is not None:
@@ -602,32 +728,36 @@ class Dataset:
             if cday is not None:
                 history.append({"state": "cancelled", "date": _dt(cday, 12 * 3600)})
         pc = PAY_CONDITIONS[dd]
-        inv.update({
-            "deliveryDate": _d(d),
-            "deliveryPeriod": "",
-            "sentAt": sent_at,
-            "paidDate": paid_date,
-            "printDate": None,
-            "contactPersonId": snap.get("contact", {}).get("id"),
-            "priceKind": "net",
-            "payConditionId": pc["id"],
-            "payConditionData": dict(pc),
-            "positions": self._positions(rd, net, vat, iid * 100),
-            "payments": payments,
-            "history": history,
-            "texts": {"introduction": "Vielen Dank für Ihren Auftrag. Wir berechnen Ihnen folgende Leistungen:",
-                      "conclusion": f"Zahlbar {'sofort' if dd == 0 else f'innerhalb von {dd} Tagen'} ohne Abzug. "
-                                    "Mit freundlichen Grüßen"},
-            "infoSectionCustomFields": [],
-            "discount": 0.0,
-            "vatAmountStandard": _e(g - net) if vat == 19 else 0.0,
-            "vatAmountReduced": _e(g - net) if vat == 7 else 0.0,
-            "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
-            "autoDunningEnabled": False,
-            "dunningLevel": meta["nextDunning"].get("dunningLevel"),
-            "smallBusiness": False,
-            "notes": "",
-        })
+        inv.update(
+            {
+                "deliveryDate": _d(d),
+                "deliveryPeriod": "",
+                "sentAt": sent_at,
+                "paidDate": paid_date,
+                "printDate": None,
+                "contactPersonId": snap.get("contact", {}).get("id"),
+                "priceKind": "net",
+                "payConditionId": pc["id"],
+                "payConditionData": dict(pc),
+                "positions": self._positions(rd, net, vat, iid * 100),
+                "payments": payments,
+                "history": history,
+                "texts": {
+                    "introduction": "Vielen Dank für Ihren Auftrag. Wir berechnen Ihnen folgende Leistungen:",
+                    "conclusion": f"Zahlbar {'sofort' if dd == 0 else f'innerhalb von {dd} Tagen'} ohne Abzug. "
+                    "Mit freundlichen Grüßen",
+                },
+                "infoSectionCustomFields": [],
+                "discount": 0.0,
+                "vatAmountStandard": _e(g - net) if vat == 19 else 0.0,
+                "vatAmountReduced": _e(g - net) if vat == 7 else 0.0,
+                "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
+                "autoDunningEnabled": False,
+                "dunningLevel": meta["nextDunning"].get("dunningLevel"),
+                "smallBusiness": False,
+                "notes": "",
+            }
+        )
         return inv
 
     def invoice_canonical(self, idx: int, detail: bool = True) -> dict:
@@ -647,10 +777,31 @@ class Dataset:
     def render_invoice(self, inv: dict, variants, *, list_row: bool = False) -> dict:
         # generated rows are fresh objects; only materialised (stored) rows must be copied
         cp = copy.deepcopy if inv.get("_m") else _same
-        fmt = "date_only" if "date_only" in variants else "berlin_midnight" if "berlin_midnight" in variants else "utc_midnight"
+        fmt = (
+            "date_only"
+            if "date_only" in variants
+            else "berlin_midnight"
+            if "berlin_midnight" in variants
+            else "utc_midnight"
+        )
         if list_row:
-            keys = ["id", "number", "state", "type", "title", "date", "dueToDate", "lockedAt", "customerId",
-                    "customerData", "totalNet", "totalGross", "outstandingAmount", "cashDiscountTotal", "metaData"]
+            keys = [
+                "id",
+                "number",
+                "state",
+                "type",
+                "title",
+                "date",
+                "dueToDate",
+                "lockedAt",
+                "customerId",
+                "customerData",
+                "totalNet",
+                "totalGross",
+                "outstandingAmount",
+                "cashDiscountTotal",
+                "metaData",
+            ]
             if "lean_list" in variants:
                 keys = [k for k in keys if k not in ("title", "lockedAt")]
             if "list_positions" in variants:
@@ -747,11 +898,12 @@ class Dataset:
             def key(i):
                 inv = over.get(i)
                 return (inv["customerData"]["name"] if inv else names[cust[i]]).casefold()
+
             return key
         raise SandboxError(f"orderBy {order_by!r} is not supported", field="orderBy", code="INVALID")
 
     def _contact_names(self) -> list:
-        if self._name_cache is None:        # base names only: invoice snapshots never change
+        if self._name_cache is None:  # base names only: invoice snapshots never change
             self._name_cache = [self._base_name(i) for i in range(self.nc_base)]
         return self._name_cache
 
@@ -765,7 +917,7 @@ class Dataset:
         state, today = self.state, self.today.toordinal()
         if flt == "all":
             return lambda i: state[i] != STATE_DELETED
-        if flt == "open":                   # internal: locked, partiallyPaid, dunned (variant locked_includes_dunned)
+        if flt == "open":  # internal: locked, partiallyPaid, dunned (variant locked_includes_dunned)
             return lambda i: state[i] in OPEN_CODES
         if flt == "overdue":
             day, due = self.day, self.due
@@ -787,8 +939,11 @@ class Dataset:
             res = array("i", (i for i in idxs if pred(i)))
         else:
             if flt == "all":
-                cand = [i for i in range(self.n) if self.state[i] != STATE_DELETED] \
-                    if self.state.count(STATE_DELETED) else list(range(self.n))
+                cand = (
+                    [i for i in range(self.n) if self.state[i] != STATE_DELETED]
+                    if self.state.count(STATE_DELETED)
+                    else list(range(self.n))
+                )
             else:
                 cand = [i for i in range(self.n) if pred(i)]
             cand.sort(key=kf, reverse=bool(desc))
@@ -819,7 +974,11 @@ class Dataset:
             if inv is not None:
                 hay = f"{inv.get('number') or ''} {inv['customerData'].get('name', '')}"
             else:
-                hay = f"{self.num[i]:04d} {self._base_name(self.cust[i])}" if self.num[i] else self._base_name(self.cust[i])
+                hay = (
+                    f"{self.num[i]:04d} {self._base_name(self.cust[i])}"
+                    if self.num[i]
+                    else self._base_name(self.cust[i])
+                )
             if t in hay.casefold():
                 out.append(i)
         return out
@@ -893,8 +1052,18 @@ class Dataset:
             inv["_updated"] = self.now_iso()
         self._sync_arrays(idx, inv)
 
-    def create_invoice(self, customer_id=None, state="locked", amount=None, date=None, due_days=14,
-                       title=None, vat=19, type="invoice", net=None) -> int:
+    def create_invoice(
+        self,
+        customer_id=None,
+        state="locked",
+        amount=None,
+        date=None,
+        due_days=14,
+        title=None,
+        vat=19,
+        type="invoice",
+        net=None,
+    ) -> int:
         """Create an invoice (optionally back-dated) and bring it into ``state``. Returns its id."""
         if state not in ST:
             raise SandboxError(f"unknown state {state!r}", field="state")
@@ -927,29 +1096,54 @@ class Dataset:
             iid = self.inv_id(idx)
             rng = self._rng(3, idx)
             dd = int(due_days)
-            pc = dict(PAY_CONDITIONS.get(dd, {"id": 9, "name": f"{dd} Tage netto", "dueDays": dd,
-                                              "isBasic": False, "isInstant": dd == 0}))
+            pc = dict(
+                PAY_CONDITIONS.get(
+                    dd, {"id": 9, "name": f"{dd} Tage netto", "dueDays": dd, "isBasic": False, "isInstant": dd == 0}
+                )
+            )
             now = self.now_iso()
             snap = self.customer_snapshot(contact, None)
             inv = {
-                "id": iid, "number": None, "state": "draft", "type": type,
+                "id": iid,
+                "number": None,
+                "state": "draft",
+                "type": type,
                 "title": title if title is not None else "Rechnung",
-                "date": d.isoformat(), "dueToDate": (d + dt.timedelta(days=dd)).isoformat(),
-                "deliveryDate": d.isoformat(), "deliveryPeriod": "", "lockedAt": None, "sentAt": None,
-                "paidDate": None, "printDate": None, "customerId": contact["id"], "customerData": snap,
-                "contactPersonId": None, "totalNet": _e(net_c), "totalGross": _e(gross_c),
-                "outstandingAmount": _e(gross_c), "cashDiscountTotal": 0.0, "priceKind": "net",
-                "payConditionId": pc["id"], "payConditionData": pc,
-                "positions": self._positions(rng, net_c, vat, iid * 100), "payments": [],
+                "date": d.isoformat(),
+                "dueToDate": (d + dt.timedelta(days=dd)).isoformat(),
+                "deliveryDate": d.isoformat(),
+                "deliveryPeriod": "",
+                "lockedAt": None,
+                "sentAt": None,
+                "paidDate": None,
+                "printDate": None,
+                "customerId": contact["id"],
+                "customerData": snap,
+                "contactPersonId": None,
+                "totalNet": _e(net_c),
+                "totalGross": _e(gross_c),
+                "outstandingAmount": _e(gross_c),
+                "cashDiscountTotal": 0.0,
+                "priceKind": "net",
+                "payConditionId": pc["id"],
+                "payConditionData": pc,
+                "positions": self._positions(rng, net_c, vat, iid * 100),
+                "payments": [],
                 "history": [{"state": "draft", "date": now}],
                 "metaData": {"cancellation": {}, "currentDunning": {}, "nextDunning": {}},
                 "texts": {"introduction": "Vielen Dank für Ihren Auftrag.", "conclusion": "Mit freundlichen Grüßen"},
-                "infoSectionCustomFields": [], "discount": 0.0,
+                "infoSectionCustomFields": [],
+                "discount": 0.0,
                 "vatAmountStandard": _e(gross_c - net_c) if vat == 19 else 0.0,
                 "vatAmountReduced": _e(gross_c - net_c) if vat == 7 else 0.0,
                 "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
-                "autoDunningEnabled": False, "dunningLevel": None, "smallBusiness": False, "notes": "",
-                "_created": now, "_updated": now, "_m": True,
+                "autoDunningEnabled": False,
+                "dunningLevel": None,
+                "smallBusiness": False,
+                "notes": "",
+                "_created": now,
+                "_updated": now,
+                "_m": True,
             }
             self.day.append(d.toordinal())
             self.cust.append(cidx)
@@ -999,8 +1193,7 @@ class Dataset:
             idx = self.inv_idx(invoice_id)
             inv = self._materialise(idx)
             if inv["state"] not in ("locked", "partiallyPaid", "dunned"):
-                raise SandboxError(f"invoice in state {inv['state']} cannot be paid", field="state",
-                                   code="NOT_ALLOWED")
+                raise SandboxError(f"invoice in state {inv['state']} cannot be paid", field="state", code="NOT_ALLOWED")
             out = round(inv["outstandingAmount"] * 100)
             cents = out if amount is None else round(float(amount) * 100)
             if cents <= 0:
@@ -1010,9 +1203,18 @@ class Dataset:
             pid = self._next_payment_id
             self._next_payment_id += 1
             ptype = type or ("payment" if cents == out else "partial")
-            inv["payments"].append({"id": pid, "date": str(date)[:10] if date else self.today.isoformat(),
-                                    "amount": _e(cents), "type": ptype, "notes": notes, "invoiceId": inv["id"],
-                                    "cancellationPaymentId": None, "financeApiBankTransactionId": None})
+            inv["payments"].append(
+                {
+                    "id": pid,
+                    "date": str(date)[:10] if date else self.today.isoformat(),
+                    "amount": _e(cents),
+                    "type": ptype,
+                    "notes": notes,
+                    "invoiceId": inv["id"],
+                    "cancellationPaymentId": None,
+                    "financeApiBankTransactionId": None,
+                }
+            )
             self._recompute(idx, inv)
             return pid
 
@@ -1025,8 +1227,9 @@ class Dataset:
             if amount is None:
                 amount = max(1, out // 2) / 100.0
             if round(float(amount) * 100) >= out:
-                raise SandboxError("a partial payment must be less than the outstanding amount", field="amount",
-                                   code="TOO_LARGE")
+                raise SandboxError(
+                    "a partial payment must be less than the outstanding amount", field="amount", code="TOO_LARGE"
+                )
             return self.pay(invoice_id, amount=amount, type="partial", **kw)
 
     def revert_payment(self, invoice_id, payment_id=None):
@@ -1035,8 +1238,9 @@ class Dataset:
             idx = self.inv_idx(invoice_id)
             inv = self._materialise(idx)
             if inv["state"] == "cancelled":
-                raise SandboxError("payments of a cancelled invoice cannot be reverted", field="state",
-                                   code="NOT_ALLOWED")
+                raise SandboxError(
+                    "payments of a cancelled invoice cannot be reverted", field="state", code="NOT_ALLOWED"
+                )
             active = [p for p in inv["payments"] if not p.get("cancellationPaymentId")]
             if payment_id is not None:
                 active = [p for p in active if p["id"] == int(payment_id)]
@@ -1054,8 +1258,9 @@ class Dataset:
             idx = self.inv_idx(invoice_id)
             inv = self._materialise(idx)
             if inv["state"] not in ("locked", "partiallyPaid", "dunned"):
-                raise SandboxError(f"invoice in state {inv['state']} cannot be dunned", field="state",
-                                   code="NOT_ALLOWED")
+                raise SandboxError(
+                    f"invoice in state {inv['state']} cannot be dunned", field="state", code="NOT_ALLOWED"
+                )
             cur = inv["metaData"].get("currentDunning") or {}
             labels = [lab for _, lab in DUNNING_LEVELS]
             level = labels.index(cur["label"]) + 1 if cur.get("label") in labels else 0
@@ -1063,8 +1268,11 @@ class Dataset:
             inv["metaData"]["currentDunning"] = {"date": self.today.isoformat(), "label": DUNNING_LEVELS[level][1]}
             if level + 1 < len(DUNNING_LEVELS):
                 nxt = DUNNING_LEVELS[level + 1]
-                inv["metaData"]["nextDunning"] = {"date": (self.today + dt.timedelta(days=14)).isoformat(),
-                                                  "dunningLevel": nxt[0], "label": nxt[1]}
+                inv["metaData"]["nextDunning"] = {
+                    "date": (self.today + dt.timedelta(days=14)).isoformat(),
+                    "dunningLevel": nxt[0],
+                    "label": nxt[1],
+                }
                 inv["dunningLevel"] = nxt[0]
             else:
                 inv["metaData"]["nextDunning"] = {}
@@ -1079,15 +1287,20 @@ class Dataset:
             idx = self.inv_idx(invoice_id)
             inv = self._materialise(idx)
             if inv["state"] in ("draft", "cancelled"):
-                raise SandboxError(f"invoice in state {inv['state']} cannot be cancelled", field="state",
-                                   code="NOT_ALLOWED")
+                raise SandboxError(
+                    f"invoice in state {inv['state']} cannot be cancelled", field="state", code="NOT_ALLOWED"
+                )
             cid = self._next_cancellation_id
             self._next_cancellation_id += 1
             number = self.next_cancel_number
             self.next_cancel_number += 1
-            inv["metaData"]["cancellation"] = {"id": cid, "number": f"ST-{number:04d}",
-                                               "date": self.today.isoformat(), "totalNet": inv["totalNet"],
-                                               "totalGross": inv["totalGross"]}
+            inv["metaData"]["cancellation"] = {
+                "id": cid,
+                "number": f"ST-{number:04d}",
+                "date": self.today.isoformat(),
+                "totalNet": inv["totalNet"],
+                "totalGross": inv["totalGross"],
+            }
             inv["metaData"]["nextDunning"] = {}
             inv["outstandingAmount"] = 0.0
             inv["state"] = "cancelled"
@@ -1104,8 +1317,11 @@ class Dataset:
             inv = self.invoice_canonical(idx)
             allowed = ("draft", "locked", "dunned") if finalised else ("draft",)
             if inv["state"] not in allowed:
-                raise SandboxError("only drafts (and, finalised=True, locked or dunned invoices) can be deleted",
-                                   field="state", code="NOT_ALLOWED")
+                raise SandboxError(
+                    "only drafts (and, finalised=True, locked or dunned invoices) can be deleted",
+                    field="state",
+                    code="NOT_ALLOWED",
+                )
             self.state[idx] = STATE_DELETED
             self.i_over.pop(idx, None)
             self._touch()
@@ -1152,10 +1368,19 @@ class Dataset:
             return inv["id"]
 
     # ------------------------------------------------------------------ scenario actions: contacts
-    _ALIASES = {"email": "email", "first_name": "firstName", "last_name": "lastName", "company_name": "companyName",
-                "company_name_affix": "companyNameAffix", "zip_code": "zipCode", "country_iso": "countryIso",
-                "vat_id": "vatId", "notes_alert": "notesAlert", "pay_condition_id": "payConditionId",
-                "contact_persons": "contactPersons"}
+    _ALIASES = {
+        "email": "email",
+        "first_name": "firstName",
+        "last_name": "lastName",
+        "company_name": "companyName",
+        "company_name_affix": "companyNameAffix",
+        "zip_code": "zipCode",
+        "country_iso": "countryIso",
+        "vat_id": "vatId",
+        "notes_alert": "notesAlert",
+        "pay_condition_id": "payConditionId",
+        "contact_persons": "contactPersons",
+    }
     _ADDRESS_KEYS = ("street", "zipCode", "city", "countryIso")
 
     def _apply_contact_fields(self, c: dict, fields: dict):
@@ -1180,12 +1405,36 @@ class Dataset:
         with self.lock:
             idx = self.nc
             now = self.now_iso()
-            c = {"id": self.con_id(idx), "number": str(CUSTOMER_NUMBER_BASE + idx + 1), "kind": kind, "name": "",
-                 "companyName": None, "companyNameAffix": None, "salutation": "", "title": "", "firstName": "",
-                 "lastName": "", "address": {"street": "", "zipCode": "", "city": "", "countryIso": "DE"},
-                 "email": None, "phone1": "", "phone2": "", "mobile": "", "fax": "", "website": "",
-                 "contactPersons": [], "discount": 0.0, "payConditionId": None, "notes": "", "notesAlert": False,
-                 "category": "", "vatId": "", "type": "customer", "_created": now, "_updated": now, "_m": True}
+            c = {
+                "id": self.con_id(idx),
+                "number": str(CUSTOMER_NUMBER_BASE + idx + 1),
+                "kind": kind,
+                "name": "",
+                "companyName": None,
+                "companyNameAffix": None,
+                "salutation": "",
+                "title": "",
+                "firstName": "",
+                "lastName": "",
+                "address": {"street": "", "zipCode": "", "city": "", "countryIso": "DE"},
+                "email": None,
+                "phone1": "",
+                "phone2": "",
+                "mobile": "",
+                "fax": "",
+                "website": "",
+                "contactPersons": [],
+                "discount": 0.0,
+                "payConditionId": None,
+                "notes": "",
+                "notesAlert": False,
+                "category": "",
+                "vatId": "",
+                "type": "customer",
+                "_created": now,
+                "_updated": now,
+                "_m": True,
+            }
             if kind == "company" and not (fields.get("companyName") or fields.get("company_name")):
                 fields.setdefault("companyName", "Neue Firma GmbH")
             if kind == "person" and not any(k in fields for k in ("firstName", "first_name", "lastName", "last_name")):

@@ -10,6 +10,7 @@ A fault is ``Fault(kind, scope=None, times=None, rate=None, **opts)``:
 * ``skip=N`` (any kind but page_shift/duplicate/latency/token_expiry): the first N matching requests pass untouched, e.g. an API that
   goes down after the second page.
 """
+
 from __future__ import annotations
 
 import random
@@ -20,26 +21,35 @@ REQUEST_KINDS = ("token", "invoice_list", "invoice_detail", "customer_list", "cu
 
 # kind -> (default times, allowed options with defaults)
 KINDS = {
-    "rate_limit": (1, {"retry_after": 1}),                 # 429 + Retry-After
-    "server_error": (1, {"status": 500}),                  # 500/502/503 JSON error body
-    "html_error": (1, {"status": 502}),                    # 502/503 with an HTML page (proxy error)
-    "malformed_json": (1, {}),                             # 200, application/json, truncated body
-    "slow": (1, {"seconds": 5.0}),                         # sleep before answering
-    "latency": (None, {"ms": 50}),                         # fixed latency on every matching request
-    "connection_reset": (1, {}),                           # close the socket without an answer
+    "rate_limit": (1, {"retry_after": 1}),  # 429 + Retry-After
+    "server_error": (1, {"status": 500}),  # 500/502/503 JSON error body
+    "html_error": (1, {"status": 502}),  # 502/503 with an HTML page (proxy error)
+    "malformed_json": (1, {}),  # 200, application/json, truncated body
+    "slow": (1, {"seconds": 5.0}),  # sleep before answering
+    "latency": (None, {"ms": 50}),  # fixed latency on every matching request
+    "connection_reset": (1, {}),  # close the socket without an answer
     "token_expiry": (None, {"after_requests": None, "after_seconds": None}),  # tokens expire → 401
-    "page_shift": (1, {"after_page": 1, "insert": 3}),     # insert rows sorting before the current offset
-    "duplicate": (1, {"after_page": 1}),                   # next pages start one row earlier (one row twice)
+    "page_shift": (1, {"after_page": 1, "insert": 3}),  # insert rows sorting before the current offset
+    "duplicate": (1, {"after_page": 1}),  # next pages start one row earlier (one row twice)
 }
-ALIASES = {"429": "rate_limit", "5xx": "server_error", "500": "server_error", "502": "server_error",
-           "503": "server_error", "timeout": "slow", "token_expired": "token_expiry", "expire_tokens": "token_expiry",
-           "html": "html_error", "malformed": "malformed_json", "duplicate_record": "duplicate",
-           "reset": "connection_reset"}
+ALIASES = {
+    "429": "rate_limit",
+    "5xx": "server_error",
+    "500": "server_error",
+    "502": "server_error",
+    "503": "server_error",
+    "timeout": "slow",
+    "token_expired": "token_expiry",
+    "expire_tokens": "token_expiry",
+    "html": "html_error",
+    "malformed": "malformed_json",
+    "duplicate_record": "duplicate",
+    "reset": "connection_reset",
+}
 
 
 class Fault:
-    def __init__(self, kind: str, scope=None, times=None, rate=None, seed: int = 0, fault_id: int = 1, skip=0,
-                 **opts):
+    def __init__(self, kind: str, scope=None, times=None, rate=None, seed: int = 0, fault_id: int = 1, skip=0, **opts):
         alias_status = int(kind) if kind in ("500", "502", "503") else None
         kind = ALIASES.get(kind, kind)
         if kind not in KINDS:
@@ -72,8 +82,8 @@ class Fault:
         self._rng = random.Random(seed * 1000003 + self.id)
         self.created = time.monotonic()
         self.fired = 0
-        self.skip = max(0, int(skip or 0))   # matching requests still to let through before the fault starts
-        self.state: dict = {}                 # per-kind bookkeeping (pages seen, shift active, …)
+        self.skip = max(0, int(skip or 0))  # matching requests still to let through before the fault starts
+        self.state: dict = {}  # per-kind bookkeeping (pages seen, shift active, …)
 
     def matches(self, kind: str) -> bool:
         return self.scope is None or kind in self.scope
@@ -99,9 +109,16 @@ class Fault:
         return hit
 
     def describe(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "scope": sorted(self.scope) if self.scope else None,
-                "times_left": self.times, "rate": self.rate, "opts": self.opts, "fired": self.fired,
-                "skip_left": self.skip}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "scope": sorted(self.scope) if self.scope else None,
+            "times_left": self.times,
+            "rate": self.rate,
+            "opts": self.opts,
+            "fired": self.fired,
+            "skip_left": self.skip,
+        }
 
 
 class FaultSet:
@@ -113,7 +130,7 @@ class FaultSet:
 
     def add(self, kind, **kw) -> Fault:
         with self.lock:
-            f = Fault(kind, seed=self.seed, fault_id=self._next_id, **kw)   # seeded per sandbox: reproducible
+            f = Fault(kind, seed=self.seed, fault_id=self._next_id, **kw)  # seeded per sandbox: reproducible
             self._next_id += 1
             self.items.append(f)
         return f

@@ -18,6 +18,7 @@ Sizes follow a deterministic, skewed distribution (like an agency's customers): 
 invoices, about 1 in 10 has 2,000–20,000 and about 1 in 35 more than 20,000 (see :func:`installation_size`).
 ``invoices=N`` gives every installation N invoices instead (tests); ``scale`` multiplies the distribution.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
-from .server import _Handler, _Server, RequestCounter, Sandbox
+from .server import RequestCounter, Sandbox, _Handler, _Server
 
 DEFAULT_ID_PREFIX = "sandbox-installation-"
 FLEET_API_KEY = "sandbox-key"
@@ -96,8 +97,9 @@ class _FleetHandler(_Handler):
             if parts[:2] == ["_sandbox", "installations"] and len(parts) >= 4:
                 if parts[2] not in fleet._id_set:
                     fleet.requests.hit("admin")
-                    return self._error(404, "NotFoundError", "unknown installation",
-                                       {"installation": [{"code": "NOT_FOUND"}]})
+                    return self._error(
+                        404, "NotFoundError", "unknown installation", {"installation": [{"code": "NOT_FOUND"}]}
+                    )
                 return self._as(fleet.installation(parts[2]), method, "/_sandbox/" + "/".join(parts[3:]))
             if parts[:1] == ["_sandbox"]:
                 fleet.requests.hit("admin")
@@ -134,8 +136,12 @@ class _FleetHandler(_Handler):
         wanted = body.get("installationId") if isinstance(body, dict) else None
         if not isinstance(wanted, str) or wanted not in fleet.installation_ids:
             fleet.requests.hit("unrouted")
-            return self._error(401, "UnauthorizedError", "Invalid api key, secret or installation id",
-                               {"apiKey": [{"code": "INCORRECT"}]})
+            return self._error(
+                401,
+                "UnauthorizedError",
+                "Invalid api key, secret or installation id",
+                {"apiKey": [{"code": "INCORRECT"}]},
+            )
         rfile = self.rfile
         self.rfile = io.BytesIO(raw)
         try:
@@ -151,17 +157,33 @@ class _FleetHandler(_Handler):
             return self._json(200, fleet.stats())
         if method == "GET" and parts == ["installations"]:
             return self._json(200, {"result": fleet.describe()})
-        return self._error(404, "NotFoundError", "fleet sandbox: use GET /_sandbox/stats, GET /_sandbox/installations "
-                           "or /_sandbox/installations/<installation id>/<action>")
+        return self._error(
+            404,
+            "NotFoundError",
+            "fleet sandbox: use GET /_sandbox/stats, GET /_sandbox/installations "
+            "or /_sandbox/installations/<installation id>/<action>",
+        )
 
 
 class FleetSandbox:
     """One server, many installations; see the module docstring."""
 
-    def __init__(self, installations: int | Iterable[str] = 3, seed: int = 42, invoices: int | None = None,
-                 contacts: int | None = None, scale: float = 1.0, today=None, latency_ms: float = 0,
-                 max_page_size: int = 500, port: int = 0, id_prefix: str = DEFAULT_ID_PREFIX,
-                 api_key: str = FLEET_API_KEY, api_key_secret: str = FLEET_API_KEY_SECRET, mix: str = "default"):
+    def __init__(
+        self,
+        installations: int | Iterable[str] = 3,
+        seed: int = 42,
+        invoices: int | None = None,
+        contacts: int | None = None,
+        scale: float = 1.0,
+        today=None,
+        latency_ms: float = 0,
+        max_page_size: int = 500,
+        port: int = 0,
+        id_prefix: str = DEFAULT_ID_PREFIX,
+        api_key: str = FLEET_API_KEY,
+        api_key_secret: str = FLEET_API_KEY_SECRET,
+        mix: str = "default",
+    ):
         if isinstance(installations, int):
             ids = [f"{id_prefix}{i:03d}" for i in range(1, installations + 1)]
         else:
@@ -208,17 +230,25 @@ class FleetSandbox:
             found = self.installations.get(installation_id)
             if found is None:
                 found = _Installation(
-                    self, seed=installation_seed(self.seed, installation_id), invoices=self.size(installation_id),
-                    contacts=self.contacts, today=self.today, latency_ms=self.latency_ms,
-                    max_page_size=self.max_page_size, port=self.port,
-                    credentials=self.credentials(installation_id), mix=self.mix,
+                    self,
+                    seed=installation_seed(self.seed, installation_id),
+                    invoices=self.size(installation_id),
+                    contacts=self.contacts,
+                    today=self.today,
+                    latency_ms=self.latency_ms,
+                    max_page_size=self.max_page_size,
+                    port=self.port,
+                    credentials=self.credentials(installation_id),
+                    mix=self.mix,
                 )
                 self.installations[installation_id] = found
         return found
 
     def describe(self) -> list[dict]:
-        return [{"installation_id": i, "invoices": self.size(i), "built": i in self.installations}
-                for i in self.installation_ids]
+        return [
+            {"installation_id": i, "invoices": self.size(i), "built": i in self.installations}
+            for i in self.installation_ids
+        ]
 
     def stats(self) -> dict:
         built = {i: sb.stats()["requests"] for i, sb in self.installations.items()}
@@ -226,8 +256,13 @@ class FleetSandbox:
         for per_kind in built.values():
             for kind, n in per_kind.items():
                 totals[kind] = totals.get(kind, 0) + n
-        return {"installations": len(self.installation_ids), "built": len(built), "requests": totals,
-                "unrouted_requests": self.requests["unrouted"], "per_installation": built}
+        return {
+            "installations": len(self.installation_ids),
+            "built": len(built),
+            "requests": totals,
+            "unrouted_requests": self.requests["unrouted"],
+            "per_installation": built,
+        }
 
     # ------------------------------------------------------------------ lifecycle (like Sandbox)
     def start(self) -> FleetSandbox:
@@ -240,8 +275,12 @@ class FleetSandbox:
         self.port = srv.server_address[1]
         for sb in self.installations.values():
             sb.port = self.port
-        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name=f"invoiz-fleet-sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=srv.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"invoiz-fleet-sandbox-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

@@ -5,6 +5,7 @@ Fixtures:
   fixed clock 2026-11-01).  Override the arguments with ``@pytest.mark.invoiz_sandbox(invoices=500, variants=[...])``.
 * ``invoiz_sandbox_factory`` – ``factory(**kwargs)`` starts further sandboxes, all stopped at teardown.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -26,6 +27,7 @@ def invoiz_sandbox_factory():
         sb = Sandbox(**{**DEFAULTS, **kwargs}).start()
         started.append(sb)
         return sb
+
     yield factory
     for sb in started:
         sb.stop()

@@ -6,6 +6,7 @@ CLI:     ``invoiz-sandbox --port 0 --seed 42 --invoices 200`` prints
 
 Credentials and tokens are never logged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,33 +24,35 @@ from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .data import (CONTACT_ORDER_BY, INVOICE_FILTERS, INVOICE_ORDER_BY, STATE_MIXES, Dataset, NotFound,
-                   SandboxError)
+from .data import CONTACT_ORDER_BY, INVOICE_FILTERS, INVOICE_ORDER_BY, STATE_MIXES, Dataset, NotFound, SandboxError
 from .faults import REQUEST_KINDS, FaultSet
 
-DEMO_CREDENTIALS = {"api_key": "sandbox-key", "api_key_secret": "sandbox-secret",
-                    "installation_id": "sandbox-installation"}
+DEMO_CREDENTIALS = {
+    "api_key": "sandbox-key",
+    "api_key_secret": "sandbox-secret",
+    "installation_id": "sandbox-installation",
+}
 
 VARIANTS = {
     "iso_country": "customer address uses `isoCountry` instead of `countryIso` (S1 typing)",
     "detail_flat": "GET invoice/{id} returns the invoice directly under `data` (S1 typing) instead of `data.invoice`",
     "date_only": "calendar dates as `YYYY-MM-DD` (S3 dateFormat.api) instead of `YYYY-MM-DDT00:00:00.000Z`",
     "berlin_midnight": "calendar dates as the UTC instant of Berlin midnight, e.g. `2026-03-03T23:00:00.000Z` "
-                       "for 4 March (a trap for naive date parsing)",
+    "for 4 March (a trap for naive date parsing)",
     "updated_at": "rows carry `createdAt`/`updatedAt` (ISO datetimes; updatedAt moves on every change)",
     "extra_fields": "rows carry unknown fields (`currency`, `isMigrated`, `customFields` on invoices; "
-                    "`isArchived`, `lastActivity` on customers)",
-    "not_found_400": "unknown id → HTTP 400 (instead of 404) with `meta.id[0].code == \"NOT_FOUND\"`",
-    "draft_number_empty": "drafts have `number: \"\"` instead of `null`",
+    "`isArchived`, `lastActivity` on customers)",
+    "not_found_400": 'unknown id → HTTP 400 (instead of 404) with `meta.id[0].code == "NOT_FOUND"`',
+    "draft_number_empty": 'drafts have `number: ""` instead of `null`',
     "lean_list": "invoice list rows without `title` and `lockedAt` (they are ✅ read from list rows by S2, but "
-                 "the contract marks them L?)",
+    "the contract marks them L?)",
     "list_positions": "invoice list rows include `positions`",
     "no_customer_email": "customers have no `email` key at all (S1 typing lacks it)",
     "no_meta_filter": "invoice list answers carry only `meta.count`, no `meta.filter` counts (❓ on app.invoiz.de)",
-    "locked_includes_dunned": "`filter=locked` (the web app's \"Offen\" tab) also returns dunned and partially "
-                              "paid invoices; `meta.count` and `meta.filter.locked.count` count them too",
+    "locked_includes_dunned": '`filter=locked` (the web app\'s "Offen" tab) also returns dunned and partially '
+    "paid invoices; `meta.count` and `meta.filter.locked.count` count them too",
     "filter_ignored": "the server ignores `filter`: every list answer has all invoices and `meta.count` of all "
-                      "(`meta.filter` still has the true per-state counts)",
+    "(`meta.filter` still has the true per-state counts)",
 }
 DEFAULT_LIMIT = 20
 LETTER_ELEMENTS = {
@@ -83,7 +86,7 @@ class RequestCounter(Counter):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    sandbox: "Sandbox"
+    sandbox: Sandbox
 
 
 def _bool(v) -> bool:
@@ -95,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "invoiz-sandbox"
     sys_version = ""
     timeout = 60
-    disable_nagle_algorithm = True      # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
 
     # never log (requests would contain tokens in headers only, but keep stderr clean anyway)
     def log_message(self, format, *args):  # noqa: A002
@@ -190,12 +193,16 @@ class _Handler(BaseHTTPRequestHandler):
                 # drain a body so keep-alive stays in sync
                 if self.headers.get("Content-Length"):
                     self.rfile.read(int(self.headers["Content-Length"]))
-                return self._error(404, "NotFoundError", f"{method} /{'/'.join(parts)} is not part of the sandbox",
-                                   {"path": [{"code": "NOT_FOUND"}]})
+                return self._error(
+                    404,
+                    "NotFoundError",
+                    f"{method} /{'/'.join(parts)} is not part of the sandbox",
+                    {"path": [{"code": "NOT_FOUND"}]},
+                )
             self._api(kind, api, query)
-        except OSError:                        # client went away / socket shut down by stop()
+        except OSError:  # client went away / socket shut down by stop()
             self.close_connection = True
-        except Exception:                      # a sandbox bug: answer 500, print the traceback (no locals/secrets)
+        except Exception:  # a sandbox bug: answer 500, print the traceback (no locals/secrets)
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
             try:
@@ -227,15 +234,18 @@ class _Handler(BaseHTTPRequestHandler):
                     pass
                 return
             if f.kind == "rate_limit":
-                return self._error(429, "TooManyRequestsError", "Too many requests",
-                                   headers={"Retry-After": f.opts["retry_after"]})
+                return self._error(
+                    429, "TooManyRequestsError", "Too many requests", headers={"Retry-After": f.opts["retry_after"]}
+                )
             if f.kind == "server_error":
                 return self._error(int(f.opts["status"]), "InternalServerError", "Internal server error")
             if f.kind == "html_error":
                 st = int(f.opts["status"])
-                html = (f"<html><head><title>{st} Bad Gateway</title></head><body><center><h1>{st} "
-                        f"{'Bad Gateway' if st == 502 else 'Service Temporarily Unavailable'}</h1></center>"
-                        "<hr><center>nginx</center></body></html>\n").encode()
+                html = (
+                    f"<html><head><title>{st} Bad Gateway</title></head><body><center><h1>{st} "
+                    f"{'Bad Gateway' if st == 502 else 'Service Temporarily Unavailable'}</h1></center>"
+                    "<hr><center>nginx</center></body></html>\n"
+                ).encode()
                 return self._send(st, html, ctype="text/html")
             if f.kind == "slow":
                 time.sleep(float(f.opts["seconds"]))
@@ -277,24 +287,38 @@ class _Handler(BaseHTTPRequestHandler):
             except (binascii.Error, UnicodeDecodeError):
                 user = pw = None
         cred = sb.credentials
-        ok = (user == cred["api_key"] and pw == cred["api_key_secret"]
-              and (not cred["installation_id"] or (isinstance(body, dict)
-                                                   and body.get("installationId") == cred["installation_id"])))
+        ok = (
+            user == cred["api_key"]
+            and pw == cred["api_key_secret"]
+            and (
+                not cred["installation_id"]
+                or (isinstance(body, dict) and body.get("installationId") == cred["installation_id"])
+            )
+        )
         if not ok:
-            return self._error(401, "UnauthorizedError", "Invalid api key, secret or installation id",
-                               {"apiKey": [{"code": "INCORRECT"}]})
+            return self._error(
+                401,
+                "UnauthorizedError",
+                "Invalid api key, secret or installation id",
+                {"apiKey": [{"code": "INCORRECT"}]},
+            )
         self._json(200, {"token": sb.issue_token()}, corrupt=corrupt)
 
     # ------------------------------------------------------------------ app pages & admin
     def _app_page(self, parts):
         if len(parts) == 2 and parts[0] in ("invoice", "customer") and parts[1].isdigit():
             label = "Rechnung" if parts[0] == "invoice" else "Kontakt"
-            html = (f"<!doctype html><html lang=de><meta charset=utf-8><title>invoiz sandbox – {label} {parts[1]}"
-                    f"</title><h1>{label} {parts[1]}</h1><p>invoiz sandbox deep link.</p></html>")
+            html = (
+                f"<!doctype html><html lang=de><meta charset=utf-8><title>invoiz sandbox – {label} {parts[1]}"
+                f"</title><h1>{label} {parts[1]}</h1><p>invoiz sandbox deep link.</p></html>"
+            )
             return self._send(200, html.encode("utf-8"), ctype="text/html; charset=utf-8")
         if not parts:
-            return self._send(200, b"<!doctype html><title>invoiz sandbox</title><p>API under /api/</p>",
-                              ctype="text/html; charset=utf-8")
+            return self._send(
+                200,
+                b"<!doctype html><title>invoiz sandbox</title><p>API under /api/</p>",
+                ctype="text/html; charset=utf-8",
+            )
         self._send(404, b"<!doctype html><title>404</title><p>Not found</p>", ctype="text/html; charset=utf-8")
 
     def _admin(self, method, parts):
@@ -314,13 +338,21 @@ class _Handler(BaseHTTPRequestHandler):
         action = parts[0]
         fn = sb.ADMIN_ACTIONS.get(action)
         if fn is None:
-            return self._error(404, "NotFoundError", f"unknown action {action!r}",
-                               {"action": [{"code": "NOT_FOUND", "known": sorted(sb.ADMIN_ACTIONS)}]})
+            return self._error(
+                404,
+                "NotFoundError",
+                f"unknown action {action!r}",
+                {"action": [{"code": "NOT_FOUND", "known": sorted(sb.ADMIN_ACTIONS)}]},
+            )
         try:
             result = getattr(sb, fn)(**args)
         except SandboxError as e:
-            return self._error(e.status, "ValidationError" if e.status == 400 else "NotFoundError", str(e),
-                               {e.field: [{"code": e.code}]})
+            return self._error(
+                e.status,
+                "ValidationError" if e.status == 400 else "NotFoundError",
+                str(e),
+                {e.field: [{"code": e.code}]},
+            )
         except (TypeError, ValueError) as e:
             return self._error(400, "ValidationError", str(e), {"args": [{"code": "INVALID"}]})
         if hasattr(result, "__next__"):
@@ -331,15 +363,59 @@ class _Handler(BaseHTTPRequestHandler):
 class Sandbox:
     """An in-process invoiz API stand-in.  See the package README for the full contract."""
 
-    ADMIN_ACTIONS = {name: name for name in (
-        "create_invoice", "lock_invoice", "update_invoice", "pay", "partly_pay", "revert_payment", "dun", "cancel",
-        "delete_invoice", "write_and_pay", "delete_payment", "create_contact", "update_contact", "set_contact_email", "delete_contact",
-        "advance_clock", "set_today", "fault", "set_faults", "clear_faults", "expire_tokens", "set_variants",
-        "set_max_page_size", "set_latency", "reset_counters", "invoice", "contact", "invoice_ids", "contact_ids",
-        "stats", "issue_token", "list_faults", "set_credentials", "set_raw_fields")}
+    ADMIN_ACTIONS = {
+        name: name
+        for name in (
+            "create_invoice",
+            "lock_invoice",
+            "update_invoice",
+            "pay",
+            "partly_pay",
+            "revert_payment",
+            "dun",
+            "cancel",
+            "delete_invoice",
+            "write_and_pay",
+            "delete_payment",
+            "create_contact",
+            "update_contact",
+            "set_contact_email",
+            "delete_contact",
+            "advance_clock",
+            "set_today",
+            "fault",
+            "set_faults",
+            "clear_faults",
+            "expire_tokens",
+            "set_variants",
+            "set_max_page_size",
+            "set_latency",
+            "reset_counters",
+            "invoice",
+            "contact",
+            "invoice_ids",
+            "contact_ids",
+            "stats",
+            "issue_token",
+            "list_faults",
+            "set_credentials",
+            "set_raw_fields",
+        )
+    }
 
-    def __init__(self, seed=42, invoices=200, contacts=None, variants=(), max_page_size=500, latency_ms=0,
-                 today=None, port=0, credentials=None, mix="default"):
+    def __init__(
+        self,
+        seed=42,
+        invoices=200,
+        contacts=None,
+        variants=(),
+        max_page_size=500,
+        latency_ms=0,
+        today=None,
+        port=0,
+        credentials=None,
+        mix="default",
+    ):
         self.seed = int(seed)
         self.dataset = Dataset(seed=self.seed, invoices=int(invoices), contacts=contacts, today=today, mix=mix)
         self.variants: frozenset = frozenset()
@@ -366,15 +442,16 @@ class Sandbox:
         self._request_seq = 0
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         if self._server is not None:
             return self
         srv = _Server(("127.0.0.1", self.port), _Handler)
         srv.sandbox = self
         self._server = srv
         self.port = srv.server_address[1]
-        self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name=f"invoiz-sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=srv.serve_forever, kwargs={"poll_interval": 0.02}, name=f"invoiz-sandbox-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -415,8 +492,10 @@ class Sandbox:
         return self.dataset.today
 
     def __repr__(self):
-        return (f"Sandbox(seed={self.seed}, invoices={self.dataset.n_base}, contacts={self.dataset.nc_base}, "
-                f"variants={sorted(self.variants)}, api_url={self.api_url!r})")
+        return (
+            f"Sandbox(seed={self.seed}, invoices={self.dataset.n_base}, contacts={self.dataset.nc_base}, "
+            f"variants={sorted(self.variants)}, api_url={self.api_url!r})"
+        )
 
     # ------------------------------------------------------------------ configuration
     def set_variants(self, variants=()):
@@ -465,11 +544,18 @@ class Sandbox:
         return dict(self.requests)
 
     def stats(self) -> dict:
-        return {"requests": dict(self.requests), "today": self.today.isoformat(), "version": self.dataset.version,
-                "invoices": self.dataset.n - self.dataset.state.count(0),
-                "contacts": self.dataset.nc - sum(self.dataset.c_deleted),
-                "variants": sorted(self.variants), "mix": self.dataset.mix, "max_page_size": self.max_page_size,
-                "latency_ms": self.latency_ms, "faults": self.faults.describe()}
+        return {
+            "requests": dict(self.requests),
+            "today": self.today.isoformat(),
+            "version": self.dataset.version,
+            "invoices": self.dataset.n - self.dataset.state.count(0),
+            "contacts": self.dataset.nc - sum(self.dataset.c_deleted),
+            "variants": sorted(self.variants),
+            "mix": self.dataset.mix,
+            "max_page_size": self.max_page_size,
+            "latency_ms": self.latency_ms,
+            "faults": self.faults.describe(),
+        }
 
     # ------------------------------------------------------------------ faults
     def fault(self, kind, scope=None, times=None, rate=None, skip=0, **opts) -> int:
@@ -520,8 +606,9 @@ class Sandbox:
                 return False
             for f in self.faults.active(kind, "token_expiry"):
                 n, s = f.opts.get("after_requests"), f.opts.get("after_seconds")
-                if (n is not None and rec["uses"] >= int(n)) or \
-                        (s is not None and time.monotonic() - max(rec["issued"], f.created) >= float(s)):
+                if (n is not None and rec["uses"] >= int(n)) or (
+                    s is not None and time.monotonic() - max(rec["issued"], f.created) >= float(s)
+                ):
                     del self._tokens[tok]
                     f.fired += 1
                     return False
@@ -537,7 +624,8 @@ class Sandbox:
             try:
                 return int(raw)
             except ValueError:
-                raise SandboxError(f"{name} must be an integer", field=name, code="NO_INTEGER")
+                raise SandboxError(f"{name} must be an integer", field=name, code="NO_INTEGER") from None
+
         offset = intarg("offset", 0)
         limit = intarg("limit", DEFAULT_LIMIT)
         if offset < 0:
@@ -570,13 +658,15 @@ class Sandbox:
         eff = offset
         for f in self.faults.active("invoice_list", "duplicate"):
             if offset == 0 and f.state.get("active"):
-                self.faults.remove(f)            # a new scan starts: the fault is used up
+                self.faults.remove(f)  # a new scan starts: the fault is used up
                 continue
             if f.state.get("active") and offset > 0:
                 eff = offset - 1
-        detail = bool(self.variants & {"list_positions", "updated_at"})     # otherwise list fields suffice
-        rows = [ds.render_invoice(ds.invoice_canonical(i, detail), self.variants, list_row=True)
-                for i in order[eff:eff + limit]]
+        detail = bool(self.variants & {"list_positions", "updated_at"})  # otherwise list fields suffice
+        rows = [
+            ds.render_invoice(ds.invoice_canonical(i, detail), self.variants, list_row=True)
+            for i in order[eff : eff + limit]
+        ]
         # while shifted, count one more row (as if one had been inserted before the offset), so a client that
         # stops at offset >= meta.count still sees every row
         count = len(order) + (1 if eff != offset else 0)
@@ -613,7 +703,7 @@ class Sandbox:
         search = (query.get("searchText") or "").strip()
         if search:
             order = ds.search_contacts(order, search)
-        rows = [ds.render_contact(ds.contact(i), self.variants) for i in order[offset:offset + limit]]
+        rows = [ds.render_contact(ds.contact(i), self.variants) for i in order[offset : offset + limit]]
         return {"meta": {"count": len(order), "filter": {"all": {"count": len(order)}}}, "data": rows}
 
     def _customer_detail(self, ident):
@@ -663,10 +753,29 @@ class Sandbox:
                 continue
 
     # ------------------------------------------------------------------ scenario actions (delegated)
-    def create_invoice(self, customer_id=None, state="locked", amount=None, date=None, due_days=14, title=None,
-                       vat=19, type="invoice", net=None) -> int:
-        return self.dataset.create_invoice(customer_id=customer_id, state=state, amount=amount, date=date,
-                                           due_days=due_days, title=title, vat=vat, type=type, net=net)
+    def create_invoice(
+        self,
+        customer_id=None,
+        state="locked",
+        amount=None,
+        date=None,
+        due_days=14,
+        title=None,
+        vat=19,
+        type="invoice",
+        net=None,
+    ) -> int:
+        return self.dataset.create_invoice(
+            customer_id=customer_id,
+            state=state,
+            amount=amount,
+            date=date,
+            due_days=due_days,
+            title=title,
+            vat=vat,
+            type=type,
+            net=net,
+        )
 
     def lock_invoice(self, invoice_id):
         return self.dataset.lock_invoice(invoice_id)
@@ -724,6 +833,7 @@ class Sandbox:
 
     def set_today(self, today):
         import datetime as _dt
+
         with self.dataset.lock:
             self.dataset.today = _dt.date.fromisoformat(str(today)[:10])
             self.dataset._tick = 0
@@ -746,51 +856,93 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
-    p.add_argument("--seed", type=int, default=42,
-                   help="seed of the generated data: the same seed gives the same invoices and contacts (default 42)")
-    p.add_argument("--invoices", type=int, default=None,
-                   help="number of invoices generated (default 200); with --installations: per installation "
-                        "(default: a realistic size distribution)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="seed of the generated data: the same seed gives the same invoices and contacts (default 42)",
+    )
+    p.add_argument(
+        "--invoices",
+        type=int,
+        default=None,
+        help="number of invoices generated (default 200); with --installations: per installation "
+        "(default: a realistic size distribution)",
+    )
     p.add_argument("--contacts", type=int, default=None, help="default: max(8, invoices // 5)")
     p.add_argument("--latency-ms", type=float, default=0, help="delay added to every answer, in milliseconds")
     p.add_argument("--max-page-size", type=int, default=500, help="largest list page served, like invoiz's cap")
-    p.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
-                   help="contract variant (repeatable)")
-    p.add_argument("--mix", default="default", choices=sorted(STATE_MIXES),
-                   help="state mix of the generated invoices (realistic: ≈ 80 %% paid, ≈ 4 %% cancelled)")
+    p.add_argument(
+        "--variant", action="append", default=[], choices=sorted(VARIANTS), help="contract variant (repeatable)"
+    )
+    p.add_argument(
+        "--mix",
+        default="default",
+        choices=sorted(STATE_MIXES),
+        help="state mix of the generated invoices (realistic: ≈ 80 %% paid, ≈ 4 %% cancelled)",
+    )
     p.add_argument("--today", default=None, help="the sandbox clock's date, YYYY-MM-DD (default: from the seed)")
-    p.add_argument("--installations", type=int, default=None,
-                   help="serve N installations (ids sandbox-installation-001 …), each with its own dataset; "
-                        "see invoiz_sandbox/fleet.py")
+    p.add_argument(
+        "--installations",
+        type=int,
+        default=None,
+        help="serve N installations (ids sandbox-installation-001 …), each with its own dataset; "
+        "see invoiz_sandbox/fleet.py",
+    )
     p.add_argument("--scale", type=float, default=1.0, help="with --installations: multiplies the size distribution")
     args = p.parse_args(argv)
     if args.installations:
         from .fleet import FleetSandbox
-        sb = FleetSandbox(installations=args.installations, seed=args.seed, invoices=args.invoices,
-                          contacts=args.contacts, scale=args.scale, today=args.today, latency_ms=args.latency_ms,
-                          max_page_size=args.max_page_size, port=args.port, mix=args.mix)
+
+        sb = FleetSandbox(
+            installations=args.installations,
+            seed=args.seed,
+            invoices=args.invoices,
+            contacts=args.contacts,
+            scale=args.scale,
+            today=args.today,
+            latency_ms=args.latency_ms,
+            max_page_size=args.max_page_size,
+            port=args.port,
+            mix=args.mix,
+        )
         if args.variant:
             p.error("--variant applies to one installation; set variants per installation through the admin endpoint")
     else:
-        sb = Sandbox(seed=args.seed, invoices=200 if args.invoices is None else args.invoices, contacts=args.contacts,
-                     variants=args.variant, max_page_size=args.max_page_size, latency_ms=args.latency_ms,
-                     today=args.today, port=args.port, mix=args.mix)
+        sb = Sandbox(
+            seed=args.seed,
+            invoices=200 if args.invoices is None else args.invoices,
+            contacts=args.contacts,
+            variants=args.variant,
+            max_page_size=args.max_page_size,
+            latency_ms=args.latency_ms,
+            today=args.today,
+            port=args.port,
+            mix=args.mix,
+        )
     stop = threading.Event()
 
     def _stop(*_):
         stop.set()
+
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     sb.start()
     if args.installations:
         ids = sb.installation_ids
-        print(f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); {len(ids)} installations "
-              f"{ids[0]} … {ids[-1]}; credentials: api_key={sb.api_key} api_key_secret={sb.api_key_secret} "
-              "installation_id=<one of them>. Ctrl-C stops it.", flush=True)
+        print(
+            f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); {len(ids)} installations "
+            f"{ids[0]} … {ids[-1]}; credentials: api_key={sb.api_key} api_key_secret={sb.api_key_secret} "
+            "installation_id=<one of them>. Ctrl-C stops it.",
+            flush=True,
+        )
     else:
-        print(f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); credentials: "
-              f"api_key={sb.credentials['api_key']} api_key_secret={sb.credentials['api_key_secret']} "
-              f"installation_id={sb.credentials['installation_id']}. Ctrl-C stops it.", flush=True)
+        print(
+            f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); credentials: "
+            f"api_key={sb.credentials['api_key']} api_key_secret={sb.credentials['api_key_secret']} "
+            f"installation_id={sb.credentials['installation_id']}. Ctrl-C stops it.",
+            flush=True,
+        )
     try:
         while not stop.wait(0.5):
             pass

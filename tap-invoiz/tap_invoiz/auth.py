@@ -130,8 +130,9 @@ class InvoizAuthenticator:
             wait = retry.retry_after_seconds(response)
             if wait is None:
                 wait = retry.backoff_seconds(attempt - 1)
-            LOGGER.warning("auth/token failed (%s), attempt %d of %d; retrying in %.1f s",
-                           error, attempt, max_tries, wait)
+            LOGGER.warning(
+                "auth/token failed (%s), attempt %d of %d; retrying in %.1f s", error, attempt, max_tries, wait
+            )
             time.sleep(wait)
 
     def _post_token(self, headers: dict[str, str]) -> tuple[requests.Response | None, str, bool]:
@@ -156,7 +157,9 @@ class InvoizAuthenticator:
         """(the token, ""), or (None, why it is retried); InvoizConfigError for answers a retry cannot fix."""
         status = response.status_code
         if status in (401, 403):
-            msg = f"invoiz rejected the credentials (HTTP {status} from auth/token): check settings {CREDENTIAL_SETTINGS}"
+            msg = (
+                f"invoiz rejected the credentials (HTTP {status} from auth/token): check settings {CREDENTIAL_SETTINGS}"
+            )
             raise InvoizConfigError(msg)
         if status == 404:
             msg = (

@@ -173,10 +173,17 @@ class InvoizStream(RESTStream):
         response = getattr(exc, "response", None)
         status = response.status_code if isinstance(response, requests.Response) else type(exc).__name__
         self.progress.retried()
-        everyone = " (all requests pause)" if status == HTTPStatus.TOO_MANY_REQUESTS and self.max_concurrency > 1 else ""
+        everyone = (
+            " (all requests pause)" if status == HTTPStatus.TOO_MANY_REQUESTS and self.max_concurrency > 1 else ""
+        )
         self.logger.warning(
             "%s: request to %s failed (%s), attempt %d of %d; retrying in %.1f s%s",
-            self.name, self.path, status, details.get("tries", 0), self.backoff_max_tries(), self.pacer.last_wait,
+            self.name,
+            self.path,
+            status,
+            details.get("tries", 0),
+            self.backoff_max_tries(),
+            self.pacer.last_wait,
             everyone,
         )
 

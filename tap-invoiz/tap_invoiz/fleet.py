@@ -36,8 +36,16 @@ from tap_invoiz.tap import TapInvoiz
 
 LOGGER = logging.getLogger("tap-invoiz-fleet")
 CREDENTIALS = ("api_key", "api_key_secret", "installation_id")
-OVERRIDABLE = ("start_date", "page_size", "max_concurrency", "request_timeout", "max_retries", "api_url", "app_url",
-               "user_agent")
+OVERRIDABLE = (
+    "start_date",
+    "page_size",
+    "max_concurrency",
+    "request_timeout",
+    "max_retries",
+    "api_url",
+    "app_url",
+    "user_agent",
+)
 
 
 def credential_var(name: str, setting: str) -> str:
@@ -85,8 +93,12 @@ def sync_accounts(config: dict, catalog: dict | None, state: dict, env: dict) ->
         started = time.monotonic()
         tap = None
         try:
-            tap = TapInvoiz(config=account_cfg, catalog=copy.deepcopy(catalog) if catalog else None,
-                            state=copy.deepcopy(state), validate_config=True)
+            tap = TapInvoiz(
+                config=account_cfg,
+                catalog=copy.deepcopy(catalog) if catalog else None,
+                state=copy.deepcopy(state),
+                validate_config=True,
+            )
             tap.sync_all()
         except SystemExit as exc:
             if exc.code not in (0, None):
@@ -107,22 +119,29 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("--about", "--discover", "--version", "--help") for a in argv):
         return TapInvoiz.cli(argv, prog_name="tap-invoiz-fleet")  # type: ignore[no-any-return]
-    parser = argparse.ArgumentParser(prog="tap-invoiz-fleet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tap-invoiz-fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", action="append", default=[], required=True)
     parser.add_argument("--state")
     parser.add_argument("--catalog")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)-8s | %(name)-20s | %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s | %(levelname)-8s | %(name)-20s | %(message)s", stream=sys.stderr
+    )
     config = _read_configs(args.config)
     catalog = json.loads(Path(args.catalog).read_text()) if args.catalog else None
     state = json.loads(Path(args.state).read_text() or "{}") if args.state else {}
     started = time.monotonic()
     _, failed = sync_accounts(config, catalog, state, dict(os.environ))
     total = len(config.get("accounts") or [])
-    LOGGER.info("fleet: %d accounts in %.1f s, %d failed%s", total, time.monotonic() - started, len(failed),
-                f" ({', '.join(failed)})" if failed else "")
+    LOGGER.info(
+        "fleet: %d accounts in %.1f s, %d failed%s",
+        total,
+        time.monotonic() - started,
+        len(failed),
+        f" ({', '.join(failed)})" if failed else "",
+    )
     # Exit 0 even when accounts failed: Meltano stops the target when the extractor exits non-zero, and the target
     # could then drop the last batch of the accounts that did sync. Failures are the FAILED lines above.
     return 0

@@ -127,7 +127,9 @@ class PageWindow:
             return
         self.stream.logger.info(
             "%s: a page before the end had %d rows instead of %d; listing the rest one page after another",
-            self.stream.name, self.last_rows, self.stride,
+            self.stream.name,
+            self.last_rows,
+            self.stride,
         )
         for _, future in self.ahead:
             future.cancel()

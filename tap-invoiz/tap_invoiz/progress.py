@@ -67,7 +67,11 @@ class StreamProgress:
             if count is not None and self.scan == 1:
                 pages = math.ceil(count / rows) if rows else 1
                 self.logger.info(
-                    "%s: listing %s rows in %s of %s, %s", self.name, f"{count:,}", counted(pages, "page", "pages"), rows,
+                    "%s: listing %s rows in %s of %s, %s",
+                    self.name,
+                    f"{count:,}",
+                    counted(pages, "page", "pages"),
+                    rows,
                     f"up to {workers} at a time" if workers > 1 and pages > 2 else "one after another",
                 )
                 self._last_line = time.monotonic()

@@ -170,6 +170,7 @@ CONVERTERS: dict[str, Callable[[object], object]] = {
     "date-time": to_datetime,
 }
 
+
 class RecordMapper:
     """Maps API objects of one stream to records; remembers which names it already logged."""
 
@@ -191,8 +192,12 @@ class RecordMapper:
         store unaltered (a NUL character; the field is named, never its value)."""
         nul_at = find_nul(raw)
         if nul_at is not None:
-            raise RejectedRow(self.stream_name, raw.get("id"), nul_at,
-                              "contains a NUL character (U+0000), which PostgreSQL cannot store")
+            raise RejectedRow(
+                self.stream_name,
+                raw.get("id"),
+                nul_at,
+                "contains a NUL character (U+0000), which PostgreSQL cannot store",
+            )
         record: dict[str, t.Any] = {}
         extra: dict[str, t.Any] = {}
         for api, column, kind in self.fields:
@@ -235,7 +240,11 @@ class RecordMapper:
         # The value's type is logged, never the value itself (it may be personal data).
         self.logger.warning(
             "%s: field %s is a JSON %s, not a %s; %s, raw value kept in extra_fields (further cases not logged)",
-            self.stream_name, api, type(value).__name__, kind, what,
+            self.stream_name,
+            api,
+            type(value).__name__,
+            kind,
+            what,
         )
 
 

@@ -47,9 +47,7 @@ class Field(t.NamedTuple):
 def _schema(keys: list[th.Property], fields: list[Field], derived: list[th.Property]) -> dict:
     """Key columns, then one column per API field, then columns the tap derives, then extra_fields/_sdc_deleted_at."""
     key_names = {key.name for key in keys}
-    api_columns = [
-        _prop(f.column, _KIND_TYPES[f.kind], f.description) for f in fields if f.column not in key_names
-    ]
+    api_columns = [_prop(f.column, _KIND_TYPES[f.kind], f.description) for f in fields if f.column not in key_names]
     return th.PropertiesList(*keys, *api_columns, *derived, *_meta_columns()).to_dict()
 
 
@@ -57,7 +55,12 @@ INVOICE_FIELDS = [  # Field(API name, column, kind, description): the one place 
     Field("id", "id", "integer", "invoiz invoice id"),
     Field("number", "number", "string", "Invoice number (string, leading zeros kept); null for drafts"),
     Field("type", "type", "string", "invoice, depositInvoice, closingInvoice, recurringInvoice, ..."),
-    Field("state", "state", "string", "invoiz state, verbatim (draft, locked, partiallyPaid, paid, dunned, cancelled, ...)"),
+    Field(
+        "state",
+        "state",
+        "string",
+        "invoiz state, verbatim (draft, locked, partiallyPaid, paid, dunned, cancelled, ...)",
+    ),
     Field("customerId", "customer_id", "integer", "invoiz customer (contact) id of the recipient"),
     Field("customerData", "customer_data", "object", "Snapshot of the recipient on the invoice (customerData)"),
     Field("title", "title", "string", "Invoice title"),
@@ -147,13 +150,15 @@ PAYMENTS_SCHEMA = _schema(
     [
         _prop("account", S, "Setting `account`", required=True),
         _prop("invoice_id", th.IntegerType, "Invoice the payment belongs to", required=True),
-        _prop("id", th.IntegerType, "Payment id (its 1-based position in payments[] if invoiz sends no id)", required=True),
+        _prop(
+            "id", th.IntegerType, "Payment id (its 1-based position in payments[] if invoiz sends no id)", required=True
+        ),
     ],
     PAYMENT_FIELDS,
     [],
 )
 
-I = th.IntegerType
+INT = th.IntegerType
 SYNC_STATUS_SCHEMA = th.PropertiesList(  # the tap's own bookkeeping, not API fields: no extra_fields, no tombstones
     _prop("account", S, "Setting `account`", required=True),
     _prop("stream", S, "invoices, contacts or invoice_payments", required=True),
@@ -162,21 +167,23 @@ SYNC_STATUS_SCHEMA = th.PropertiesList(  # the tap's own bookkeeping, not API fi
     _prop("completed_at", th.DateTimeType, "When the stream's sync completed"),
     _prop("full_refresh", th.BooleanType, "The run had no prior state for this account: every row in scope was sent"),
     _prop(
-        "full_refresh_started_at", th.DateTimeType,
+        "full_refresh_started_at",
+        th.DateTimeType,
         "Set when this run completed a full refresh: rows of this account extracted earlier and not sent again are "
         "gone from invoiz (once full_refresh_rows rows extracted since then are in the table)",
     ),
-    _prop("full_refresh_rows", I, "Rows that full refresh left tracked: the commit check of staging"),
+    _prop("full_refresh_rows", INT, "Rows that full refresh left tracked: the commit check of staging"),
     _prop(
-        "last_full_refresh_started_at", th.DateTimeType,
+        "last_full_refresh_started_at",
+        th.DateTimeType,
         "The latest earlier full refresh whose rows were all committed (from the state this run started from)",
     ),
-    _prop("rows_listed", I, "Distinct rows the listing returned"),
-    _prop("records_emitted", I, "Records sent (new, changed, deleted)"),
-    _prop("new", I, "New rows sent"),
-    _prop("changed", I, "Changed rows sent"),
-    _prop("deleted", I, "Tombstones sent"),
-    _prop("tracked", I, "Rows whose fingerprint the state keeps after the run"),
-    _prop("requests", I, "HTTP requests of this stream"),
-    _prop("retries", I, "Retried requests of this stream"),
+    _prop("rows_listed", INT, "Distinct rows the listing returned"),
+    _prop("records_emitted", INT, "Records sent (new, changed, deleted)"),
+    _prop("new", INT, "New rows sent"),
+    _prop("changed", INT, "Changed rows sent"),
+    _prop("deleted", INT, "Tombstones sent"),
+    _prop("tracked", INT, "Rows whose fingerprint the state keeps after the run"),
+    _prop("requests", INT, "HTTP requests of this stream"),
+    _prop("retries", INT, "Retried requests of this stream"),
 ).to_dict()

@@ -18,49 +18,71 @@ if t.TYPE_CHECKING:
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
-        "api_key", th.StringType, required=True, secret=True,
+        "api_key",
+        th.StringType,
+        required=True,
+        secret=True,
         description="API key of your invoiz app (HTTP Basic username for auth/token).",
     ),
     th.Property(
-        "api_key_secret", th.StringType, required=True, secret=True,
+        "api_key_secret",
+        th.StringType,
+        required=True,
+        secret=True,
         description="Secret of the API key (HTTP Basic password for auth/token).",
     ),
     th.Property(
-        "installation_id", th.StringType, required=True, secret=True,
+        "installation_id",
+        th.StringType,
+        required=True,
+        secret=True,
         description="invoiz installation (tenant) id, sent as installationId to auth/token.",
     ),
     th.Property(
-        "api_url", th.StringType, default="https://app.invoiz.de/api/",
+        "api_url",
+        th.StringType,
+        default="https://app.invoiz.de/api/",
         description="Base URL of the invoiz REST API.",
     ),
     th.Property(
-        "app_url", th.StringType, default="https://app.invoiz.de",
+        "app_url",
+        th.StringType,
+        default="https://app.invoiz.de",
         description="Base URL of the invoiz web app, for invoice_url and contact_url.",
     ),
     th.Property(
-        "account", th.StringType, default="default",
+        "account",
+        th.StringType,
+        default="default",
         description=(
             "Non-secret name of this invoiz installation. First column of every primary key (several accounts can "
             "share the tables) and the key of this account's fingerprints in the state. Keep it stable."
         ),
     ),
     th.Property(
-        "start_date", th.DateType,
+        "start_date",
+        th.DateType,
         description="Only invoices dated on or after this day (invoice date, YYYY-MM-DD) are emitted and tracked.",
     ),
     th.Property(
-        "page_size", th.IntegerType, default=DEFAULT_PAGE_SIZE,
+        "page_size",
+        th.IntegerType,
+        default=DEFAULT_PAGE_SIZE,
         description=f"Rows per list request (limit), 1 to {PAGE_SIZE_MAX}.",
     ),
     th.Property(
-        "max_concurrency", th.IntegerType, default=DEFAULT_MAX_CONCURRENCY,
+        "max_concurrency",
+        th.IntegerType,
+        default=DEFAULT_MAX_CONCURRENCY,
         description=(
             "List pages fetched at the same time per stream (1 = one after another), 1 to "
             f"{MAX_CONCURRENCY_LIMIT}. Records are still emitted in API order; an HTTP 429 slows all workers down."
         ),
     ),
     th.Property(
-        "full_scan_every", th.IntegerType, default=DEFAULT_FULL_SCAN_EVERY,
+        "full_scan_every",
+        th.IntegerType,
+        default=DEFAULT_FULL_SCAN_EVERY,
         description=(
             "Invoices: runs over which a full re-verification is spread (1 = list every invoice every run). "
             "Other runs list the open states fully, reconcile paid and cancelled by their counts and check "
@@ -68,22 +90,29 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
-        "request_timeout", th.IntegerType, default=DEFAULT_REQUEST_TIMEOUT,
+        "request_timeout",
+        th.IntegerType,
+        default=DEFAULT_REQUEST_TIMEOUT,
         description="Seconds to wait for one API response before it counts as failed (and is retried).",
     ),
     th.Property(
-        "max_retries", th.IntegerType, default=DEFAULT_MAX_RETRIES,
+        "max_retries",
+        th.IntegerType,
+        default=DEFAULT_MAX_RETRIES,
         description=(
             "Retries per request after HTTP 429, 5xx, timeouts, connection errors and malformed answers, with "
             "exponential backoff (1, 2, 4 ... 60 s) or the server's Retry-After."
         ),
     ),
     th.Property(
-        "user_agent", th.StringType,
+        "user_agent",
+        th.StringType,
         description="User-Agent header (default tap-invoiz/<version>).",
     ),
     th.Property(
-        "allow_installation_change", th.BooleanType, default=False,
+        "allow_installation_change",
+        th.BooleanType,
+        default=False,
         description=(
             "Permit an intended move of `account` to another invoiz installation. Without it, a run whose "
             "installation_id differs from the one this account was synced from fails before anything is sent. "

@@ -56,7 +56,9 @@ class FingerprintStream(InvoizStream):
     def account_entry(self, stream: InvoizStream, *, had_prior_state: bool) -> AccountEntry:
         """This account's entry in ``stream``'s state as the run found it (installation, full refreshes)."""
         return AccountEntry(
-            self.account_states(stream).get(self.account), self.run_id, self._started_at,
+            self.account_states(stream).get(self.account),
+            self.run_id,
+            self._started_at,
             had_prior_state=had_prior_state,
         )
 
@@ -68,8 +70,10 @@ class FingerprintStream(InvoizStream):
             return fpmod.decode(entry["fingerprints"]), True
         except (ValueError, TypeError, KeyError) as exc:
             stream.logger.warning(
-                "%s: state of account %r unreadable (%s); treating this run as a first run", stream.name,
-                self.account, exc,
+                "%s: state of account %r unreadable (%s); treating this run as a first run",
+                stream.name,
+                self.account,
+                exc,
             )
             return {}, False
 

@@ -20,11 +20,21 @@ from tap_invoiz import listing
 from tap_invoiz.account_state import AccountEntry, utc_now
 from tap_invoiz.client import InvoizStream
 from tap_invoiz.records import (
-    RecordMapper, Unconvertible, berlin_date_or_none, first_non_empty, invoice_status, to_integer,
+    RecordMapper,
+    Unconvertible,
+    berlin_date_or_none,
+    first_non_empty,
+    invoice_status,
+    to_integer,
 )
 from tap_invoiz.responses import is_not_found, response_body
 from tap_invoiz.schemas import (
-    CONTACT_FIELDS, CONTACTS_SCHEMA, INVOICE_FIELDS, INVOICES_SCHEMA, PAYMENT_FIELDS, PAYMENTS_SCHEMA,
+    CONTACT_FIELDS,
+    CONTACTS_SCHEMA,
+    INVOICE_FIELDS,
+    INVOICES_SCHEMA,
+    PAYMENT_FIELDS,
+    PAYMENTS_SCHEMA,
     SYNC_STATUS_SCHEMA,
 )
 from tap_invoiz.sync import InvoizListStream
@@ -34,6 +44,7 @@ if t.TYPE_CHECKING:
 
     import requests
     from singer_sdk.helpers.types import Context
+
 
 def _extra(extra: dict) -> dict | None:
     return extra or None
@@ -132,15 +143,17 @@ class InvoicesStream(InvoizListStream):
             try:
                 yield from run.run()
             except listing.Fallback as exc:
-                self.logger.warning("%s: listing by state is off for this run: %s; listing every invoice",
-                                    self.name, exc)
+                self.logger.warning(
+                    "%s: listing by state is off for this run: %s; listing every invoice", self.name, exc
+                )
                 self._list_counts = None
             else:
                 self._list_counts = run.snapshot
                 self._commit_state(final=True)
                 self._tap.sync_status_rows.append(self.sync_status(run.listed))  # type: ignore[attr-defined]
-                self.logger.info("%s (listed by state)", self.progress.summary(self.account, run.listed,
-                                                                                len(self._fps)))
+                self.logger.info(
+                    "%s (listed by state)", self.progress.summary(self.account, run.listed, len(self._fps))
+                )
                 return
         elif self._had_prior_state:
             self.logger.info("%s: listing every invoice (%s)", self.name, reason)
@@ -205,19 +218,24 @@ class InvoicesStream(InvoizListStream):
         entry = self._payments_entry
         if child is not None and entry is not None and self._payments_fps is not None:
             full_refresh = entry.full_refresh
-            self._tap.sync_status_rows.append({  # type: ignore[attr-defined]
-                **own,
-                "stream": child.name,
-                "full_refresh": not self._payments_had_state,
-                "full_refresh_started_at": full_refresh.started_at if full_refresh else None,
-                "full_refresh_rows": None,  # payments are not tracked one by one: no commit check (see staging)
-                "last_full_refresh_started_at": entry.confirmed.started_at if entry.confirmed else None,
-                "rows_listed": None,
-                "records_emitted": child.progress.records,
-                "new": None, "changed": None, "deleted": None, "tracked": None,
-                "requests": child.progress.requests,
-                "retries": child.progress.retries,
-            })
+            self._tap.sync_status_rows.append(
+                {  # type: ignore[attr-defined]
+                    **own,
+                    "stream": child.name,
+                    "full_refresh": not self._payments_had_state,
+                    "full_refresh_started_at": full_refresh.started_at if full_refresh else None,
+                    "full_refresh_rows": None,  # payments are not tracked one by one: no commit check (see staging)
+                    "last_full_refresh_started_at": entry.confirmed.started_at if entry.confirmed else None,
+                    "rows_listed": None,
+                    "records_emitted": child.progress.records,
+                    "new": None,
+                    "changed": None,
+                    "deleted": None,
+                    "tracked": None,
+                    "requests": child.progress.requests,
+                    "retries": child.progress.retries,
+                }
+            )
         return own
 
 

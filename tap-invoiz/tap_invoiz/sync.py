@@ -107,7 +107,9 @@ class InvoizListStream(FingerprintStream):
     def list_request(self, context: Context | None, offset: int) -> requests.PreparedRequest:
         """The list request for one page."""
         return self.build_prepared_request(
-            method="GET", url=self.get_url(context), params=self.get_url_params(context, offset),
+            method="GET",
+            url=self.get_url(context),
+            params=self.get_url_params(context, offset),
             headers=self.http_headers,
         )
 
@@ -184,7 +186,11 @@ class InvoizListStream(FingerprintStream):
                 break
             self.logger.warning(
                 "%s: scan %d looked inconsistent (meta.count %s, %d unique rows): rows were added or removed "
-                "while paging%s", self.name, scan, sorted(set(counts)), len(seen_now),
+                "while paging%s",
+                self.name,
+                scan,
+                sorted(set(counts)),
+                len(seen_now),
                 "; scanning once more" if scan == 1 else "; missed rows follow with the next run",
             )
         return seen
@@ -218,7 +224,9 @@ class InvoizListStream(FingerprintStream):
         if len(candidates) > max(50, len(self._fps) // 10):
             self.logger.warning(
                 "%s: %d of %d tracked rows are missing from the listing; confirming each with a detail request "
-                "(only rows invoiz answers 404/NOT_FOUND for are marked deleted)", self.name, len(candidates),
+                "(only rows invoiz answers 404/NOT_FOUND for are marked deleted)",
+                self.name,
+                len(candidates),
                 len(self._fps),
             )
         salt = self.fingerprint_salt

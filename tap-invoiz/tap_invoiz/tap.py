@@ -43,8 +43,13 @@ class SdkChatterAtDebug(logging.Filter):
     incremental by fingerprints and logs its own start line), "Skipping parse of env var settings...", "Added
     'invoice_payments' as child stream", "Skipping deselected stream"."""
 
-    PREFIXES = ("Beginning sync of ", "Skipping parse of env var", "Parsing env var for settings", "Added '",
-                "Skipping deselected stream")
+    PREFIXES = (
+        "Beginning sync of ",
+        "Skipping parse of env var",
+        "Parsing env var for settings",
+        "Added '",
+        "Skipping deselected stream",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.INFO or logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
@@ -71,8 +76,9 @@ class TapInvoiz(Tap):
     # - schema-flattening: flattening drops the tap's object columns (they declare no sub-properties;
     #   tests/ecosystem/test_tap_capabilities.py shows it), so --about does not offer it, as meltano.yml and the Hub
     #   definition do not.
-    capabilities: t.ClassVar[list] = [c for c in Tap.capabilities
-                                      if c not in (TapCapabilities.ACTIVATE_VERSION, PluginCapabilities.FLATTENING)]
+    capabilities: t.ClassVar[list] = [
+        c for c in Tap.capabilities if c not in (TapCapabilities.ACTIVATE_VERSION, PluginCapabilities.FLATTENING)
+    ]
 
     config_jsonschema = CONFIG_SCHEMA
 
@@ -121,7 +127,8 @@ class TapInvoiz(Tap):
         if self.config.get("allow_installation_change"):
             self.logger.warning(
                 "account %r moves to another invoiz installation (allow_installation_change is set): rows the new "
-                "installation does not have are marked deleted", self.account,
+                "installation does not have are marked deleted",
+                self.account,
             )
             return
         msg = (
@@ -173,18 +180,22 @@ class TapInvoiz(Tap):
                 raise SystemExit("Config validation failed: " + "; ".join(exc.errors)) from None
 
         command.callback = checked
-        command.params.extend([
-            click.Option(
-                ["--diagnose"], is_flag=True,
-                help="Read-only check of the invoiz account against the API contract the tap expects: a Markdown "
-                     "report (no secrets, no personal data); exit 0 ok, 1 something blocks a correct sync, "
-                     "2 cannot connect or authenticate.",
-            ),
-            click.Option(
-                ["--output"], type=click.Path(dir_okay=False, writable=True),
-                help="With --diagnose: write the report to this file instead of stdout.",
-            ),
-        ])
+        command.params.extend(
+            [
+                click.Option(
+                    ["--diagnose"],
+                    is_flag=True,
+                    help="Read-only check of the invoiz account against the API contract the tap expects: a Markdown "
+                    "report (no secrets, no personal data); exit 0 ok, 1 something blocks a correct sync, "
+                    "2 cannot connect or authenticate.",
+                ),
+                click.Option(
+                    ["--output"],
+                    type=click.Path(dir_okay=False, writable=True),
+                    help="With --diagnose: write the report to this file instead of stdout.",
+                ),
+            ]
+        )
         return command
 
     @classmethod

@@ -5,6 +5,7 @@ Uses the session's PostgreSQL (fixture pg_env: yours via TEST_PGHOST, else embed
 It loads the fixture into its own schemas (``dbt_test_raw_<id>``, ``dbt_test_<id>``) and drops them afterwards,
 so it never touches raw_invoiz or analytics.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,6 @@ AS_OF = "2026-11-29"
 
 psycopg = pytest.importorskip("psycopg")
 from tools.pipeline import connect, dbt_executable  # noqa: E402
-
 
 pytestmark = [
     pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed"),
@@ -49,11 +49,24 @@ def built(tmp_path_factory, pg_env):
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
             DO_NOT_TRACK="1",
         )
-        cmd = [dbt_executable(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "profiles"),
-               "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
-               "--vars", f"{{invoiz_source_schema: {raw_schema}, as_of_date: '{AS_OF}'}}"]
+        cmd = [
+            dbt_executable(),
+            "build",
+            "--project-dir",
+            str(PROJECT),
+            "--profiles-dir",
+            str(PROJECT / "profiles"),
+            "--target-path",
+            str(tmp / "target"),
+            "--log-path",
+            str(tmp / "logs"),
+            "--vars",
+            f"{{invoiz_source_schema: {raw_schema}, as_of_date: '{AS_OF}'}}",
+        ]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        docs = subprocess.run([*cmd[:1], "docs", "generate", *cmd[2:]], env=env, capture_output=True, text=True, timeout=600)
+        docs = subprocess.run(
+            [*cmd[:1], "docs", "generate", *cmd[2:]], env=env, capture_output=True, text=True, timeout=600
+        )
         yield conn, schema, result, docs, tmp / "target"
     finally:
         conn.execute(f"drop schema if exists {schema} cascade")
@@ -74,16 +87,27 @@ def test_build_passes_with_collision_warning(built):
 
 def test_customers_merge_shared_and_unicode_emails(built):
     emails = [r[0] for r in _rows(built, "select email from {s}.customers order by email")]
-    assert emails == ["bjoern@schaefer.de", "info@mueller-gmbh.de", "juergen.weiss@example.de",
-                      "kontakt@strasse-soehne.de", "ärger@blümchen.de"]
+    assert emails == [
+        "bjoern@schaefer.de",
+        "info@mueller-gmbh.de",
+        "juergen.weiss@example.de",
+        "kontakt@strasse-soehne.de",
+        "ärger@blümchen.de",
+    ]
     # R8 fields from the contact that received the most recent invoice (zweit:1 invoiced 2026-10-30)
-    assert _rows(built, "select source_account, source_contact_id, company_name, city, account_count "
-                        "from {s}.customers where email = 'bjoern@schaefer.de'") == [("zweit", 1, "Schäfer Consulting", "Potsdam", 2)]
+    assert _rows(
+        built,
+        "select source_account, source_contact_id, company_name, city, account_count "
+        "from {s}.customers where email = 'bjoern@schaefer.de'",
+    ) == [("zweit", 1, "Schäfer Consulting", "Potsdam", 2)]
 
 
 def test_customer_values_to_the_cent(built):
-    rows = _rows(built, "select email, invoice_value, total_value, open_amount, paid_amount, invoice_count "
-                        "from {s}.customer_values order by email")
+    rows = _rows(
+        built,
+        "select email, invoice_value, total_value, open_amount, paid_amount, invoice_count "
+        "from {s}.customer_values order by email",
+    )
     assert rows == [
         ("bjoern@schaefer.de", Decimal("2261.00"), Decimal("2261.00"), Decimal("2142.00"), Decimal("0.00"), 3),
         ("info@mueller-gmbh.de", Decimal("1785.00"), Decimal("1785.00"), Decimal("595.00"), Decimal("1190.00"), 2),
@@ -95,25 +119,42 @@ def test_customer_values_to_the_cent(built):
 
 def test_unassigned_reasons(built):
     rows = dict(_rows(built, "select invoice_key, unassigned_reason from {s}.unassigned_invoices"))
-    assert rows == {"haupt:106": "contact_without_email", "haupt:107": "contact_deleted", "haupt:108": "contact_not_found",
-                    "haupt:109": "no_recipient_contact", "haupt:113": "contact_email_invalid",
-                    "haupt:115": "contact_without_email"}
+    assert rows == {
+        "haupt:106": "contact_without_email",
+        "haupt:107": "contact_deleted",
+        "haupt:108": "contact_not_found",
+        "haupt:109": "no_recipient_contact",
+        "haupt:113": "contact_email_invalid",
+        "haupt:115": "contact_without_email",
+    }
 
 
 def test_deleted_rows_visible_in_staging_only(built):
-    assert _rows(built, "select invoice_key from {s}.stg_invoiz__invoices where is_deleted order by 1") == [("haupt:111",), ("haupt:117",)]
-    assert _rows(built, "select count(*) from {s}.customer_invoices where invoice_key in ('haupt:111', 'haupt:117')") == [(0,)]
+    assert _rows(built, "select invoice_key from {s}.stg_invoiz__invoices where is_deleted order by 1") == [
+        ("haupt:111",),
+        ("haupt:117",),
+    ]
+    assert _rows(
+        built, "select count(*) from {s}.customer_invoices where invoice_key in ('haupt:111', 'haupt:117')"
+    ) == [(0,)]
 
 
 def test_ticket_view_and_aging(built):
-    assert _rows(built, "select status_label, state_label, days_since_invoice_date, invoice_url from {s}.customer_invoices "
-                        "where invoice_key = 'haupt:103'") == [("offen", "teilbezahlt", 89, "https://app.invoiz.de/invoice/103")]
-    assert _rows(built, "select days_overdue, aging_bucket from {s}.receivables_aging where invoice_key = 'haupt:110'") == [(197, "90+")]
+    assert _rows(
+        built,
+        "select status_label, state_label, days_since_invoice_date, invoice_url from {s}.customer_invoices "
+        "where invoice_key = 'haupt:103'",
+    ) == [("offen", "teilbezahlt", 89, "https://app.invoiz.de/invoice/103")]
+    assert _rows(
+        built, "select days_overdue, aging_bucket from {s}.receivables_aging where invoice_key = 'haupt:110'"
+    ) == [(197, "90+")]
 
 
 def test_collisions(built):
     assert _rows(built, "select invoice_number, collision_type from {s}.invoice_number_collisions order by 1") == [
-        ("RE-1001", "across_accounts"), ("RE-1002", "within_account")]
+        ("RE-1001", "across_accounts"),
+        ("RE-1002", "within_account"),
+    ]
 
 
 def test_docs_generate(built):

@@ -7,6 +7,7 @@ described" means every column of every model is described.
 
 If dbt is installed (``dbt`` on PATH, or ``DBT_EXECUTABLE``), the manifest from ``dbt parse`` is checked as well.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tools.pipeline import dbt_executable
-import yaml
 
 PROJECT = Path(__file__).resolve().parents[2] / "transform"
 DOC_REF = re.compile(r"""\{\{\s*doc\(\s*["']([^"']+)["']\s*\)\s*\}\}""")
@@ -100,7 +101,7 @@ def test_contracts_enforced_so_yaml_columns_are_all_columns():
     project = yaml.safe_load((PROJECT / "dbt_project.yml").read_text(encoding="utf-8"))
     contract = project["models"][project["name"]].get("+contract", {})
     assert contract.get("enforced") is True, "model contracts must be enforced project-wide"
-    for kind, name, entry, path in _properties():
+    for kind, name, entry, _path in _properties():
         if kind == "model":
             enforced = ((entry.get("config") or {}).get("contract") or {}).get("enforced", True)
             assert enforced, f"{name} disables its contract"
@@ -117,8 +118,19 @@ def test_overview_page_exists():
 def test_manifest_after_dbt_parse(tmp_path):
     """dbt parse (no database connection) and check the manifest: every node and column described."""
     env = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1")
-    cmd = [dbt_executable(), "parse", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "profiles"),
-           "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"), "--no-partial-parse"]
+    cmd = [
+        dbt_executable(),
+        "parse",
+        "--project-dir",
+        str(PROJECT),
+        "--profiles-dir",
+        str(PROJECT / "profiles"),
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+        "--no-partial-parse",
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((tmp_path / "target" / "manifest.json").read_text(encoding="utf-8"))

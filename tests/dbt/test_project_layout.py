@@ -10,6 +10,7 @@ only where YAML needs them, single quotes unless the text holds a single quote; 
 folded block (``>``), or a literal block (``|``) when it has paragraphs; lines up to 120 characters. The one
 exception: unit-test rows are one flow mapping per line (``- {id: 1, ...}``), so that they read as a table.
 """
+
 from __future__ import annotations
 
 import re
@@ -58,8 +59,10 @@ def test_unit_tests_live_in_the_yaml_of_their_model():
             if PROJECT / "models" not in path.parents:
                 problems.append(f"{path.relative_to(PROJECT)}: unit test {unit_test['name']} outside models/")
             elif path.stem != unit_test["model"]:
-                problems.append(f"{path.relative_to(PROJECT)}: unit test {unit_test['name']} tests "
-                                f"{unit_test['model']}; it belongs in {unit_test['model']}.yml")
+                problems.append(
+                    f"{path.relative_to(PROJECT)}: unit test {unit_test['name']} tests "
+                    f"{unit_test['model']}; it belongs in {unit_test['model']}.yml"
+                )
     assert count, "no unit tests found"
     assert not problems, "\n".join(problems)
 
@@ -104,8 +107,10 @@ def _style_problems(path: Path, root: Path = PROJECT) -> list[str]:
         match = KEY_ONLY.match(line)
         if match:
             column = len(match["indent"]) + (2 if match["dash"] else 0)
-            following = next((j for j in range(i + 1, len(lines))
-                              if lines[j].strip() and not lines[j].lstrip().startswith("#")), None)
+            following = next(
+                (j for j in range(i + 1, len(lines)) if lines[j].strip() and not lines[j].lstrip().startswith("#")),
+                None,
+            )
             if following is not None and not match["block"]:
                 indent = len(lines[following]) - len(lines[following].lstrip())
                 deeper = indent > column
@@ -119,8 +124,9 @@ def _style_problems(path: Path, root: Path = PROJECT) -> list[str]:
                     problems.append(f"{where}: the text of `{match['key']}` is not indented by 2")
                 block_scalar_until = following
                 while block_scalar_until + 1 < len(lines) and (
-                        not lines[block_scalar_until + 1].strip()
-                        or len(lines[block_scalar_until + 1]) - len(lines[block_scalar_until + 1].lstrip()) >= indent):
+                    not lines[block_scalar_until + 1].strip()
+                    or len(lines[block_scalar_until + 1]) - len(lines[block_scalar_until + 1].lstrip()) >= indent
+                ):
                     block_scalar_until += 1
             continue
         quoted = QUOTED_VALUE.match(line)
@@ -171,25 +177,33 @@ def test_property_files_start_with_version_2():
 
 def test_the_style_check_finds_what_it_should(tmp_path):
     """The style check itself, on a small file with one fault per line kind."""
-    text = "\n".join([
-        "version: 2",
-        "",
-        "models:",
-        "- name: probe",                       # sequence not indented under its key
-        "  description: 'quoted for nothing'",  # needless quotes
-        "  columns:",
-        "    - {name: id, description: x}",    # flow mapping outside rows
-        "  tests:",                             # tests: instead of data_tests:
-        "    - unique",
-        "  config: {materialized: view}",       # flow style
-        "  meta:",
-        "     owner: \"someone\"",              # indented by 3, needless double quotes
-        "",
-    ])
+    text = "\n".join(
+        [
+            "version: 2",
+            "",
+            "models:",
+            "- name: probe",  # sequence not indented under its key
+            "  description: 'quoted for nothing'",  # needless quotes
+            "  columns:",
+            "    - {name: id, description: x}",  # flow mapping outside rows
+            "  tests:",  # tests: instead of data_tests:
+            "    - unique",
+            "  config: {materialized: view}",  # flow style
+            "  meta:",
+            '     owner: "someone"',  # indented by 3, needless double quotes
+            "",
+        ]
+    )
     probe = tmp_path / "transform" / "models" / "_style_probe.yml"
     probe.parent.mkdir(parents=True)
     probe.write_text(text, encoding="utf-8")
     problems = "\n".join(_style_problems(probe, root=tmp_path))
-    for expected in ("sequence under `models` is not indented", "quotes not needed", "flow mapping outside",
-                     "`tests:`", "flow style", "content of `meta` is not indented by 2"):
+    for expected in (
+        "sequence under `models` is not indented",
+        "quotes not needed",
+        "flow mapping outside",
+        "`tests:`",
+        "flow style",
+        "content of `meta` is not indented by 2",
+    ):
         assert expected in problems, (expected, problems)

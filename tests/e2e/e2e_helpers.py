@@ -17,8 +17,14 @@ STATE_ID = "dev:tap-invoiz-to-target-postgres"  # Meltano's state id of `meltano
 
 # target-postgres metadata columns that differ between runs by design (when a row was extracted, received, batched,
 # its sequence and table version, when the sync started); every other column must be reproducible.
-RUN_METADATA_COLUMNS = ("_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_sequence",
-                        "_sdc_table_version", "_sdc_sync_started_at")
+RUN_METADATA_COLUMNS = (
+    "_sdc_extracted_at",
+    "_sdc_received_at",
+    "_sdc_batched_at",
+    "_sdc_sequence",
+    "_sdc_table_version",
+    "_sdc_sync_started_at",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +40,15 @@ def meltano(pipe, *args: str, env: dict | None = None, drop: tuple[str, ...] = (
     run_env.update(env or {})
     for name in drop:
         run_env.pop(name, None)
-    return subprocess.run(meltano_command(*args), cwd=PROJECT_ROOT, env=run_env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        meltano_command(*args),
+        cwd=PROJECT_ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def output(result) -> str:
@@ -49,8 +62,9 @@ def emitted(result) -> dict[str, int]:
     report stream `sync_status` (one row per account and stream, every run) is left out: only invoiz data counts."""
     counts: dict[str, int] = {}
     # without them every "emitted nothing" check would pass: target-postgres logs them only when asked
-    assert re.search(r"target-postgres +METRIC", output(result)), \
+    assert re.search(r"target-postgres +METRIC", output(result)), (
         "no target-postgres METRIC lines: run with tools.pipeline.VERBOSE_TARGET in the environment"
+    )
     for match in re.finditer(r"target-postgres +METRIC: (\{.*?\})(?:\s|$)", output(result)):
         try:
             metric = json.loads(match.group(1))
@@ -74,13 +88,21 @@ def schema_exists(pipe) -> bool:
 
 def snapshot(pipe, table: str, exclude: tuple[str, ...] = (), live_only: bool = False) -> list[tuple]:
     """Every row of a raw table as text, ordered by key, without the columns in ``exclude``."""
-    columns = [r[0] for r in pipe.query(
-        "select column_name from information_schema.columns where table_schema = 'raw_invoiz' and table_name = %s "
-        "order by column_name", (table,))]
+    columns = [
+        r[0]
+        for r in pipe.query(
+            "select column_name from information_schema.columns where table_schema = 'raw_invoiz' and table_name = %s "
+            "order by column_name",
+            (table,),
+        )
+    ]
     keep = [c for c in columns if c not in exclude]
     select = ", ".join(f'"{c}"::text' for c in keep)
     where = " where _sdc_deleted_at is null" if live_only else ""
-    return [tuple(zip(keep, row)) for row in pipe.query(f"select {select} from raw_invoiz.{table}{where} order by account, id")]
+    return [
+        tuple(zip(keep, row))
+        for row in pipe.query(f"select {select} from raw_invoiz.{table}{where} order by account, id")
+    ]
 
 
 def _number(value) -> Decimal | None:
@@ -88,8 +110,14 @@ def _number(value) -> Decimal | None:
 
 
 INVOICE_COLUMNS = {  # column -> API field of a list row, compared verbatim (numbers as decimals)
-    "number": "number", "state": "state", "type": "type", "customer_id": "customerId", "title": "title",
-    "total_net": "totalNet", "total_gross": "totalGross", "outstanding_amount": "outstandingAmount",
+    "number": "number",
+    "state": "state",
+    "type": "type",
+    "customer_id": "customerId",
+    "title": "title",
+    "total_net": "totalNet",
+    "total_gross": "totalGross",
+    "outstanding_amount": "outstandingAmount",
     "cash_discount_total": "cashDiscountTotal",
 }
 CONTACT_COLUMNS = {"number": "number", "name": "name", "email": "email", "kind": "kind", "company_name": "companyName"}
@@ -100,9 +128,14 @@ def assert_raw_tables_equal_source(pipe, sandbox, account: str = "test") -> None
     extra, none twice), and every key, amount and text column equal to what the API serves."""
     for table in ("invoices", "contacts"):
         assert pipe.scalar(f"select count(*) - count(distinct (account, id)) from raw_invoiz.{table}") == 0, table
-    invoices = {r[0]: r[1:] for r in pipe.query(
-        f"select id, {', '.join(INVOICE_COLUMNS)} from raw_invoiz.invoices "
-        "where _sdc_deleted_at is null and account = %s", (account,))}
+    invoices = {
+        r[0]: r[1:]
+        for r in pipe.query(
+            f"select id, {', '.join(INVOICE_COLUMNS)} from raw_invoiz.invoices "
+            "where _sdc_deleted_at is null and account = %s",
+            (account,),
+        )
+    }
     source_ids = set(sandbox.invoice_ids())
     assert set(invoices) - source_ids == set(), "rows in the table that invoiz does not have"
     assert source_ids - set(invoices) == set(), "invoices missing from the table"
@@ -117,14 +150,20 @@ def assert_raw_tables_equal_source(pipe, sandbox, account: str = "test") -> None
                 assert loaded[column] == (expected or None), (invoice_id, column)
             else:
                 assert loaded[column] == expected, (invoice_id, column)
-    contacts = {r[0]: r[1:] for r in pipe.query(
-        f"select id, {', '.join(CONTACT_COLUMNS)} from raw_invoiz.contacts "
-        "where _sdc_deleted_at is null and account = %s", (account,))}
+    contacts = {
+        r[0]: r[1:]
+        for r in pipe.query(
+            f"select id, {', '.join(CONTACT_COLUMNS)} from raw_invoiz.contacts "
+            "where _sdc_deleted_at is null and account = %s",
+            (account,),
+        )
+    }
     assert set(contacts) == set(sandbox.contact_ids())
     for contact_id in sandbox.contact_ids():
         source = sandbox.contact(contact_id)
-        assert dict(zip(CONTACT_COLUMNS, contacts[contact_id])) == {c: source.get(a) for c, a in
-                                                                     CONTACT_COLUMNS.items()}, contact_id
+        assert dict(zip(CONTACT_COLUMNS, contacts[contact_id])) == {
+            c: source.get(a) for c, a in CONTACT_COLUMNS.items()
+        }, contact_id
 
 
 def deleted_ids(pipe, table: str) -> set[int]:
@@ -134,8 +173,9 @@ def deleted_ids(pipe, table: str) -> set[int]:
 def _merge(base: dict, update: dict) -> dict:
     merged = dict(base)
     for key, value in update.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
@@ -145,7 +185,9 @@ def meltano_state(pipe, state_id: str = STATE_ID) -> dict:
     import sqlite3  # noqa: PLC0415
 
     with sqlite3.connect(pipe.state_dir / "meltano.db") as conn:
-        row = conn.execute("select partial_state, completed_state from state where state_id = ?", (state_id,)).fetchone()
+        row = conn.execute(
+            "select partial_state, completed_state from state where state_id = ?", (state_id,)
+        ).fetchone()
     if row is None:
         return {}
     partial, completed = (json.loads(text) if text else {} for text in row)
@@ -171,22 +213,31 @@ def assert_state_not_ahead_of_tables(pipe, sandbox, state: dict) -> None:
     """Every row the state says was delivered is in the table, and every row whose state fingerprint is the
     source's current one has the source's current values in the table (state never runs ahead of the load)."""
     fps = state_fingerprints(state, "invoices")
-    rows = {r[0]: r[1:] for r in pipe.query(
-        "select id, state, total_gross, outstanding_amount from raw_invoiz.invoices where _sdc_deleted_at is null")}
+    rows = {
+        r[0]: r[1:]
+        for r in pipe.query(
+            "select id, state, total_gross, outstanding_amount from raw_invoiz.invoices where _sdc_deleted_at is null"
+        )
+    }
     assert set(fps) <= set(rows), "the state tracks invoices the table does not have"
     live = set(sandbox.invoice_ids())
     for invoice_id, fp in fps.items():
         if invoice_id in live and fp == row_fingerprint(sandbox.invoice_row(invoice_id), sandbox.app_url):
             source = sandbox.invoice_row(invoice_id)
-            assert rows[invoice_id] == (source["state"], _number(source["totalGross"]),
-                                        _number(source["outstandingAmount"])), invoice_id
+            assert rows[invoice_id] == (
+                source["state"],
+                _number(source["totalGross"]),
+                _number(source["outstandingAmount"]),
+            ), invoice_id
     contact_fps = state_fingerprints(state, "contacts")
-    contacts = {r[0]: r[1] for r in pipe.query(
-        "select id, email from raw_invoiz.contacts where _sdc_deleted_at is null")}
+    contacts = {
+        r[0]: r[1] for r in pipe.query("select id, email from raw_invoiz.contacts where _sdc_deleted_at is null")
+    }
     assert set(contact_fps) <= set(contacts), "the state tracks contacts the table does not have"
     for contact_id, fp in contact_fps.items():
-        if contact_id in set(sandbox.contact_ids()) and fp == row_fingerprint(sandbox.contact(contact_id),
-                                                                               sandbox.app_url):
+        if contact_id in set(sandbox.contact_ids()) and fp == row_fingerprint(
+            sandbox.contact(contact_id), sandbox.app_url
+        ):
             assert contacts[contact_id] == sandbox.contact(contact_id).get("email"), contact_id
 
 

@@ -39,7 +39,10 @@ def test_batch_messages_are_loaded_by_target_postgres(pipeline, invoiz_sandbox, 
     root = tmp_path / "batches"
     root.mkdir()
     pipeline.extra_env["TAP_INVOIZ_BATCH_CONFIG"] = json.dumps(
-        {"encoding": {"format": "jsonl", "compression": "gzip"}, "storage": {"root": root.as_uri(), "prefix": "invoiz-"}}
+        {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": root.as_uri(), "prefix": "invoiz-"},
+        }
     )
     first = pipeline.run("tap-invoiz", "target-postgres")
     records, manifests = _target_summary(first.stderr)
@@ -86,8 +89,13 @@ def test_structured_logging_meltano_receives_the_taps_log_records_as_fields(invo
     events (here with `meltano --log-format=json`) instead of as text lines."""
     invoiz_sandbox.fault("rate_limit", scope="invoice_list", times=1, retry_after=0)  # one warning from the tap
     pipe = Pipeline(
-        pg_env=NO_DATABASE, database="none", api_url=invoiz_sandbox.api_url, app_url=invoiz_sandbox.app_url,
-        credentials=dict(invoiz_sandbox.credentials), account="test", state_dir=tmp_path / "state",
+        pg_env=NO_DATABASE,
+        database="none",
+        api_url=invoiz_sandbox.api_url,
+        app_url=invoiz_sandbox.app_url,
+        credentials=dict(invoiz_sandbox.credentials),
+        account="test",
+        state_dir=tmp_path / "state",
         # the tap shows singer-sdk's METRIC lines only at debug
         extra_env={**private_run_dirs(tmp_path), "TAP_INVOIZ_LOGLEVEL": "debug"},
     )
@@ -103,10 +111,13 @@ def test_structured_logging_meltano_receives_the_taps_log_records_as_fields(invo
     assert all(e["level"] == "info" for e in from_tap if e["event"] == "METRIC")
 
     record_counts = {
-        e["metric_info"]["tags"]["stream"]: e["metric_info"]["value"] for e in from_tap
+        e["metric_info"]["tags"]["stream"]: e["metric_info"]["value"]
+        for e in from_tap
         if e["event"] == "METRIC" and e["metric_info"]["metric"] == "record_count"
     }
-    assert record_counts == {"invoices": len(invoiz_sandbox.invoice_ids()),
-                             "contacts": len(invoiz_sandbox.contact_ids()),
-                             "sync_status": 2}  # the tap's report: one row per account and stream
-    assert not any(line.startswith("{\"level\"") for line in (e["event"] for e in from_tap))  # parsed, not re-wrapped
+    assert record_counts == {
+        "invoices": len(invoiz_sandbox.invoice_ids()),
+        "contacts": len(invoiz_sandbox.contact_ids()),
+        "sync_status": 2,
+    }  # the tap's report: one row per account and stream
+    assert not any(line.startswith('{"level"') for line in (e["event"] for e in from_tap))  # parsed, not re-wrapped

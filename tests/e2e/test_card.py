@@ -15,8 +15,14 @@ from tools.pipeline import PROJECT_ROOT, private_run_dirs
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 OPEN_STATES = {"locked", "partiallyPaid", "dunned"}
-LABELS = {"paid": "bezahlt", "locked": "offen", "partiallyPaid": "offen", "dunned": "offen", "draft": "Entwurf",
-          "cancelled": "storniert"}
+LABELS = {
+    "paid": "bezahlt",
+    "locked": "offen",
+    "partiallyPaid": "offen",
+    "dunned": "offen",
+    "draft": "Entwurf",
+    "cancelled": "storniert",
+}
 
 
 @pytest.fixture
@@ -28,8 +34,15 @@ def pipeline(pipeline, tmp_path):
 
 def card(pipeline, *args: str) -> subprocess.CompletedProcess:
     env = pipeline.env()  # PG* of the test's server, PGDATABASE = the test's database
-    return subprocess.run([sys.executable, "-m", "tools.card", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.card", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def euros(text: str) -> Decimal:
@@ -65,7 +78,8 @@ def test_the_card_shows_the_customers_values_and_every_invoice_with_its_link(pip
     pipeline.run("sync")
     per_customer = customers_in_sandbox(invoiz_sandbox)
     email, invoices = next(
-        (e, inv) for e, inv in sorted(per_customer.items())
+        (e, inv)
+        for e, inv in sorted(per_customer.items())
         if any(i["state"] in OPEN_STATES for i in inv) and any(i["state"] == "paid" for i in inv)
     )
     result = card(pipeline, f"  {email.upper()} ")  # typed as a support agent might: matched as the marts normalise
@@ -96,9 +110,12 @@ def test_the_card_shows_the_customers_values_and_every_invoice_with_its_link(pip
     lines = [line for line in out.splitlines() if "/invoice/" in line]
     assert len(lines) == len(invoices)
     facts = {
-        row[0]: row[1:] for row in pipeline.query(
+        row[0]: row[1:]
+        for row in pipeline.query(
             """select invoice_id, invoice_number, invoice_date, days_since_invoice_date, status_label
-               from analytics.customer_invoices where email = %s""", (email,))
+               from analytics.customer_invoices where email = %s""",
+            (email,),
+        )
     }
     for invoice in invoices:
         link = f"{invoiz_sandbox.app_url.rstrip('/')}/invoice/{invoice['id']}"

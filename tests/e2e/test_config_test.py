@@ -14,8 +14,13 @@ NO_DATABASE = {"PGHOST": "127.0.0.1", "PGPORT": "9", "PGUSER": "nobody", "PGPASS
 
 def config_test(sb, tmp_path, **credentials) -> tuple[int, str]:
     pipe = Pipeline(
-        pg_env=NO_DATABASE, database="none", api_url=sb.api_url, app_url=sb.app_url,
-        credentials={**sb.credentials, **credentials}, account="test", state_dir=tmp_path / "state",
+        pg_env=NO_DATABASE,
+        database="none",
+        api_url=sb.api_url,
+        app_url=sb.app_url,
+        credentials={**sb.credentials, **credentials},
+        account="test",
+        state_dir=tmp_path / "state",
         extra_env=private_run_dirs(tmp_path),
     )
     result = pipe.meltano("config", "test", "tap-invoiz", check=False, timeout=300)
@@ -43,16 +48,29 @@ def test_a_wrong_credential_fails_naming_the_settings(invoiz_sandbox, tmp_path, 
     assert invoiz_sandbox.requests["invoice_list"] == invoiz_sandbox.requests["customer_list"] == 0
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"TAP_INVOIZ_API_URL": "http://127.0.0.1:9/api/"},
-     "after 3 attempts (ConnectionError: no connection to the host (refused or not found)): check setting api_url"),
-    ({"TAP_INVOIZ_PAGE_SIZE": "0"}, "Config validation failed: setting page_size must be an integer from 1 to 1000"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        (
+            {"TAP_INVOIZ_API_URL": "http://127.0.0.1:9/api/"},
+            "after 3 attempts (ConnectionError: no connection to the host (refused or not found)): check setting api_url",
+        ),
+        (
+            {"TAP_INVOIZ_PAGE_SIZE": "0"},
+            "Config validation failed: setting page_size must be an integer from 1 to 1000",
+        ),
+    ],
+)
 def test_a_bad_setting_is_one_plain_text_line(invoiz_sandbox, tmp_path, env, message):
     """What `meltano config test` shows of the tap is its last line: the message itself, not a JSON log record."""
     pipe = Pipeline(
-        pg_env=NO_DATABASE, database="none", api_url=invoiz_sandbox.api_url, app_url=invoiz_sandbox.app_url,
-        credentials=dict(invoiz_sandbox.credentials), account="test", state_dir=tmp_path / "state",
+        pg_env=NO_DATABASE,
+        database="none",
+        api_url=invoiz_sandbox.api_url,
+        app_url=invoiz_sandbox.app_url,
+        credentials=dict(invoiz_sandbox.credentials),
+        account="test",
+        state_dir=tmp_path / "state",
         extra_env={**private_run_dirs(tmp_path), **env},
     )
     result = pipe.meltano("config", "test", "tap-invoiz", check=False, timeout=300)

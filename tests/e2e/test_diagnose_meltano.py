@@ -14,8 +14,13 @@ NO_DATABASE = {"PGHOST": "127.0.0.1", "PGPORT": "9", "PGUSER": "nobody", "PGPASS
 
 def meltano_diagnose(sb, tmp_path, *args: str):
     pipe = Pipeline(
-        pg_env=NO_DATABASE, database="none", api_url=sb.api_url, app_url=sb.app_url,
-        credentials=dict(sb.credentials), account="test", state_dir=tmp_path / "state",
+        pg_env=NO_DATABASE,
+        database="none",
+        api_url=sb.api_url,
+        app_url=sb.app_url,
+        credentials=dict(sb.credentials),
+        account="test",
+        state_dir=tmp_path / "state",
         extra_env=private_run_dirs(tmp_path),
     )
     return pipe.meltano("invoke", "tap-invoiz", "--diagnose", *args, check=False, timeout=300)

@@ -79,8 +79,11 @@ def test_changes_to_old_invoices_and_contacts_arrive_with_the_next_run(pipeline,
     counts = emitted(result)
     assert counts.get("invoices") == 2
     assert counts.get("contacts") == 1
-    rows = dict(pipeline.query("select id, status from raw_invoiz.invoices where id = any(%s)",
-                               ([oldest_open["id"], to_cancel["id"]],)))
+    rows = dict(
+        pipeline.query(
+            "select id, status from raw_invoiz.invoices where id = any(%s)", ([oldest_open["id"], to_cancel["id"]],)
+        )
+    )
     assert rows == {oldest_open["id"]: "paid", to_cancel["id"]: "cancelled"}
     assert pipeline.scalar("select email from raw_invoiz.contacts where id = %s", (contact_id,)) == (
         "Neue.Adresse@Beispiel.de"
@@ -95,8 +98,9 @@ def test_new_and_back_dated_invoices_arrive_with_the_next_run(pipeline, invoiz_s
     backdated_id = invoiz_sandbox.create_invoice(customer_id=customer_id, date="2019-03-14")
     result = pipeline.run(*EL)
     assert emitted(result).get("invoices") == 2
-    rows = dict(pipeline.query("select id, date::text from raw_invoiz.invoices where id = any(%s)",
-                               ([new_id, backdated_id],)))
+    rows = dict(
+        pipeline.query("select id, date::text from raw_invoiz.invoices where id = any(%s)", ([new_id, backdated_id],))
+    )
     assert rows[backdated_id] == "2019-03-14"
     assert new_id in rows
     assert_tables_match_sandbox(pipeline, invoiz_sandbox)
@@ -127,11 +131,13 @@ def test_full_refresh_resends_everything_and_marks_what_vanished(pipeline, invoi
     # no ACTIVATE_VERSION (it would act on every account's rows): the draft was not sent again, and staging marks the
     # account's rows extracted before the full refresh started as deleted
     assert deleted_ids(pipeline, "invoices") == set()
-    staged_deleted = {row[0] for row in pipeline.query(
-        "select invoice_id from analytics.stg_invoiz__invoices where is_deleted")}
+    staged_deleted = {
+        row[0] for row in pipeline.query("select invoice_id from analytics.stg_invoiz__invoices where is_deleted")
+    }
     assert staged_deleted == {draft}
-    staged_live = {row[0] for row in pipeline.query(
-        "select invoice_id from analytics.stg_invoiz__invoices where not is_deleted")}
+    staged_live = {
+        row[0] for row in pipeline.query("select invoice_id from analytics.stg_invoiz__invoices where not is_deleted")
+    }
     assert staged_live == set(invoiz_sandbox.invoice_ids())
     assert live_ids(pipeline, "invoices") - {draft} == set(invoiz_sandbox.invoice_ids())
     # a full refresh leaves state behind: the next normal run is incremental again
@@ -170,8 +176,12 @@ def test_a_run_killed_midway_then_a_normal_run_loses_and_duplicates_nothing(pipe
     pipeline.extra_env["TAP_INVOIZ_PAGE_SIZE"] = "5"
     invoiz_sandbox.reset_counters()
     process = subprocess.Popen(
-        meltano_command("run", *EL), cwd=PROJECT_ROOT, env=pipeline.env(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        meltano_command("run", *EL),
+        cwd=PROJECT_ROOT,
+        env=pipeline.env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while invoiz_sandbox.requests["invoice_list"] < 4 and time.monotonic() < deadline:

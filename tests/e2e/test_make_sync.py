@@ -14,8 +14,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def run_tool(pipeline, job: str, **overrides: str) -> subprocess.CompletedProcess:
     env = {**pipeline.env(), **overrides}  # TAP_INVOIZ_* of the sandbox, PG* of the test database, own state
-    return subprocess.run([sys.executable, "-m", "tools.run", job, "--ignore-dotenv"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.run", job, "--ignore-dotenv"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def test_make_sync_then_make_backfill_load_into_the_given_database(pipeline, invoiz_sandbox):

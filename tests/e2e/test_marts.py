@@ -40,7 +40,8 @@ def test_paying_an_old_invoice_moves_its_amount_from_open_to_paid(pipeline, invo
 def test_customer_values_tie_out_to_the_sandbox_to_the_cent(pipeline, invoiz_sandbox):
     pipeline.run("sync")
     eligible = [
-        invoiz_sandbox.invoice(i) for i in invoiz_sandbox.invoice_ids()
+        invoiz_sandbox.invoice(i)
+        for i in invoiz_sandbox.invoice_ids()
         if invoiz_sandbox.invoice(i)["state"] not in ("draft", "cancelled")
     ]
     source_total = sum(Decimal(str(i["totalGross"])) for i in eligible)
@@ -50,6 +51,9 @@ def test_customer_values_tie_out_to_the_sandbox_to_the_cent(pipeline, invoiz_san
     )
     assert assigned + unassigned == source_total
     # a contact without e-mail leaves its invoices unassigned, with the reason
-    assert pipeline.scalar(
-        "select count(*) from analytics.unassigned_invoices where unassigned_reason = 'contact_without_email'"
-    ) > 0
+    assert (
+        pipeline.scalar(
+            "select count(*) from analytics.unassigned_invoices where unassigned_reason = 'contact_without_email'"
+        )
+        > 0
+    )

@@ -9,8 +9,18 @@ from tools.pipeline import VERBOSE_TARGET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-NOISE = ("METRIC", "COPY ", "INSERT INTO", "full_table mode", "\x1b[", "unspecified precision", " pages of",
-         "Skipping parse of env var", " START ", " OK created")
+NOISE = (
+    "METRIC",
+    "COPY ",
+    "INSERT INTO",
+    "full_table mode",
+    "\x1b[",
+    "unspecified precision",
+    " pages of",
+    "Skipping parse of env var",
+    " START ",
+    " OK created",
+)
 
 
 def test_a_sync_logs_only_what_a_user_needs(pipeline, invoiz_sandbox):

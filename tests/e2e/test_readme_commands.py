@@ -17,9 +17,24 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 README = (PROJECT_ROOT / "README.md").read_text()
 COMMANDS = list(dict.fromkeys(re.findall(r"`\.venv/bin/meltano ([^`]+)`", README)))
 STATE_ID = "dev:tap-invoiz-to-target-postgres"
-SETTINGS = ("api_key", "api_key_secret", "installation_id", "account", "api_url", "app_url", "start_date", "page_size",
-            "max_concurrency", "request_timeout", "max_retries", "user_agent", "allow_installation_change",
-            "stream_maps", "stream_map_config", "batch_config")
+SETTINGS = (
+    "api_key",
+    "api_key_secret",
+    "installation_id",
+    "account",
+    "api_url",
+    "app_url",
+    "start_date",
+    "page_size",
+    "max_concurrency",
+    "request_timeout",
+    "max_retries",
+    "user_agent",
+    "allow_installation_change",
+    "stream_maps",
+    "stream_map_config",
+    "batch_config",
+)
 
 
 def _output(result: subprocess.CompletedProcess) -> str:
@@ -28,8 +43,15 @@ def _output(result: subprocess.CompletedProcess) -> str:
 
 def test_the_readme_names_the_commands_this_test_runs():
     assert set(COMMANDS) == {
-        "config test tap-invoiz", "config list tap-invoiz --all", "run sync", "run --full-refresh backfill",
-        "run docs", "schedule list", "state list", f"state get {STATE_ID}", "run --force sync",
+        "config test tap-invoiz",
+        "config list tap-invoiz --all",
+        "run sync",
+        "run --full-refresh backfill",
+        "run docs",
+        "schedule list",
+        "state list",
+        f"state get {STATE_ID}",
+        "run --force sync",
     }, "a command was added to or changed in the README: run it in test_every_readme_command_works_as_written"
 
 
@@ -72,8 +94,9 @@ def test_a_job_without_a_database_stops_with_one_line_naming_pghost_and_dotenv(p
     env = pipeline.env()
     del env["PGHOST"]
     args = ["run", "--full-refresh", job] if job == "backfill" else ["run", job]
-    result = subprocess.run(meltano_command(*args), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=600, check=False)
+    result = subprocess.run(
+        meltano_command(*args), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     out = _output(result)
     assert result.returncode != 0
     line = next(line for line in out.splitlines() if "PGHOST is not set" in line)

@@ -16,21 +16,40 @@ CREDENTIALS_HINT = "check settings api_key, api_key_secret and installation_id"
 CASES = {
     "api_key_missing": ({}, ("TAP_INVOIZ_API_KEY",), ["'api_key' is a required property"]),
     "installation_id_missing": ({}, ("TAP_INVOIZ_INSTALLATION_ID",), ["'installation_id' is a required property"]),
-    "api_key_secret_wrong": ({"TAP_INVOIZ_API_KEY_SECRET": "not-the-secret"}, (),
-                             ["invoiz rejected the credentials (HTTP 401 from auth/token)", CREDENTIALS_HINT]),
+    "api_key_secret_wrong": (
+        {"TAP_INVOIZ_API_KEY_SECRET": "not-the-secret"},
+        (),
+        ["invoiz rejected the credentials (HTTP 401 from auth/token)", CREDENTIALS_HINT],
+    ),
     "api_url_not_a_url": ({"TAP_INVOIZ_API_URL": "app.invoiz.de/api"}, (), ["setting api_url must be an http(s) URL"]),
-    "api_url_unreachable": ({"TAP_INVOIZ_API_URL": "http://127.0.0.1:9/api/", "TAP_INVOIZ_MAX_RETRIES": "0",
-                             "TAP_INVOIZ_REQUEST_TIMEOUT": "2"}, (), ["check setting api_url"]),
+    "api_url_unreachable": (
+        {
+            "TAP_INVOIZ_API_URL": "http://127.0.0.1:9/api/",
+            "TAP_INVOIZ_MAX_RETRIES": "0",
+            "TAP_INVOIZ_REQUEST_TIMEOUT": "2",
+        },
+        (),
+        ["check setting api_url"],
+    ),
     "api_url_not_invoiz": ({"TAP_INVOIZ_API_URL": "{app_url}/nothing/"}, (), ["api_url"]),
     "page_size_negative": ({"TAP_INVOIZ_PAGE_SIZE": "-5"}, (), ["setting page_size must be an integer from 1 to 1000"]),
     "page_size_huge": ({"TAP_INVOIZ_PAGE_SIZE": "100000"}, (), ["setting page_size must be an integer from 1 to 1000"]),
-    "start_date_impossible": ({"TAP_INVOIZ_START_DATE": "2024-13-45"}, (),
-                              ["setting start_date must be a date YYYY-MM-DD"]),
+    "start_date_impossible": (
+        {"TAP_INVOIZ_START_DATE": "2024-13-45"},
+        (),
+        ["setting start_date must be a date YYYY-MM-DD"],
+    ),
     # meltano.yml declares start_date as kind string: as date_iso8601, Meltano parsed this month-first to 2 January
-    "start_date_german_format": ({"TAP_INVOIZ_START_DATE": "01.02.2024"}, (),
-                                 ["setting start_date must be a date YYYY-MM-DD"]),
-    "start_date_trailing_text": ({"TAP_INVOIZ_START_DATE": "2024-01-01 or so"}, (),
-                                 ["setting start_date must be a date YYYY-MM-DD"]),
+    "start_date_german_format": (
+        {"TAP_INVOIZ_START_DATE": "01.02.2024"},
+        (),
+        ["setting start_date must be a date YYYY-MM-DD"],
+    ),
+    "start_date_trailing_text": (
+        {"TAP_INVOIZ_START_DATE": "2024-01-01 or so"},
+        (),
+        ["setting start_date must be a date YYYY-MM-DD"],
+    ),
 }
 
 

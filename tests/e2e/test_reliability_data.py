@@ -66,17 +66,25 @@ def bad_rows(invoiz_sandbox):
         by_state.setdefault(sb.invoice(invoice_id)["state"], []).append(invoice_id)
     paid, open_ = by_state["paid"], by_state["locked"] + by_state.get("dunned", [])
     rows = {
-        "contact_nul": contacts[6], "contact_big": contacts[7], "contact_sql": contacts[8],
-        "contact_unicode": contacts[9], "contact_unicode2": contacts[10],
-        "invoice_nul": paid[0], "invoice_big": paid[1], "invoice_sql": paid[2],
-        "invoice_unknown_state_open": open_[0], "invoice_unknown_state_no_amount": paid[3],
-        "invoice_null_amounts": paid[4], "invoice_amount_decimal_string": paid[5],
+        "contact_nul": contacts[6],
+        "contact_big": contacts[7],
+        "contact_sql": contacts[8],
+        "contact_unicode": contacts[9],
+        "contact_unicode2": contacts[10],
+        "invoice_nul": paid[0],
+        "invoice_big": paid[1],
+        "invoice_sql": paid[2],
+        "invoice_unknown_state_open": open_[0],
+        "invoice_unknown_state_no_amount": paid[3],
+        "invoice_null_amounts": paid[4],
+        "invoice_amount_decimal_string": paid[5],
         "invoice_amount_german_string": paid[6],
     }
     sb.set_raw_fields("contact", rows["contact_nul"], {"name": "Evil\x00Corp GmbH"})
     sb.set_raw_fields("contact", rows["contact_big"], {"name": BIG, "notes": BIG})
-    sb.set_raw_fields("contact", rows["contact_sql"], {"name": SQLISH, "companyName": SQLISH,
-                                                       "email": "o'reilly+x@example.org"})
+    sb.set_raw_fields(
+        "contact", rows["contact_sql"], {"name": SQLISH, "companyName": SQLISH, "email": "o'reilly+x@example.org"}
+    )
     sb.set_raw_fields("contact", rows["contact_unicode"], {"email": UNICODE_EMAILS[0]})
     sb.set_raw_fields("contact", rows["contact_unicode2"], {"email": UNICODE_EMAILS[1]})
     nul_snapshot = dict(sb.invoice_row(rows["invoice_nul"])["customerData"], name="Nul\x00Name")
@@ -84,17 +92,21 @@ def bad_rows(invoiz_sandbox):
     sb.set_raw_fields("invoice", rows["invoice_big"], {"title": BIG})
     sb.set_raw_fields("invoice", rows["invoice_sql"], {"title": SQLISH_TITLE})
     sb.set_raw_fields("invoice", rows["invoice_unknown_state_open"], {"state": "archived"})
-    sb.set_raw_fields("invoice", rows["invoice_unknown_state_no_amount"], {"state": "writtenOff",
-                                                                           "outstandingAmount": None})
-    sb.set_raw_fields("invoice", rows["invoice_null_amounts"], {"totalGross": None, "totalNet": None,
-                                                                "outstandingAmount": None})
+    sb.set_raw_fields(
+        "invoice", rows["invoice_unknown_state_no_amount"], {"state": "writtenOff", "outstandingAmount": None}
+    )
+    sb.set_raw_fields(
+        "invoice", rows["invoice_null_amounts"], {"totalGross": None, "totalNet": None, "outstandingAmount": None}
+    )
     sb.set_raw_fields("invoice", rows["invoice_amount_decimal_string"], {"totalGross": "119.00"})
     sb.set_raw_fields("invoice", rows["invoice_amount_german_string"], {"totalGross": "1.234,56"})
     return rows
 
 
 def test_bad_values_from_the_api_are_loaded_verbatim_or_rejected_loudly_and_marts_reconcile(
-    pipeline, invoiz_sandbox, bad_rows,
+    pipeline,
+    invoiz_sandbox,
+    bad_rows,
 ):
     sb, rows = invoiz_sandbox, bad_rows
     result = pipeline.run("sync", check=False)
@@ -103,8 +115,7 @@ def test_bad_values_from_the_api_are_loaded_verbatim_or_rejected_loudly_and_mart
 
     # NUL: the row is rejected by name (stream, id, field), never stripped; everything else loaded
     assert f"contacts: row id {rows['contact_nul']} not loaded: field name contains a NUL character" in log
-    assert (f"invoices: row id {rows['invoice_nul']} not loaded: field customerData.name contains a NUL character"
-            in log)
+    assert f"invoices: row id {rows['invoice_nul']} not loaded: field customerData.name contains a NUL character" in log
     rejected_invoices, rejected_contacts = {rows["invoice_nul"]}, {rows["contact_nul"]}
     loaded_invoices = {r[0] for r in pipeline.query("select id from raw_invoiz.invoices")}
     loaded_contacts = {r[0] for r in pipeline.query("select id from raw_invoiz.contacts")}
@@ -131,10 +142,14 @@ def test_bad_values_from_the_api_are_loaded_verbatim_or_rejected_loudly_and_mart
     assert contact("email", rows["contact_unicode2"]) == UNICODE_EMAILS[1]
 
     # unknown states: kept verbatim; status from the outstanding amount, or 'unknown' without one
-    assert (invoice("state", rows["invoice_unknown_state_open"]),
-            invoice("status", rows["invoice_unknown_state_open"])) == ("archived", "open")
-    assert (invoice("state", rows["invoice_unknown_state_no_amount"]),
-            invoice("status", rows["invoice_unknown_state_no_amount"])) == ("writtenOff", "unknown")
+    assert (
+        invoice("state", rows["invoice_unknown_state_open"]),
+        invoice("status", rows["invoice_unknown_state_open"]),
+    ) == ("archived", "open")
+    assert (
+        invoice("state", rows["invoice_unknown_state_no_amount"]),
+        invoice("status", rows["invoice_unknown_state_no_amount"]),
+    ) == ("writtenOff", "unknown")
 
     # amounts: null stays null; an exact decimal string is converted and the raw value kept; anything else is
     # null with the raw value kept in extra_fields, and the field is named in a warning (its type, not its value)
@@ -160,21 +175,25 @@ def test_bad_values_from_the_api_are_loaded_verbatim_or_rejected_loudly_and_mart
     source_total = sum((_amount(r["totalGross"]) for r in eligible), Decimal(0))
     assigned = pipeline.scalar("select coalesce(sum(invoice_value), 0) from analytics.customer_values")
     unassigned = pipeline.scalar(
-        "select coalesce(sum(amount), 0) from analytics.unassigned_invoices where counts_toward_value")
+        "select coalesce(sum(amount), 0) from analytics.unassigned_invoices where counts_toward_value"
+    )
     assert assigned + unassigned == source_total
     # the invoices of the rejected contact are still counted: unassigned, because their contact is missing
     orphaned = [i for i in loaded_invoices if sb.invoice_row(i).get("customerId") == rows["contact_nul"]]
     if orphaned:  # unassigned_invoices lists drafts and cancelled invoices too
         assert pipeline.scalar(
             "select count(*) from analytics.unassigned_invoices where contact_id = %s and unassigned_reason = "
-            "'contact_not_found'", (rows["contact_nul"],)) == len(orphaned)
+            "'contact_not_found'",
+            (rows["contact_nul"],),
+        ) == len(orphaned)
     # customers with unicode e-mails get their own value: the sum of their invoices
     for key in ("contact_unicode", "contact_unicode2"):
         theirs = sum((_amount(r["totalGross"]) for r in eligible if r.get("customerId") == rows[key]), Decimal(0))
         values = pipeline.query(
             """select cv.invoice_value from analytics.customer_values cv
                where cv.email in (select customer_email from analytics.int_invoiz__invoices where contact_id = %s)""",
-            (rows[key],))
+            (rows[key],),
+        )
         if theirs:
             assert values == [(theirs,)], key
 
@@ -191,5 +210,7 @@ def test_bad_values_from_the_api_are_loaded_verbatim_or_rejected_loudly_and_mart
     assert "not loaded" not in output(fixed)
     assert emitted(fixed) == {"invoices": 1, "contacts": 1}
     assert contact("name", rows["contact_nul"]) == sb.contact(rows["contact_nul"])["name"]
-    assert invoice("customer_data ->> 'name'", rows["invoice_nul"]) == (
-        sb.invoice_row(rows["invoice_nul"])["customerData"]["name"])
+    assert (
+        invoice("customer_data ->> 'name'", rows["invoice_nul"])
+        == (sb.invoice_row(rows["invoice_nul"])["customerData"]["name"])
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
-    own_meltano_dirs,
     EL,
     assert_raw_tables_equal_source,
     assert_state_not_ahead_of_tables,
@@ -19,6 +18,7 @@ from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     make_changes,
     meltano_state,
     output,
+    own_meltano_dirs,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,17 +27,24 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TRANSIENT_FAULTS = {
     # a token dies after 3 uses: every few requests a 401, re-authentication, the request repeated
     "token_expiry_mid_run": [dict(kind="token_expiry", after_requests=3)],
-    "rate_limit_429_retry_after": [dict(kind="rate_limit", scope="invoice_list", times=2, retry_after=1, skip=1),
-                                   dict(kind="rate_limit", scope="customer_list", times=1, retry_after=1)],
+    "rate_limit_429_retry_after": [
+        dict(kind="rate_limit", scope="invoice_list", times=2, retry_after=1, skip=1),
+        dict(kind="rate_limit", scope="customer_list", times=1, retry_after=1),
+    ],
     # three different 5xx answers in a row for the same page
-    "server_errors_500_502_503_burst": [dict(kind="server_error", scope="invoice_list", status=s, times=1, skip=1)
-                                        for s in (500, 502, 503)],
+    "server_errors_500_502_503_burst": [
+        dict(kind="server_error", scope="invoice_list", status=s, times=1, skip=1) for s in (500, 502, 503)
+    ],
     # a response that takes longer than request_timeout (1 s here) is abandoned and retried
     "slower_than_request_timeout": [dict(kind="slow", scope="invoice_list", seconds=3, times=1, skip=2)],
-    "malformed_json": [dict(kind="malformed_json", scope="invoice_list", times=1, skip=2),
-                       dict(kind="malformed_json", scope="customer_list", times=1)],
-    "html_error_page": [dict(kind="html_error", scope="invoice_list", status=502, times=1, skip=1),
-                        dict(kind="html_error", scope="token", status=503, times=1)],
+    "malformed_json": [
+        dict(kind="malformed_json", scope="invoice_list", times=1, skip=2),
+        dict(kind="malformed_json", scope="customer_list", times=1),
+    ],
+    "html_error_page": [
+        dict(kind="html_error", scope="invoice_list", status=502, times=1, skip=1),
+        dict(kind="html_error", scope="token", status=503, times=1),
+    ],
     # invoices inserted (dated before all others, so they sort first) while the tap pages through the list
     "page_shift": [dict(kind="page_shift", after_page=2, insert=3)],
     # the same invoice on two pages
@@ -93,11 +100,15 @@ def test_transient_fault_during_a_sync_loses_nothing(pipeline, invoiz_sandbox, f
     ids=["invoice_list_down_mid_scan", "customer_list_down"],
 )
 def test_api_down_for_the_whole_retry_budget_fails_clearly_and_the_next_run_completes(
-    pipeline, invoiz_sandbox, down, what,
+    pipeline,
+    invoiz_sandbox,
+    down,
+    what,
 ):
     sb = invoiz_sandbox
-    pipeline.extra_env.update({"TAP_INVOIZ_PAGE_SIZE": "10", "TAP_INVOIZ_MAX_RETRIES": "1",
-                               "TAP_INVOIZ_REQUEST_TIMEOUT": "2"})
+    pipeline.extra_env.update(
+        {"TAP_INVOIZ_PAGE_SIZE": "10", "TAP_INVOIZ_MAX_RETRIES": "1", "TAP_INVOIZ_REQUEST_TIMEOUT": "2"}
+    )
     pipeline.run(*EL)
     state_before = meltano_state(pipeline)
     assert state_before, "the first run left no state"

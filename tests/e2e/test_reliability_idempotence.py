@@ -38,16 +38,23 @@ def test_same_sync_twice_and_full_refresh_twice_leave_identical_tables(pipeline,
     pipeline.run(*EL, full_refresh=True)
     assert {t: snapshot(pipeline, t, exclude=RUN_METADATA_COLUMNS, live_only=True) for t in TABLES} == refreshed
     # and a full refresh rebuilds exactly what the incremental runs had built
-    incremental = {t: [tuple((c, v) for c, v in row if c not in RUN_METADATA_COLUMNS) for row in rows]
-                   for t, rows in after_first.items()}
+    incremental = {
+        t: [tuple((c, v) for c, v in row if c not in RUN_METADATA_COLUMNS) for row in rows]
+        for t, rows in after_first.items()
+    }
     incremental = {t: [row for row in rows if dict(row)["_sdc_deleted_at"] is None] for t, rows in incremental.items()}
     assert refreshed == incremental
     assert_raw_tables_equal_source(pipeline, sb)
 
     # which metadata columns really change with a full refresh (documented in docs/RELIABILITY.md)
     full = {t: snapshot(pipeline, t, live_only=True) for t in TABLES}
-    changed = {c for t in TABLES for before, now in zip(after_first_live(after_first[t]), full[t])
-               for (c, v1), (_, v2) in zip(before, now) if v1 != v2}
+    changed = {
+        c
+        for t in TABLES
+        for before, now in zip(after_first_live(after_first[t]), full[t])
+        for (c, v1), (_, v2) in zip(before, now)
+        if v1 != v2
+    }
     assert changed <= set(RUN_METADATA_COLUMNS), changed
 
 

@@ -38,7 +38,7 @@ def _session_processes(session_id: int) -> dict[int, list[str]]:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[3]) == session_id:  # field 6 of /proc/PID/stat: session id
             found[int(entry.name)] = argv
     return found
@@ -55,8 +55,14 @@ def test_kill_9_of_a_plugin_mid_load_then_a_normal_run_equals_the_source(pipelin
     sb.reset_counters()
     log_path = tmp_path / "killed-run.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen(meltano_command("run", *EL), cwd=PROJECT_ROOT, env=pipeline.env(), stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            meltano_command("run", *EL),
+            cwd=PROJECT_ROOT,
+            env=pipeline.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         killed = None
         deadline = time.monotonic() + 120
         while killed is None and process.poll() is None and time.monotonic() < deadline:

@@ -27,17 +27,24 @@ def fleet(pg_env, invoiz_sandbox_factory, tmp_path):
     sandboxes = {}
     for seed, account in enumerate(ACCOUNTS, start=1):
         sb = invoiz_sandbox_factory(seed=seed, invoices=30)
-        sb.set_credentials(api_key=f"key-{account}", api_key_secret=f"secret-{account}",
-                           installation_id=f"installation-{account}")
+        sb.set_credentials(
+            api_key=f"key-{account}", api_key_secret=f"secret-{account}", installation_id=f"installation-{account}"
+        )
         sandboxes[account] = sb
     database = f"e2e_accounts_{tmp_path.name[-8:].replace('-', '_')}"
     recreate_database(pg_env, database)
     first = sandboxes[ACCOUNTS[0]]
     pipe = Pipeline(
-        pg_env=pg_env, database=database, api_url=first.api_url, app_url=first.app_url,
+        pg_env=pg_env,
+        database=database,
+        api_url=first.api_url,
+        app_url=first.app_url,
         # tap-invoiz's own TAP_INVOIZ_* hold the first account's credentials: no other account may ever use them
-        credentials=dict(first.credentials), account=ACCOUNTS[0], state_dir=tmp_path / "state",
-        extra_env=private_run_dirs(tmp_path), project_root=project_copy(tmp_path, [*ACCOUNTS, "ohne"]),
+        credentials=dict(first.credentials),
+        account=ACCOUNTS[0],
+        state_dir=tmp_path / "state",
+        extra_env=private_run_dirs(tmp_path),
+        project_root=project_copy(tmp_path, [*ACCOUNTS, "ohne"]),
         accounts={account: _settings(sb) for account, sb in sandboxes.items()},
     )
     yield pipe, sandboxes
@@ -54,8 +61,10 @@ def build(pipe) -> None:
 
 def raw_rows(pipe, account: str) -> dict[str, list[tuple]]:
     """Every stored column of the account's raw rows, Singer metadata included: what "untouched" means."""
-    return {table: pipe.query(f"select * from raw_invoiz.{table} where account = %s order by id", (account,))
-            for table in ("invoices", "contacts")}
+    return {
+        table: pipe.query(f"select * from raw_invoiz.{table} where account = %s order by id", (account,))
+        for table in ("invoices", "contacts")
+    }
 
 
 def live(pipe, account: str, model: str) -> dict[int, tuple]:
@@ -69,7 +78,9 @@ def mart_figures(pipe, account: str) -> tuple:
     """The account's share of the marts: invoices shown to support, their value, open and paid amounts, unassigned."""
     shown = pipe.query(
         f"select count(*), coalesce(sum(amount), 0), coalesce(sum(open_amount), 0), coalesce(sum(paid_amount), 0) "
-        f"from {MARTS}.customer_invoices where account = %s", (account,))[0]
+        f"from {MARTS}.customer_invoices where account = %s",
+        (account,),
+    )[0]
     unassigned = pipe.scalar(f"select count(*) from {MARTS}.unassigned_invoices where account = %s", (account,))
     return (*shown, unassigned)
 
@@ -87,12 +98,20 @@ def assert_matches_sandbox(pipe, account: str, sb) -> None:
 def report(pipe, step: str) -> None:
     """Live rows per account in raw tables and marts (printed with -s; the closing note quotes it)."""
     for account in ACCOUNTS:
-        raw = pipe.scalar("select count(*) from raw_invoiz.invoices where account = %s and _sdc_deleted_at is null",
-                          (account,))
-        staged = pipe.scalar(f"select count(*) from {MARTS}.stg_invoiz__invoices where account = %s and not is_deleted",
-                             (account,)) if pipe.scalar("select to_regclass('analytics.stg_invoiz__invoices')") else None
-        print(f"{step:<32} {account:<5} raw live invoices {raw!s:>4}  staged live {staged!s:>4}  "
-              f"marts {mart_figures(pipe, account) if staged is not None else '-'}")
+        raw = pipe.scalar(
+            "select count(*) from raw_invoiz.invoices where account = %s and _sdc_deleted_at is null", (account,)
+        )
+        staged = (
+            pipe.scalar(
+                f"select count(*) from {MARTS}.stg_invoiz__invoices where account = %s and not is_deleted", (account,)
+            )
+            if pipe.scalar("select to_regclass('analytics.stg_invoiz__invoices')")
+            else None
+        )
+        print(
+            f"{step:<32} {account:<5} raw live invoices {raw!s:>4}  staged live {staged!s:>4}  "
+            f"marts {mart_figures(pipe, account) if staged is not None else '-'}"
+        )
 
 
 def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
@@ -115,7 +134,7 @@ def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
     report(pipe, "west added")
     for account, sb in sandboxes.items():
         assert_matches_sandbox(pipe, account, sb)
-    sued_raw, west_raw = raw_rows(pipe, "sued"), raw_rows(pipe, "west")
+    west_raw = raw_rows(pipe, "west")
     west_marts = mart_figures(pipe, "west")
 
     # -- a full refresh of one account marks its own vanished rows, and nothing of the others --------------------
@@ -129,20 +148,35 @@ def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
     assert raw_rows(pipe, "nord") == nord_raw and raw_rows(pipe, "west") == west_raw
     assert mart_figures(pipe, "nord") == nord_marts and mart_figures(pipe, "west") == west_marts
     assert_matches_sandbox(pipe, "sued", sued)  # the draft and the contact are gone from staging
-    assert pipe.scalar(f"select is_deleted from {MARTS}.stg_invoiz__invoices where account = 'sued' and invoice_id = %s",
-                       (draft,)) is True
-    assert pipe.scalar(f"select count(*) from {MARTS}.stg_invoiz__invoices where account <> 'sued' and invoice_id = %s "
-                       "and not is_deleted", (draft,)) == 2  # the same id in the other accounts stays live
+    assert (
+        pipe.scalar(
+            f"select is_deleted from {MARTS}.stg_invoiz__invoices where account = 'sued' and invoice_id = %s", (draft,)
+        )
+        is True
+    )
+    assert (
+        pipe.scalar(
+            f"select count(*) from {MARTS}.stg_invoiz__invoices where account <> 'sued' and invoice_id = %s "
+            "and not is_deleted",
+            (draft,),
+        )
+        == 2
+    )  # the same id in the other accounts stays live
 
     # -- an incremental run of each: only its own change ---------------------------------------------------------
     nord_open = next(i for i in nord.invoice_ids() if nord.invoice(i)["state"] == "locked")
     nord.pay(nord_open)
     new_in_west = west.create_invoice(customer_id=min(west.contact_ids()), state="locked", amount=123.45)
     shared_email = pipe.scalar(
-        f"select email from {MARTS}.customer_invoices where account = 'nord' order by amount desc limit 1")
-    sued_contact = next(c for c in sued.contact_ids()
-                        if any(sued.invoice(i).get("customerId") == c and sued.invoice(i)["state"] != "draft"
-                               for i in sued.invoice_ids()))
+        f"select email from {MARTS}.customer_invoices where account = 'nord' order by amount desc limit 1"
+    )
+    sued_contact = next(
+        c
+        for c in sued.contact_ids()
+        if any(
+            sued.invoice(i).get("customerId") == c and sued.invoice(i)["state"] != "draft" for i in sued.invoice_ids()
+        )
+    )
     sued.set_contact_email(sued_contact, shared_email.upper())  # the same customer, written differently
     sued_before = raw_rows(pipe, "sued")
     for account in ACCOUNTS:
@@ -151,7 +185,9 @@ def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
     report(pipe, "one change in each")
     for account, sb in sandboxes.items():
         assert_matches_sandbox(pipe, account, sb)
-    assert pipe.scalar("select state from raw_invoiz.invoices where account = 'nord' and id = %s", (nord_open,)) == "paid"
+    assert (
+        pipe.scalar("select state from raw_invoiz.invoices where account = 'nord' and id = %s", (nord_open,)) == "paid"
+    )
     assert pipe.scalar("select count(*) from raw_invoiz.invoices where id = %s", (new_in_west,)) == 1
     changed_sued = [r for r in raw_rows(pipe, "sued")["contacts"] if r not in sued_before["contacts"]]
     assert [r[1] for r in changed_sued] == [sued_contact]
@@ -161,8 +197,9 @@ def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
     assert across >= 10
     customer = pipe.query(f"select account_count, accounts from {MARTS}.customers where email = %s", (shared_email,))
     assert customer == [(2, "nord, sued")]
-    invoice_accounts = {r[0] for r in pipe.query(
-        f"select account from {MARTS}.customer_invoices where email = %s", (shared_email,))}
+    invoice_accounts = {
+        r[0] for r in pipe.query(f"select account from {MARTS}.customer_invoices where email = %s", (shared_email,))
+    }
     assert invoice_accounts == {"nord", "sued"}
 
 

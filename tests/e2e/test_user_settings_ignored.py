@@ -11,8 +11,8 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -31,8 +31,18 @@ SELECTION = [
     "tests/e2e/test_marts.py::test_customer_values_tie_out_to_the_sandbox_to_the_cent",
 ]
 # Left out of the copy (large, machine-specific or generated); the virtualenvs are linked instead.
-NOT_COPIED = (".git", ".venv", ".meltano", ".pgdata", ".env", "target", "logs", "__pycache__", "*.egg-info",
-              ".pytest_cache")
+NOT_COPIED = (
+    ".git",
+    ".venv",
+    ".meltano",
+    ".pgdata",
+    ".env",
+    "target",
+    "logs",
+    "__pycache__",
+    "*.egg-info",
+    ".pytest_cache",
+)
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -99,9 +109,16 @@ def test_a_poisoned_dotenv_and_environment_change_no_test_outcome(pg_env, poison
     python = project / ".venv" / "bin" / Path(sys.executable).name
     result = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *SELECTION],
-        cwd=project, env=env, capture_output=True, text=True, timeout=1200, check=False,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     summary = result.stdout[-3000:] + result.stderr[-2000:]
     assert result.returncode == 0, summary
-    assert " passed" in result.stdout and "failed" not in result.stdout and "error" not in result.stdout.lower(), summary
+    assert " passed" in result.stdout and "failed" not in result.stdout and "error" not in result.stdout.lower(), (
+        summary
+    )
     assert hits == [], f"requests reached the poisoned API URL: {hits[:5]}"

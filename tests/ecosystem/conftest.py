@@ -22,6 +22,7 @@ def extractor() -> dict:
 @pytest.fixture(scope="session")
 def about() -> dict:
     """`tap-invoiz --about --format json`, as Meltano Hub's tooling and users see it."""
-    proc = subprocess.run([h.TAP_EXE, "--about", "--format", "json"], capture_output=True, text=True, timeout=120,
-                          check=True)
+    proc = subprocess.run(
+        [h.TAP_EXE, "--about", "--format", "json"], capture_output=True, text=True, timeout=120, check=True
+    )
     return json.loads(proc.stdout)

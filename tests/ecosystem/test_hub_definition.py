@@ -4,17 +4,17 @@ with the settings singer-sdk reports (`tap-invoiz --about --format json`)."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
-import json
-import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
 import referencing
 import referencing.jsonschema
+import tomllib
 import yaml
 from ecosystem_helpers import HUB_FILE, HUB_SCHEMAS, PROJECT_ROOT
 from referencing.exceptions import NoSuchResource
@@ -196,8 +196,9 @@ def test_meltano_adds_the_plugin_from_the_hub_file(hub_definition, tmp_path):
     env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 
     def run(*args: str, cwd: Path) -> str:
-        proc = subprocess.run([meltano, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-                              check=False)
+        proc = subprocess.run(
+            [meltano, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc.stdout
 
@@ -212,4 +213,3 @@ def test_meltano_adds_the_plugin_from_the_hub_file(hub_definition, tmp_path):
     for name in ("api_key", "api_key_secret", "installation_id", "max_concurrency", "batch_config.encoding.format"):
         assert name in listing
     assert "TAP_INVOIZ_API_KEY" in listing
-

@@ -19,8 +19,12 @@ from tap_helpers import catalog_for, run_cli, run_tap, sandbox_config
 from tap_invoiz.tap import TapInvoiz
 
 DECLARED = meltano_extractor()["capabilities"]
-KEYS = {"invoices": ["account", "id"], "contacts": ["account", "id"], "invoice_payments": ["account", "invoice_id", "id"],
-        "sync_status": ["account", "stream"]}
+KEYS = {
+    "invoices": ["account", "id"],
+    "contacts": ["account", "id"],
+    "invoice_payments": ["account", "invoice_id", "id"],
+    "sync_status": ["account", "stream"],
+}
 
 
 def declared(capability: str):
@@ -42,8 +46,9 @@ def test_about_lists_the_settings_and_capabilities(about, extractor):
     assert sorted(about["settings"]["required"]) == ["api_key", "api_key_secret", "installation_id"]
     assert set(DECLARED) <= set(about["capabilities"])
     # the human formats list the same settings
-    markdown = subprocess.run([TAP_EXE, "--about", "--format", "markdown"], capture_output=True, text=True,
-                              timeout=120, check=True).stdout
+    markdown = subprocess.run(
+        [TAP_EXE, "--about", "--format", "markdown"], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert all(f"| {name} |" in markdown for name in TapInvoiz.config_jsonschema["properties"])
 
 
@@ -113,8 +118,11 @@ def test_a_second_run_with_the_state_emits_nothing_and_a_third_only_the_change(i
     open_id = next(i for i in invoiz_sandbox.invoice_ids() if invoiz_sandbox.invoice(i)["state"] == "locked")
     invoiz_sandbox.pay(open_id)
     third = run_tap(config, state=second.state)
-    assert [(m["stream"], m["record"]["id"]) for m in third.messages
-            if m["type"] == "RECORD" and m["stream"] != "sync_status"] == [("invoices", open_id)]
+    assert [
+        (m["stream"], m["record"]["id"])
+        for m in third.messages
+        if m["type"] == "RECORD" and m["stream"] != "sync_status"
+    ] == [("invoices", open_id)]
     assert third.records("invoices")[0]["status"] == "paid"
 
 
@@ -173,8 +181,10 @@ def _batch_records(messages: list[dict], stream: str) -> list[dict]:
 @declared("batch")
 def test_batch_files_hold_exactly_the_records_of_a_normal_run(invoiz_sandbox, tmp_path):
     normal = run_tap(sandbox_config(invoiz_sandbox))
-    batch_config = {"encoding": {"format": "jsonl", "compression": "gzip"},
-                    "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "invoiz-"}}
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "invoiz-"},
+    }
     (tmp_path / "batches").mkdir()
     batched = run_tap(sandbox_config(invoiz_sandbox, batch_config=batch_config))
 

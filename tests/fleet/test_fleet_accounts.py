@@ -1,4 +1,5 @@
 """Accounts as data: one entry per account, own credentials, and the check that refuses an unsafe fleet."""
+
 from __future__ import annotations
 
 import shutil
@@ -21,7 +22,9 @@ def creds(name: str, installation: str) -> dict[str, str]:
 def project(tmp_path):
     shutil.copy(CHECKOUT / "meltano.yml", tmp_path / "meltano.yml")
     (tmp_path / "accounts").mkdir()
-    (tmp_path / "accounts" / "fleet.yml").write_text("accounts:\n- name: acme\n- name: bolt-gmbh\n  start_date: '2024-01-01'\n")
+    (tmp_path / "accounts" / "fleet.yml").write_text(
+        "accounts:\n- name: acme\n- name: bolt-gmbh\n  start_date: '2024-01-01'\n"
+    )
     accounts.generate(tmp_path)
     return tmp_path
 
@@ -29,10 +32,17 @@ def project(tmp_path):
 def test_one_entry_declares_an_account_with_its_own_credential_variables(project):
     declared = yaml.safe_load((project / "accounts" / "fleet.meltano.yml").read_text())["plugins"]["extractors"]
     bolt = declared[1]
-    assert bolt == {"name": "tap-invoiz--bolt-gmbh", "inherit_from": "tap-invoiz", "config": {
-        "account": "bolt-gmbh", "api_key": "$TAP_INVOIZ__BOLT_GMBH_API_KEY",
-        "api_key_secret": "$TAP_INVOIZ__BOLT_GMBH_API_KEY_SECRET",
-        "installation_id": "$TAP_INVOIZ__BOLT_GMBH_INSTALLATION_ID", "start_date": "2024-01-01"}}
+    assert bolt == {
+        "name": "tap-invoiz--bolt-gmbh",
+        "inherit_from": "tap-invoiz",
+        "config": {
+            "account": "bolt-gmbh",
+            "api_key": "$TAP_INVOIZ__BOLT_GMBH_API_KEY",
+            "api_key_secret": "$TAP_INVOIZ__BOLT_GMBH_API_KEY_SECRET",
+            "installation_id": "$TAP_INVOIZ__BOLT_GMBH_INSTALLATION_ID",
+            "start_date": "2024-01-01",
+        },
+    }
     with (project / "accounts" / "fleet.yml").open("a") as fleet_list:
         fleet_list.write("- name: account-201\n")
     assert accounts.generate(project) is True
@@ -57,10 +67,25 @@ def test_check_refuses_shared_installation_and_missing_credentials(project):
 
 
 def test_check_refuses_secrets_in_yaml_borrowed_variables_and_stale_generated_file(project):
-    (project / "accounts" / "hand.meltano.yml").write_text(yaml.safe_dump({"plugins": {"extractors": [
-        {"name": "tap-invoiz--hand", "inherit_from": "tap-invoiz",
-         "config": {"account": "hand", "api_key": "literal-key", "api_key_secret": "$TAP_INVOIZ__ACME_API_KEY_SECRET"}},
-    ]}}))
+    (project / "accounts" / "hand.meltano.yml").write_text(
+        yaml.safe_dump(
+            {
+                "plugins": {
+                    "extractors": [
+                        {
+                            "name": "tap-invoiz--hand",
+                            "inherit_from": "tap-invoiz",
+                            "config": {
+                                "account": "hand",
+                                "api_key": "literal-key",
+                                "api_key_secret": "$TAP_INVOIZ__ACME_API_KEY_SECRET",
+                            },
+                        },
+                    ]
+                }
+            }
+        )
+    )
     (project / "accounts" / "fleet.yml").write_text("accounts:\n- name: acme\n")
     env = {**creds("acme", "i1"), **creds("bolt-gmbh", "i2"), **creds("hand", "i3")}
     problems = "\n".join(accounts.check(project, env))
@@ -95,8 +120,14 @@ def test_secrets_file_must_be_private(project):
 
 def test_a_step_sees_only_its_own_accounts_credentials(project):
     acme, bolt = accounts.load_accounts(project)
-    env = {**creds("acme", "i1"), **creds("bolt-gmbh", "i2"), "TAP_INVOIZ_API_KEY": "parent",
-           "TAP_INVOIZ_INSTALLATION_ID": "parent", "TAP_INVOIZ_API_URL": "http://127.0.0.1:1/api/", "PATH": "/bin"}
+    env = {
+        **creds("acme", "i1"),
+        **creds("bolt-gmbh", "i2"),
+        "TAP_INVOIZ_API_KEY": "parent",
+        "TAP_INVOIZ_INSTALLATION_ID": "parent",
+        "TAP_INVOIZ_API_URL": "http://127.0.0.1:1/api/",
+        "PATH": "/bin",
+    }
     step = accounts.step_env(bolt, env, {})
     assert step["TAP_INVOIZ__BOLT_GMBH_INSTALLATION_ID"] == "i2"
     assert step["TAP_INVOIZ_API_URL"] == "http://127.0.0.1:1/api/" and step["PATH"] == "/bin"

@@ -6,6 +6,7 @@ wrong secret in the first cycle: only its own step (or, in shard mode, its shard
 account has loaded) fails; the other accounts and the marts complete. Its secret is then rotated, and the second
 cycle is incremental for the others and a first full load for it.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -21,11 +22,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 INVOICES = 40
 MODES = {
     # mode: (accounts, shards, expected steps in the first cycle)
-    "per_account": (["acme", "bolt", "dora"], 0,
-                    {"load_acme": "STEP_SUCCESS", "load_bolt": "STEP_SUCCESS", "load_dora": "STEP_FAILURE"}),
+    "per_account": (
+        ["acme", "bolt", "dora"],
+        0,
+        {"load_acme": "STEP_SUCCESS", "load_bolt": "STEP_SUCCESS", "load_dora": "STEP_FAILURE"},
+    ),
     # shard_of: cora and dora → shard 1, acme and bolt → shard 2
-    "shards": (["acme", "bolt", "cora", "dora"], 2,
-               {"load_shard_1_of_2": "STEP_FAILURE", "load_shard_2_of_2": "STEP_SUCCESS"}),
+    "shards": (
+        ["acme", "bolt", "cora", "dora"],
+        2,
+        {"load_shard_1_of_2": "STEP_FAILURE", "load_shard_2_of_2": "STEP_SUCCESS"},
+    ),
 }
 
 
@@ -45,11 +52,23 @@ def cycles(request, pg_env, tmp_path_factory):
         secrets.write_text("".join(f"{k}={credentials.pop(k)}\n" for k in list(credentials) if "__BOLT_" in k))
         secrets.chmod(0o600)
         credentials["TAP_INVOIZ__DORA_API_KEY_SECRET"] = "wrong"
-        fleet = Fleet(project=project, pg_env=pg_env, warehouse=f"fleet_{suffix}", system_db=f"fleet_{suffix}_meltano",
-                      dagster_db=f"fleet_{suffix}_dagster", dagster_home=folder / "dagster-home", max_concurrent=2,
-                      shards=shards, inherit_settings=False,
-                      extra_env={"TAP_INVOIZ_API_URL": sandbox.api_url, "TAP_INVOIZ_APP_URL": sandbox.app_url,
-                                 "INVOIZ_FLEET_SECRETS": str(secrets), **credentials})
+        fleet = Fleet(
+            project=project,
+            pg_env=pg_env,
+            warehouse=f"fleet_{suffix}",
+            system_db=f"fleet_{suffix}_meltano",
+            dagster_db=f"fleet_{suffix}_dagster",
+            dagster_home=folder / "dagster-home",
+            max_concurrent=2,
+            shards=shards,
+            inherit_settings=False,
+            extra_env={
+                "TAP_INVOIZ_API_URL": sandbox.api_url,
+                "TAP_INVOIZ_APP_URL": sandbox.app_url,
+                "INVOIZ_FLEET_SECRETS": str(secrets),
+                **credentials,
+            },
+        )
         try:
             fleet.deploy()
             results = {"mode": request.param, "names": names}
@@ -61,7 +80,8 @@ def cycles(request, pg_env, tmp_path_factory):
             acme = sandbox.installation(sandbox.installation_ids[0])
             acme.pay(next(i for i in acme.invoice_ids() if acme.invoice_row(i)["state"] == "locked"))
             fleet.extra_env["TAP_INVOIZ__DORA_API_KEY_SECRET"] = sandbox.credentials(sandbox.installation_ids[-1])[
-                "api_key_secret"]  # the rotated (fixed) secret
+                "api_key_secret"
+            ]  # the rotated (fixed) secret
             second = fleet.cycle()
             results[2] = (second, *fleet.last_run_steps(), dict(fleet.materializations()), rows(fleet))
             yield results | state_and_marts(fleet)
@@ -76,8 +96,11 @@ def state_and_marts(fleet: Fleet) -> dict:
     with connect(fleet.pg_env, fleet.warehouse) as conn:
         marts = conn.execute("SELECT count(DISTINCT account) FROM analytics.customer_invoices").fetchone()[0]
     with connect(fleet.pg_env, fleet.dagster_db) as conn:
-        pools = dict(conn.execute("SELECT concurrency_key, count(*) FROM concurrency_slots WHERE deleted = false "
-                                  "GROUP BY concurrency_key").fetchall())
+        pools = dict(
+            conn.execute(
+                "SELECT concurrency_key, count(*) FROM concurrency_slots WHERE deleted = false GROUP BY concurrency_key"
+            ).fetchall()
+        )
     return {"state_ids": state_ids, "marts": marts, "pools": pools}
 
 
@@ -86,8 +109,11 @@ def rows(fleet: Fleet) -> dict[str, int]:
         exists = conn.execute("SELECT to_regclass('raw_invoiz.invoices')").fetchone()[0]
         if not exists:
             return {}
-        return dict(conn.execute("SELECT account, count(*) FROM raw_invoiz.invoices WHERE _sdc_deleted_at IS NULL "
-                                 "GROUP BY account").fetchall())
+        return dict(
+            conn.execute(
+                "SELECT account, count(*) FROM raw_invoiz.invoices WHERE _sdc_deleted_at IS NULL GROUP BY account"
+            ).fetchall()
+        )
 
 
 def test_a_failing_account_fails_only_its_own_step_and_the_marts_still_run(cycles):

@@ -1,4 +1,5 @@
 """Small HTTP client helpers for the sandbox tests (plain requests, like a tap would use)."""
+
 from __future__ import annotations
 
 import re
@@ -12,9 +13,13 @@ DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def get_token(sb, session=None) -> str:
     c = sb.credentials
-    r = (session or requests).post(sb.api_url + "auth/token", auth=(c["api_key"], c["api_key_secret"]),
-                                   json={"installationId": c["installation_id"]},
-                                   headers={"Accept": "application/json"}, timeout=10)
+    r = (session or requests).post(
+        sb.api_url + "auth/token",
+        auth=(c["api_key"], c["api_key_secret"]),
+        json={"installationId": c["installation_id"]},
+        headers={"Accept": "application/json"},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return r.json()["token"]
 
@@ -26,8 +31,12 @@ class Client:
         self.token = get_token(sb, self.s)
 
     def get(self, path, timeout=10, **params):
-        return self.s.get(self.sb.api_url + path, params=params or None, timeout=timeout,
-                          headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"})
+        return self.s.get(
+            self.sb.api_url + path,
+            params=params or None,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"},
+        )
 
     def ok(self, path, **params):
         r = self.get(path, **params)

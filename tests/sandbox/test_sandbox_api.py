@@ -1,4 +1,5 @@
 """The sandbox follows the reconstructed invoiz contract (docs/invoiz-api.md)."""
+
 from __future__ import annotations
 
 import base64
@@ -17,10 +18,36 @@ from sandbox_helpers import DATE_ONLY, ISO_DATETIME, ISO_MIDNIGHT, Client, get_t
 
 from invoiz_sandbox import DEMO_CREDENTIALS, Sandbox
 
-INVOICE_LIST_FIELDS = {"id", "number", "state", "type", "title", "date", "dueToDate", "lockedAt", "customerId",
-                       "customerData", "totalNet", "totalGross", "outstandingAmount", "cashDiscountTotal", "metaData"}
-INVOICE_DETAIL_EXTRA = {"positions", "payments", "history", "priceKind", "payConditionId", "payConditionData",
-                        "texts", "infoSectionCustomFields", "deliveryDate", "sentAt", "paidDate"}
+INVOICE_LIST_FIELDS = {
+    "id",
+    "number",
+    "state",
+    "type",
+    "title",
+    "date",
+    "dueToDate",
+    "lockedAt",
+    "customerId",
+    "customerData",
+    "totalNet",
+    "totalGross",
+    "outstandingAmount",
+    "cashDiscountTotal",
+    "metaData",
+}
+INVOICE_DETAIL_EXTRA = {
+    "positions",
+    "payments",
+    "history",
+    "priceKind",
+    "payConditionId",
+    "payConditionData",
+    "texts",
+    "infoSectionCustomFields",
+    "deliveryDate",
+    "sentAt",
+    "paidDate",
+}
 STATES = {"draft", "locked", "partiallyPaid", "paid", "dunned", "cancelled"}
 TYPES = {"invoice", "depositInvoice", "closingInvoice", "recurringInvoice", "recurringInvoiceTemplate"}
 
@@ -28,8 +55,11 @@ TYPES = {"invoice", "depositInvoice", "closingInvoice", "recurringInvoice", "rec
 # ------------------------------------------------------------------------------------------ basics
 def test_public_api_and_defaults(invoiz_sandbox):
     sb = invoiz_sandbox
-    assert DEMO_CREDENTIALS == {"api_key": "sandbox-key", "api_key_secret": "sandbox-secret",
-                                "installation_id": "sandbox-installation"}
+    assert DEMO_CREDENTIALS == {
+        "api_key": "sandbox-key",
+        "api_key_secret": "sandbox-secret",
+        "installation_id": "sandbox-installation",
+    }
     assert sb.credentials == DEMO_CREDENTIALS
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api/", sb.api_url)
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", sb.app_url)
@@ -38,8 +68,9 @@ def test_public_api_and_defaults(invoiz_sandbox):
 
 
 def test_constructor_signature_and_context_manager():
-    with Sandbox(seed=1, invoices=15, contacts=None, variants=(), max_page_size=500, latency_ms=0, today=None,
-                 port=0) as sb:
+    with Sandbox(
+        seed=1, invoices=15, contacts=None, variants=(), max_page_size=500, latency_ms=0, today=None, port=0
+    ) as sb:
         r = requests.get(sb.api_url + "invoice", timeout=5)
         assert r.status_code == 401
         port = sb.port
@@ -60,12 +91,15 @@ def test_token_with_basic_auth_and_installation_id(invoiz_sandbox):
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("user,pw,inst", [
-    ("sandbox-key", "wrong", "sandbox-installation"),
-    ("wrong", "sandbox-secret", "sandbox-installation"),
-    ("sandbox-key", "sandbox-secret", "other-installation"),
-    ("sandbox-key", "sandbox-secret", None),
-])
+@pytest.mark.parametrize(
+    "user,pw,inst",
+    [
+        ("sandbox-key", "wrong", "sandbox-installation"),
+        ("wrong", "sandbox-secret", "sandbox-installation"),
+        ("sandbox-key", "sandbox-secret", "other-installation"),
+        ("sandbox-key", "sandbox-secret", None),
+    ],
+)
 def test_wrong_credentials_get_401_with_error_shape(invoiz_sandbox, user, pw, inst):
     body = {} if inst is None else {"installationId": inst}
     r = requests.post(invoiz_sandbox.api_url + "auth/token", auth=(user, pw), json=body, timeout=5)
@@ -76,12 +110,15 @@ def test_wrong_credentials_get_401_with_error_shape(invoiz_sandbox, user, pw, in
 
 
 def test_token_without_basic_header_is_401(invoiz_sandbox):
-    r = requests.post(invoiz_sandbox.api_url + "auth/token", json={"installationId": "sandbox-installation"},
-                      timeout=5)
+    r = requests.post(invoiz_sandbox.api_url + "auth/token", json={"installationId": "sandbox-installation"}, timeout=5)
     assert r.status_code == 401
     bad = base64.b64encode(b"sandbox-key").decode()
-    r = requests.post(invoiz_sandbox.api_url + "auth/token", headers={"Authorization": f"Basic {bad}"},
-                      json={"installationId": "sandbox-installation"}, timeout=5)
+    r = requests.post(
+        invoiz_sandbox.api_url + "auth/token",
+        headers={"Authorization": f"Basic {bad}"},
+        json={"installationId": "sandbox-installation"},
+        timeout=5,
+    )
     assert r.status_code == 401
 
 
@@ -91,7 +128,7 @@ def test_every_call_needs_a_bearer_token(invoiz_sandbox, path):
     assert requests.get(url, timeout=5).status_code == 401
     assert requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=5).status_code == 401
     tok = get_token(invoiz_sandbox)
-    assert requests.get(url, headers={"Authorization": tok}, timeout=5).status_code == 401   # prefix required
+    assert requests.get(url, headers={"Authorization": tok}, timeout=5).status_code == 401  # prefix required
     r = requests.get(url, headers={"Authorization": f"Bearer {tok}"}, timeout=5)
     assert r.status_code == 200
     assert invoiz_sandbox.requests["token"] == 1
@@ -117,7 +154,7 @@ def test_paginated_shape_like_the_typescript_client(invoiz_sandbox):
         assert len(j["data"]) <= 20
         for limit in (1, 7, 50):
             assert len(c.ok(path, limit=limit)["data"]) <= limit
-    assert len(c.ok("invoice")["data"]) == 20          # default page size 20
+    assert len(c.ok("invoice")["data"]) == 20  # default page size 20
     assert c.ok("invoice")["meta"]["count"] == 60
 
 
@@ -158,11 +195,18 @@ def test_meta_filter_is_an_object_of_counts_and_filters_work(invoiz_sandbox_fact
     assert c.get("invoice", filter="bogus").status_code == 400
 
 
-@pytest.mark.parametrize("order_by,key", [
-    ("date", lambda r: r["date"]), ("dueToDate", lambda r: r["dueToDate"]), ("totalNet", lambda r: r["totalNet"]),
-    ("totalGross", lambda r: r["totalGross"]), ("customerData.name", lambda r: r["customerData"]["name"].casefold()),
-    ("number", lambda r: int(r["number"] or 0)), ("type", lambda r: r["type"]),
-])
+@pytest.mark.parametrize(
+    "order_by,key",
+    [
+        ("date", lambda r: r["date"]),
+        ("dueToDate", lambda r: r["dueToDate"]),
+        ("totalNet", lambda r: r["totalNet"]),
+        ("totalGross", lambda r: r["totalGross"]),
+        ("customerData.name", lambda r: r["customerData"]["name"].casefold()),
+        ("number", lambda r: int(r["number"] or 0)),
+        ("type", lambda r: r["type"]),
+    ],
+)
 @pytest.mark.parametrize("desc", ["false", "true"])
 def test_order_by(invoiz_sandbox, order_by, key, desc):
     c = Client(invoiz_sandbox)
@@ -186,8 +230,7 @@ def test_search_text(invoiz_sandbox):
     name = row["customerData"]["name"]
     hits = c.ok("invoice", searchText=name[:6].lower(), limit=100)["data"]
     assert any(h["id"] == row["id"] for h in hits)
-    assert all(name[:6].lower() in (h["customerData"]["name"] + (h["number"] or "") + h["title"]).lower()
-               for h in hits)
+    assert all(name[:6].lower() in (h["customerData"]["name"] + (h["number"] or "") + h["title"]).lower() for h in hits)
     cust = c.ok("customer", searchText="zzzzqqq")
     assert cust["meta"]["count"] == 0 and cust["data"] == []
 
@@ -313,12 +356,15 @@ def test_dataset_has_the_interesting_cases():
 
 
 def _digest_cmd(seed, n):
-    return [sys.executable, "-c",
-            "import hashlib,json;from invoiz_sandbox import Sandbox;"
-            f"sb=Sandbox(seed={seed},invoices={n});h=hashlib.sha256();"
-            "[h.update(json.dumps(x,sort_keys=True,ensure_ascii=False).encode()) for x in sb.invoices()];"
-            "[h.update(json.dumps(x,sort_keys=True,ensure_ascii=False).encode()) for x in sb.contacts()];"
-            "print(sb.today, h.hexdigest())"]
+    return [
+        sys.executable,
+        "-c",
+        "import hashlib,json;from invoiz_sandbox import Sandbox;"
+        f"sb=Sandbox(seed={seed},invoices={n});h=hashlib.sha256();"
+        "[h.update(json.dumps(x,sort_keys=True,ensure_ascii=False).encode()) for x in sb.invoices()];"
+        "[h.update(json.dumps(x,sort_keys=True,ensure_ascii=False).encode()) for x in sb.contacts()];"
+        "print(sb.today, h.hexdigest())",
+    ]
 
 
 def test_dataset_is_identical_across_processes():
@@ -354,22 +400,51 @@ def test_100k_starts_fast_and_sorts():
 def test_cli_prints_one_line_with_url_and_credentials_and_stops_on_sigterm():
     exe = os.path.join(os.path.dirname(sys.executable), "invoiz-sandbox")
     cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "invoiz_sandbox.server"]
-    p = subprocess.Popen(cmd + ["--port", "0", "--seed", "9", "--invoices", "30", "--variant", "date_only",
-                                "--variant", "updated_at", "--max-page-size", "10", "--today", "2026-11-01",
-                                "--latency-ms", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        cmd
+        + [
+            "--port",
+            "0",
+            "--seed",
+            "9",
+            "--invoices",
+            "30",
+            "--variant",
+            "date_only",
+            "--variant",
+            "updated_at",
+            "--max-page-size",
+            "10",
+            "--today",
+            "2026-11-01",
+            "--latency-ms",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = p.stdout.readline()
         # one line: where, and the (public, fixed) demo credentials it accepts
-        m = re.fullmatch(r"invoiz-sandbox listening on (http://127\.0\.0\.1:(\d+)/api/) \(web app \S+\); credentials: "
-                         r"api_key=sandbox-key api_key_secret=sandbox-secret installation_id=sandbox-installation\. "
-                         r"Ctrl-C stops it\.\n", line)
+        m = re.fullmatch(
+            r"invoiz-sandbox listening on (http://127\.0\.0\.1:(\d+)/api/) \(web app \S+\); credentials: "
+            r"api_key=sandbox-key api_key_secret=sandbox-secret installation_id=sandbox-installation\. "
+            r"Ctrl-C stops it\.\n",
+            line,
+        )
         assert m, line
         api = m.group(1)
-        r = requests.post(api + "auth/token", auth=("sandbox-key", "sandbox-secret"),
-                          json={"installationId": "sandbox-installation"}, timeout=5)
+        r = requests.post(
+            api + "auth/token",
+            auth=("sandbox-key", "sandbox-secret"),
+            json={"installationId": "sandbox-installation"},
+            timeout=5,
+        )
         tok = r.json()["token"]
-        j = requests.get(api + "invoice", params={"limit": 100}, headers={"Authorization": f"Bearer {tok}"},
-                         timeout=5).json()
+        j = requests.get(
+            api + "invoice", params={"limit": 100}, headers={"Authorization": f"Bearer {tok}"}, timeout=5
+        ).json()
         assert len(j["data"]) == 10 and j["meta"]["count"] == 30
         assert DATE_ONLY.match(j["data"][0]["date"]) and "updatedAt" in j["data"][0]
         p.send_signal(signal.SIGTERM)
@@ -393,12 +468,12 @@ def test_small_data_sets_always_cover_states_and_email_cases(seed, n):
     sb = Sandbox(seed=seed, invoices=n)
     invs = list(sb.invoices())
     assert {i["state"] for i in invs} == STATES
-    assert any(b["date"] < a["date"] for a, b in zip(invs, invs[1:]))            # a back-dated invoice
+    assert any(b["date"] < a["date"] for a, b in zip(invs, invs[1:]))  # a back-dated invoice
     emails = [c["email"] for c in sb.contacts()]
     assert None in emails and "" in emails
-    assert any(e and e != e.strip().lower() for e in emails)                       # capitals / stray spaces
+    assert any(e and e != e.strip().lower() for e in emails)  # capitals / stray spaces
     norm = [e.strip().lower() for e in emails if e]
-    assert len(norm) > len(set(norm))                                              # a shared address
+    assert len(norm) > len(set(norm))  # a shared address
     assert any("ß" in c["name"] and re.search("[äöü]", c["name"]) for c in sb.contacts())
     c = {cid: sb.contact(cid)["email"] for cid in range(5001, 5007)}
     assert c[5001] and c[5001] == c[5001].strip() and c[5003] is None and c[5005] == ""

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,5 +56,7 @@ def test_the_sandbox_command_without_the_extra_says_so_in_one_line(without_faker
         pytest.skip("no invoiz-sandbox console script next to this Python")
     result = _run([str(exe), "--port", "0"], without_faker)
     assert result.returncode == 1
-    assert result.stderr.strip() == "invoiz-sandbox: the invoiz sandbox needs the extra: pip install 'tap-invoiz[sandbox]'"
+    assert (
+        result.stderr.strip() == "invoiz-sandbox: the invoiz sandbox needs the extra: pip install 'tap-invoiz[sandbox]'"
+    )
     assert result.stdout == ""

@@ -1,4 +1,5 @@
 """Fault switches: each one changes what a client sees, and only where it is scoped."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,7 @@ def test_rate_limit_429_with_retry_after_for_next_n(invoiz_sandbox):
         assert r.status_code == 429 and r.headers["Retry-After"] == "3"
         assert set(r.json()) == {"name", "message", "meta"}
     assert c.get("invoice").status_code == 200
-    assert sb.requests["invoice_list"] == 3               # faulted requests are counted too
+    assert sb.requests["invoice_list"] == 3  # faulted requests are counted too
 
 
 def test_fault_scope_limits_the_request_kind(invoiz_sandbox):
@@ -29,8 +30,12 @@ def test_fault_scope_limits_the_request_kind(invoiz_sandbox):
     assert c.get(f"invoice/{sb.invoice_ids()[0]}").status_code == 429
     assert c.get(f"invoice/{sb.invoice_ids()[0]}").status_code == 200
     sb.fault("rate_limit", scope=["token"], times=1)
-    r = requests.post(sb.api_url + "auth/token", auth=("sandbox-key", "sandbox-secret"),
-                      json={"installationId": "sandbox-installation"}, timeout=5)
+    r = requests.post(
+        sb.api_url + "auth/token",
+        auth=("sandbox-key", "sandbox-secret"),
+        json={"installationId": "sandbox-installation"},
+        timeout=5,
+    )
     assert r.status_code == 429
     assert get_token(sb)
     with pytest.raises(ValueError):
@@ -51,6 +56,7 @@ def test_server_error_rate_is_reproducible(invoiz_sandbox_factory):
         c = Client(sb)
         sb.fault("server_error", status=503, rate=0.5, scope="invoice_list")
         return [c.get("invoice").status_code for _ in range(40)]
+
     a, b = run(), run()
     assert a == b
     assert 5 < a.count(503) < 35 and a.count(200) == 40 - a.count(503)
@@ -88,7 +94,7 @@ def test_token_expiry_after_n_requests(invoiz_sandbox):
     sb.fault("token_expiry", after_requests=2)
     c = Client(sb)
     assert [c.get("invoice").status_code for _ in range(3)] == [200, 200, 401]
-    assert c.get("invoice").status_code == 401              # stays stale
+    assert c.get("invoice").status_code == 401  # stays stale
     c.token = get_token(sb)
     assert [c.get("customer").status_code for _ in range(3)] == [200, 200, 401]
     sb.clear_faults()
@@ -150,13 +156,13 @@ def test_page_shift_inserts_rows_before_the_offset(invoiz_sandbox, desc, order_b
     p1 = c.ok("invoice", orderBy=order_by, desc=desc, offset=0, limit=10)
     p2 = c.ok("invoice", orderBy=order_by, desc=desc, offset=10, limit=10)
     assert p2["meta"]["count"] == 63
-    assert [r["id"] for r in p2["data"][:3]] == [r["id"] for r in p1["data"][-3:]]     # seen twice
+    assert [r["id"] for r in p2["data"][:3]] == [r["id"] for r in p1["data"][-3:]]  # seen twice
     new = sorted(sb.invoice_ids())[-3:]
     assert not set(new) & {r["id"] for r in p1["data"] + p2["data"]}
     first = c.ok("invoice", orderBy=order_by, desc=desc, limit=3)["data"]
-    assert {r["id"] for r in first} == set(new)                                        # they sort first
+    assert {r["id"] for r in first} == set(new)  # they sort first
     p3 = c.ok("invoice", orderBy=order_by, desc=desc, offset=20, limit=10)
-    assert p3["data"][0]["id"] == p2["data"][-1]["id"] or p3["meta"]["count"] == 63     # one-shot: no 2nd insert
+    assert p3["data"][0]["id"] == p2["data"][-1]["id"] or p3["meta"]["count"] == 63  # one-shot: no 2nd insert
     assert sb.list_faults() == []
 
 
@@ -167,8 +173,8 @@ def test_duplicate_row_on_two_pages(invoiz_sandbox):
     sb.fault("duplicate", after_page=1)
     seen = [r["id"] for r in c.scan("invoice", limit=10, orderBy="date")]
     assert len(seen) == 61 and set(seen) == set(truth)
-    assert seen[9] == seen[10]                                                         # last of p1 = first of p2
-    again = [r["id"] for r in c.scan("invoice", limit=10, orderBy="date")]              # a new scan: normal
+    assert seen[9] == seen[10]  # last of p1 = first of p2
+    again = [r["id"] for r in c.scan("invoice", limit=10, orderBy="date")]  # a new scan: normal
     assert again == truth
     # a client that stops at offset >= meta.count loses nothing either
     sb.fault("duplicate", after_page=2)
@@ -185,8 +191,10 @@ def test_duplicate_row_on_two_pages(invoiz_sandbox):
 def test_set_and_clear_faults(invoiz_sandbox):
     sb = invoiz_sandbox
     c = Client(sb)
-    ids = sb.set_faults({"kind": "server_error", "status": 502, "times": 5},
-                        {"kind": "rate_limit", "times": 5, "scope": "customer_list"})
+    ids = sb.set_faults(
+        {"kind": "server_error", "status": 502, "times": 5},
+        {"kind": "rate_limit", "times": 5, "scope": "customer_list"},
+    )
     assert len(ids) == 2 and len(sb.list_faults()) == 2
     sb.clear_faults("rate_limit")
     assert [f["kind"] for f in sb.list_faults()] == ["server_error"]

@@ -1,4 +1,5 @@
 """One sandbox server, many installations: routing by installation id and token, own datasets, sizes, CLI."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,8 +14,12 @@ from invoiz_sandbox.fleet import installation_seed, installation_size
 
 def token(fleet, which, **overrides):
     c = {**fleet.credentials(which), **overrides}
-    return requests.post(fleet.api_url + "auth/token", auth=(c["api_key"], c["api_key_secret"]),
-                         json={"installationId": c["installation_id"]}, timeout=10)
+    return requests.post(
+        fleet.api_url + "auth/token",
+        auth=(c["api_key"], c["api_key_secret"]),
+        json={"installationId": c["installation_id"]},
+        timeout=10,
+    )
 
 
 def get(fleet, tok, path, **params):
@@ -94,21 +99,28 @@ def test_sizes_follow_a_skewed_distribution_deterministically():
     sizes = [installation_size(42, i) for i in ids]
     assert sizes == [installation_size(42, i) for i in ids]
     small = sum(100 <= s <= 2_000 for s in sizes)
-    assert small >= 150                       # most accounts are small
+    assert small >= 150  # most accounts are small
     assert 1 <= sum(s >= 20_000 for s in sizes) <= 20  # a few are large
     assert FleetSandbox(installations=200, seed=42).size(ids[0]) == sizes[0]
 
 
 def test_cli_serves_several_installations():
-    proc = subprocess.Popen([sys.executable, "-m", "invoiz_sandbox.server", "--installations", "4", "--invoices", "5"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoiz_sandbox.server", "--installations", "4", "--invoices", "5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("invoiz-sandbox listening on http://127.0.0.1:")
         assert "4 installations sandbox-installation-001 … sandbox-installation-004" in line
         api_url = line.split()[3]
-        r = requests.post(api_url + "auth/token", auth=("sandbox-key", "sandbox-secret"),
-                          json={"installationId": "sandbox-installation-004"}, timeout=10)
+        r = requests.post(
+            api_url + "auth/token",
+            auth=("sandbox-key", "sandbox-secret"),
+            json={"installationId": "sandbox-installation-004"},
+            timeout=10,
+        )
         tok = r.json()["token"]
         answer = requests.get(api_url + "invoice", headers={"Authorization": f"Bearer {tok}"}, timeout=10).json()
         assert answer["meta"]["count"] == 5

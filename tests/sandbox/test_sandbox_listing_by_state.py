@@ -1,5 +1,6 @@
 """Listing by state: meta.filter counts stay exact through every change kind a sync must see (docs/invoiz-api.md §6.1),
 and the realistic state mix."""
+
 from __future__ import annotations
 
 import collections
@@ -40,19 +41,19 @@ def test_change_kinds_keep_meta_filter_exact(invoiz_sandbox):
     sb = invoiz_sandbox
     c = Client(sb)
     before = _counts(c)
-    new = sb.write_and_pay()                                   # written and paid between two runs
+    new = sb.write_and_pay()  # written and paid between two runs
     assert sb.invoice_row(new)["state"] == "paid"
     paid = _first(sb, "paid")
-    sb.delete_payment(paid)                                    # paid → locked / partiallyPaid
+    sb.delete_payment(paid)  # paid → locked / partiallyPaid
     assert sb.invoice_row(paid)["state"] in ("locked", "partiallyPaid")
     storno = [i for i in sb.invoice_ids() if sb.invoice_row(i)["state"] == "paid"][1]
-    sb.cancel(storno)                                          # paid → cancelled
+    sb.cancel(storno)  # paid → cancelled
     locked = _first(sb, "locked")
-    sb.dun(locked)                                             # open → dunned
+    sb.dun(locked)  # open → dunned
     gone = _first(sb, "locked")
-    sb.delete_invoice(gone, finalised=True)                    # a finalised invoice deleted
+    sb.delete_invoice(gone, finalised=True)  # a finalised invoice deleted
     after = _counts(c)
-    assert after["all"] == before["all"]                       # one written, one deleted
+    assert after["all"] == before["all"]  # one written, one deleted
     assert after["cancelled"] == before["cancelled"] + 1
     assert after["dunned"] == before["dunned"] + 1
     assert c.get(f"invoice/{gone}").status_code == 404
@@ -62,7 +63,7 @@ def test_change_kinds_keep_meta_filter_exact(invoiz_sandbox):
 def test_finalised_delete_only_for_unpaid_invoices(invoiz_sandbox):
     sb = invoiz_sandbox
     with pytest.raises(SandboxError):
-        sb.delete_invoice(_first(sb, "locked"))                # without finalised=True: drafts only
+        sb.delete_invoice(_first(sb, "locked"))  # without finalised=True: drafts only
     for state in ("paid", "partiallyPaid", "cancelled"):
         with pytest.raises(SandboxError):
             sb.delete_invoice(_first(sb, state), finalised=True)
@@ -91,10 +92,10 @@ def test_realistic_mix_by_age():
     today = ds.today.toordinal()
     old = [STATES[ds.state[i]] for i in range(ds.n) if today - ds.day[i] > 365]
     recent = [STATES[ds.state[i]] for i in range(ds.n) if today - ds.day[i] <= 14]
-    assert old.count("paid") / len(old) > 0.75                 # most old invoices are paid
-    assert recent.count("paid") / len(recent) < 0.5            # recent ones are mostly open or drafts
+    assert old.count("paid") / len(old) > 0.75  # most old invoices are paid
+    assert recent.count("paid") / len(recent) < 0.5  # recent ones are mostly open or drafts
     default = collections.Counter(STATES[s] for s in Dataset(seed=7, invoices=20000).state)
-    assert default["paid"] / 20000 > 0.9                       # the default mix is unchanged
+    assert default["paid"] / 20000 > 0.9  # the default mix is unchanged
     with pytest.raises(ValueError):
         Dataset(invoices=10, mix="bogus")
 

@@ -1,4 +1,5 @@
 """Scenario control: every action changes list and detail exactly as invoiz would."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -50,7 +51,7 @@ def test_create_back_dated_invoice_sorts_by_its_date(invoiz_sandbox):
     rows = c.scan("invoice", orderBy="date")
     pos = [r["id"] for r in rows].index(iid)
     assert rows[pos - 1]["date"] <= inv["date"] <= rows[pos + 1]["date"]
-    assert pos < len(rows) - 5               # not at the end although it has the highest id
+    assert pos < len(rows) - 5  # not at the end although it has the highest id
     assert iid == max(sb.invoice_ids())
 
 
@@ -61,8 +62,14 @@ def test_create_invoice_in_each_state(invoiz_sandbox, state):
     inv = sb.invoice(iid)
     assert inv["state"] == state
     assert (inv["number"] is None) == (state == "draft")
-    expected = {"draft": 238.0, "locked": 238.0, "partiallyPaid": 119.0, "paid": 0.0, "dunned": 238.0,
-                "cancelled": 0.0}[state]
+    expected = {
+        "draft": 238.0,
+        "locked": 238.0,
+        "partiallyPaid": 119.0,
+        "paid": 0.0,
+        "dunned": 238.0,
+        "cancelled": 0.0,
+    }[state]
     assert inv["outstandingAmount"] == expected
     assert Client(sb).ok("invoice", filter=state, limit=500)["meta"]["count"] >= 1
 
@@ -76,16 +83,23 @@ def test_pay_full_amount(invoiz_sandbox):
     pid = sb.pay(iid)
     inv = _detail(c, iid)
     assert inv["state"] == "paid" and inv["outstandingAmount"] == 0
-    assert inv["payments"][-1] == {"id": pid, "date": "2026-11-01T00:00:00.000Z", "amount": gross,
-                                   "type": "payment", "notes": "", "invoiceId": iid, "cancellationPaymentId": None,
-                                   "financeApiBankTransactionId": None}
+    assert inv["payments"][-1] == {
+        "id": pid,
+        "date": "2026-11-01T00:00:00.000Z",
+        "amount": gross,
+        "type": "payment",
+        "notes": "",
+        "invoiceId": iid,
+        "cancellationPaymentId": None,
+        "financeApiBankTransactionId": None,
+    }
     assert inv["history"][-1]["state"] == "paid" and inv["history"][-1]["date"].startswith("2026-11-01T")
     assert inv["paidDate"] == "2026-11-01T00:00:00.000Z"
     row = _row(c, iid)
     assert row["state"] == "paid" and row["outstandingAmount"] == 0
     assert c.ok("invoice")["meta"]["filter"]["paid"]["count"] == paid_before + 1
     with pytest.raises(SandboxError):
-        sb.pay(iid)                                       # nothing left to pay
+        sb.pay(iid)  # nothing left to pay
 
 
 def test_partial_payments_then_full(invoiz_sandbox):
@@ -96,13 +110,13 @@ def test_partial_payments_then_full(invoiz_sandbox):
     assert inv["state"] == "partiallyPaid" and inv["outstandingAmount"] == 70.0
     assert inv["payments"][-1]["type"] == "partial" and inv["payments"][-1]["amount"] == 30.0
     n_hist = len(inv["history"])
-    sb.partly_pay(iid, 20)                                 # state unchanged → no new history entry
+    sb.partly_pay(iid, 20)  # state unchanged → no new history entry
     inv = sb.invoice(iid)
     assert inv["outstandingAmount"] == 50.0 and len(inv["history"]) == n_hist
     with pytest.raises(SandboxError):
-        sb.partly_pay(iid, 50)                             # not partial any more
+        sb.partly_pay(iid, 50)  # not partial any more
     with pytest.raises(SandboxError):
-        sb.pay(iid, 60)                                    # more than outstanding
+        sb.pay(iid, 60)  # more than outstanding
     sb.pay(iid)
     inv = sb.invoice(iid)
     assert inv["state"] == "paid" and [p["amount"] for p in inv["payments"]] == [30.0, 20.0, 50.0]
@@ -121,7 +135,7 @@ def test_revert_payment(invoiz_sandbox):
     assert inv["history"][-1]["state"] == "locked"
     assert _row(c, iid)["state"] == "locked"
     with pytest.raises(NotFound):
-        sb.revert_payment(iid)                             # no active payment left
+        sb.revert_payment(iid)  # no active payment left
     iid2 = sb.create_invoice(amount=80.0)
     sb.partly_pay(iid2, 10)
     sb.partly_pay(iid2, 20)
@@ -168,7 +182,7 @@ def test_cancel_sets_cancellation_reference(invoiz_sandbox):
     with pytest.raises(SandboxError):
         sb.cancel(iid)
     with pytest.raises(SandboxError):
-        sb.cancel(sb.create_invoice(state="draft"))       # drafts are deleted, not cancelled
+        sb.cancel(sb.create_invoice(state="draft"))  # drafts are deleted, not cancelled
 
 
 def test_delete_draft_only(invoiz_sandbox):
@@ -198,7 +212,7 @@ def test_lock_and_update_draft(invoiz_sandbox):
     inv = sb.invoice(draft)
     assert inv["state"] == "locked" and inv["number"] and ISO_DATETIME.match(inv["lockedAt"])
     with pytest.raises(SandboxError):
-        sb.update_invoice(draft, title="x")               # finalised invoices are immutable
+        sb.update_invoice(draft, title="x")  # finalised invoices are immutable
 
 
 # ------------------------------------------------------------------------------------------ contacts
@@ -226,8 +240,14 @@ def test_create_update_delete_contact(invoiz_sandbox):
     sb = invoiz_sandbox
     c = Client(sb)
     n = c.ok("customer")["meta"]["count"]
-    cid = sb.create_contact(kind="company", companyName="Bäckerei Groß & Söhne KG", email="info@baeckerei-gross.de",
-                            street="Schloßstraße 1", zipCode="01067", city="Dresden")
+    cid = sb.create_contact(
+        kind="company",
+        companyName="Bäckerei Groß & Söhne KG",
+        email="info@baeckerei-gross.de",
+        street="Schloßstraße 1",
+        zipCode="01067",
+        city="Dresden",
+    )
     assert c.ok("customer")["meta"]["count"] == n + 1
     row = c.ok(f"customer/{cid}")["data"]
     assert row["name"] == "Bäckerei Groß & Söhne KG" and row["kind"] == "company"
@@ -244,7 +264,7 @@ def test_create_update_delete_contact(invoiz_sandbox):
     assert c.get(f"customer/{pid}").status_code == 404
     assert pid not in [r["id"] for r in c.scan("customer")]
     assert c.ok("customer")["meta"]["count"] == n + 1
-    assert sb.invoice(iid)["customerId"] == pid           # invoices keep their snapshot
+    assert sb.invoice(iid)["customerId"] == pid  # invoices keep their snapshot
     with pytest.raises(NotFound):
         sb.update_contact(pid, email="x@y.de")
 
@@ -274,6 +294,7 @@ def test_admin_endpoint_runs_every_action(invoiz_sandbox):
         r = c.admin(action, **args)
         assert r.status_code == 200, (action, r.text)
         return r.json()["result"]
+
     iid = admin("create_invoice", amount=100, date="2026-07-01", state="locked")
     assert isinstance(iid, int) and sb.invoice(iid)["date"].startswith("2026-07-01")
     admin("partly_pay", invoice_id=iid, amount=40)
@@ -318,16 +339,16 @@ def test_request_counters(invoiz_sandbox):
     c.ok("customer")
     c.ok(f"customer/{sb.contact_ids()[0]}")
     c.get("invoice/1")
-    assert {k: sb.requests[k] for k in ("token", "invoice_list", "invoice_detail", "customer_list",
-                                         "customer_detail")} == {"token": 1, "invoice_list": 2, "invoice_detail": 2,
-                                                                 "customer_list": 1, "customer_detail": 1}
+    assert {
+        k: sb.requests[k] for k in ("token", "invoice_list", "invoice_detail", "customer_list", "customer_detail")
+    } == {"token": 1, "invoice_list": 2, "invoice_detail": 2, "customer_list": 1, "customer_detail": 1}
     stats = c.s.get(sb.base_url + "/_sandbox/stats", timeout=5).json()
     assert stats["requests"]["invoice_list"] == 2 and stats["requests"]["admin"] == 1
     sb.reset_counters()
     assert sb.requests["invoice_list"] == 0 and sum(sb.requests.values()) == 0
     c.ok("invoice")
     c.admin("reset_counters")
-    assert sum(sb.requests.values()) == 0               # the reset request itself was counted first
+    assert sum(sb.requests.values()) == 0  # the reset request itself was counted first
 
 
 def test_set_today_issue_token_and_set_credentials(invoiz_sandbox):
@@ -340,12 +361,16 @@ def test_set_today_issue_token_and_set_credentials(invoiz_sandbox):
     r = c.s.get(sb.api_url + "customer", headers={"Authorization": f"Bearer {tok}"}, timeout=5)
     assert r.status_code == 200
     sb.set_credentials(api_key="neu", api_key_secret="geheim", installation_id="inst-2")
-    old = c.s.post(sb.api_url + "auth/token", auth=("sandbox-key", "sandbox-secret"),
-                   json={"installationId": "sandbox-installation"}, timeout=5)
+    old = c.s.post(
+        sb.api_url + "auth/token",
+        auth=("sandbox-key", "sandbox-secret"),
+        json={"installationId": "sandbox-installation"},
+        timeout=5,
+    )
     assert old.status_code == 401
     new = c.s.post(sb.api_url + "auth/token", auth=("neu", "geheim"), json={"installationId": "inst-2"}, timeout=5)
     assert new.status_code == 200 and new.json()["token"]
-    assert c.get("invoice").status_code == 200                     # issued tokens stay valid
+    assert c.get("invoice").status_code == 200  # issued tokens stay valid
 
 
 def test_concurrent_scans_are_consistent(invoiz_sandbox_factory):
@@ -356,6 +381,7 @@ def test_concurrent_scans_are_consistent(invoiz_sandbox_factory):
 
     def scan(_):
         return [r["id"] for r in Client(sb).scan("invoice", limit=25, orderBy="date")]
+
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
         results = list(ex.map(scan, range(4)))
     assert all(r == truth for r in results)

@@ -1,4 +1,5 @@
 """Contract variants for the ❓ points of the contract: each one changes exactly its aspect."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,7 @@ def _both(factory, variant, **kw):
 
 
 def test_every_variant_is_documented_and_tested():
-    tested = {name[len("test_variant_"):] for name in globals() if name.startswith("test_variant_")}
+    tested = {name[len("test_variant_") :] for name in globals() if name.startswith("test_variant_")}
     assert tested == set(VARIANTS)
 
 
@@ -44,7 +45,7 @@ def test_variant_date_only(invoiz_sandbox_factory):
     for k in ("date", "dueToDate", "deliveryDate", "paidDate"):
         assert ISO_MIDNIGHT.match(b[k]) and DATE_ONLY.match(v[k]) and b[k].startswith(v[k])
     assert DATE_ONLY.match(v["payments"][0]["date"])
-    assert ISO_DATETIME.match(v["lockedAt"]) and v["lockedAt"] == b["lockedAt"]   # datetimes stay datetimes
+    assert ISO_DATETIME.match(v["lockedAt"]) and v["lockedAt"] == b["lockedAt"]  # datetimes stay datetimes
     assert all(DATE_ONLY.match(r["date"]) for r in cv.ok("invoice")["data"])
 
 
@@ -163,4 +164,4 @@ def test_variant_filter_ignored(invoiz_sandbox_factory):
     for flt in STATE_FILTERS:
         v = cv.ok("invoice", filter=flt, limit=500)
         assert v["data"] == all_rows["data"] and v["meta"]["count"] == all_rows["meta"]["count"]
-        assert v["meta"]["filter"] == cb.ok("invoice", filter=flt)["meta"]["filter"]     # true per-state counts
+        assert v["meta"]["filter"] == cb.ok("invoice", filter=flt)["meta"]["filter"]  # true per-state counts

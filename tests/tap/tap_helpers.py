@@ -63,8 +63,9 @@ class Run:
         return state
 
 
-def catalog_for(config: dict, *, payments: bool = False, invoices: bool = True, contacts: bool = True,
-                sync_status: bool = True) -> dict:
+def catalog_for(
+    config: dict, *, payments: bool = False, invoices: bool = True, contacts: bool = True, sync_status: bool = True
+) -> dict:
     tap = TapInvoiz(config=config, validate_config=False, setup_mapper=False)
     catalog = tap.catalog_dict
     wanted = {"invoices": invoices, "contacts": contacts, "invoice_payments": payments, "sync_status": sync_status}
@@ -87,14 +88,16 @@ def _parse(stdout: str) -> tuple[list[dict], list[dict]]:
     return messages, [m["value"] for m in messages if m["type"] == "STATE"]
 
 
-def run_tap(config: dict, state: dict | None = None, *, payments: bool = False, catalog: dict | None = None,
-            **select) -> Run:
+def run_tap(
+    config: dict, state: dict | None = None, *, payments: bool = False, catalog: dict | None = None, **select
+) -> Run:
     """Run a full sync in this process; returns the messages it wrote."""
     if catalog is None and (payments or select):
         catalog = catalog_for(config, payments=payments, **select)
     writer = _ListWriter()
-    tap = TapInvoiz(config=config, state=copy.deepcopy(state) if state else None, catalog=catalog,
-                    message_writer=writer)
+    tap = TapInvoiz(
+        config=config, state=copy.deepcopy(state) if state else None, catalog=catalog, message_writer=writer
+    )
     tap.sync_all()
     messages, states = _parse("\n".join(writer.lines))
     return Run(messages, states=states)
@@ -111,8 +114,14 @@ class _ListWriter(SingerWriter):
         self.lines.append(self.format_message(message))
 
 
-def run_cli(config: dict, state: dict | None = None, tmp_path: Path | None = None, *, env: dict | None = None,
-            args: tuple[str, ...] = ()) -> Run:
+def run_cli(
+    config: dict,
+    state: dict | None = None,
+    tmp_path: Path | None = None,
+    *,
+    env: dict | None = None,
+    args: tuple[str, ...] = (),
+) -> Run:
     """Run the console script ``tap-invoiz`` as a subprocess."""
     assert tmp_path is not None
     config_path = tmp_path / "config.json"
@@ -122,7 +131,8 @@ def run_cli(config: dict, state: dict | None = None, tmp_path: Path | None = Non
         state_path = tmp_path / "state.json"
         state_path.write_text(json.dumps(state))
         argv += ["--state", str(state_path)]
-    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300,
-                          check=False)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300, check=False
+    )
     messages, states = _parse(proc.stdout)
     return Run(messages, stderr=proc.stderr, stdout=proc.stdout, returncode=proc.returncode, states=states)

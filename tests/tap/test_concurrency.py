@@ -212,7 +212,9 @@ def test_a_persistent_500_on_page_7_fails_clearly_and_emits_only_the_pages_befor
 
 
 @pytest.mark.parametrize("workers", [1, 4, 8])
-@pytest.mark.parametrize(("kind", "opts"), [("page_shift", {"after_page": 2, "insert": 3}), ("duplicate", {"after_page": 1})])
+@pytest.mark.parametrize(
+    ("kind", "opts"), [("page_shift", {"after_page": 2, "insert": 3}), ("duplicate", {"after_page": 1})]
+)
 @pytest.mark.invoiz_sandbox(invoices=120, latency_ms=5)
 def test_page_shift_and_duplicates_give_exactly_the_source_data(invoiz_sandbox, kind, opts, workers):
     sb = invoiz_sandbox
@@ -261,7 +263,9 @@ def test_max_concurrency_out_of_range_is_named(invoiz_sandbox, value):
 def test_max_concurrency_is_a_documented_setting():
     setting = TapInvoiz.config_jsonschema["properties"]["max_concurrency"]
     assert setting["type"] == ["integer", "null"] or "integer" in setting["type"]
-    assert setting["default"] == DEFAULT_MAX_CONCURRENCY > 1  # concurrent by default; meltano.yml agrees (tests/ecosystem)
+    assert (
+        setting["default"] == DEFAULT_MAX_CONCURRENCY > 1
+    )  # concurrent by default; meltano.yml agrees (tests/ecosystem)
     assert "429" in setting["description"]
 
 

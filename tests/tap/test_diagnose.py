@@ -16,9 +16,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from invoiz_sandbox.server import VARIANTS
 from tap_helpers import TAP_EXE, sandbox_config
 
+from invoiz_sandbox.server import VARIANTS
 from tap_invoiz.diagnose import FAIL, OK, SKIP, WARN, diagnose, token_form
 
 
@@ -35,8 +35,14 @@ def cli(config: dict, tmp_path: Path, *args: str, loglevel: str = "INFO") -> sub
     config_path.write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_INVOIZ_") and k != "LOGLEVEL"}
     env["TAP_INVOIZ_LOGLEVEL"] = loglevel
-    return subprocess.run([TAP_EXE, "--diagnose", "--config", str(config_path), *args], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+    return subprocess.run(
+        [TAP_EXE, "--diagnose", "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 # -- the default sandbox: all ✅ ----------------------------------------------------------------------------------
@@ -47,14 +53,36 @@ def test_the_default_sandbox_is_all_as_expected(invoiz_sandbox):
     assert not_ok(report) == {}
     assert report.exit_code == 0
     keys = {f.key for f in report.findings}
-    assert {"auth.token", "auth.bad_token", "paging.default_limit", "paging.max_limit", "paging.meta_count",
-            "invoice_list.fields", "invoice_list.timestamps", "invoice_detail.envelope", "contacts.email",
-            "contacts.country_key", "filters.meta_filter", "filters.locked", "filters.sum", "formats.dates",
-            "formats.not_found"} <= keys
+    assert {
+        "auth.token",
+        "auth.bad_token",
+        "paging.default_limit",
+        "paging.max_limit",
+        "paging.meta_count",
+        "invoice_list.fields",
+        "invoice_list.timestamps",
+        "invoice_detail.envelope",
+        "contacts.email",
+        "contacts.country_key",
+        "filters.meta_filter",
+        "filters.locked",
+        "filters.sum",
+        "formats.dates",
+        "formats.not_found",
+    } <= keys
     text = report.render()
     assert "⚠️ 0 differ but handled · ❌ 0 block a correct sync · ➖ 0 not checked" in text
-    for section in ("## Authentication", "## Paging", "## Invoice list", "## Invoice detail", "## Contacts",
-                    "## Filters", "## Formats", "## Latency", "## Requests"):
+    for section in (
+        "## Authentication",
+        "## Paging",
+        "## Invoice list",
+        "## Invoice detail",
+        "## Contacts",
+        "## Filters",
+        "## Formats",
+        "## Latency",
+        "## Requests",
+    ):
         assert section in text
 
 
@@ -65,8 +93,13 @@ def test_only_read_requests_and_one_token(invoiz_sandbox):
     assert requests["invoice_list"] == 11  # first page, without limit, limit=1000, 7 filters, the bad token
     assert requests["invoice_detail"] == 2  # one invoice, one unknown id
     assert requests["customer_list"] == 2 and requests["customer_detail"] == 1
-    assert {e["kind"] for e in invoiz_sandbox.request_log} <= {"token", "invoice_list", "invoice_detail",
-                                                                "customer_list", "customer_detail"}
+    assert {e["kind"] for e in invoiz_sandbox.request_log} <= {
+        "token",
+        "invoice_list",
+        "invoice_detail",
+        "customer_list",
+        "customer_detail",
+    }
 
 
 def test_the_readme_table_of_settled_questions_names_every_report_line(invoiz_sandbox):
@@ -75,8 +108,10 @@ def test_the_readme_table_of_settled_questions_names_every_report_line(invoiz_sa
     section = readme.split("## Against the live API: the diagnosis")[1].split("\n## ")[0]
     documented = set(re.findall(r"^\| `([a-z_]+\.[a-z_<>]+|latency)`", section, flags=re.M))
     keys = {f.key for f in run(invoiz_sandbox).findings}
-    keys = {"filters.<name>" if k.startswith("filters.") and k not in ("filters.meta_filter", "filters.sum") else k
-            for k in keys}
+    keys = {
+        "filters.<name>" if k.startswith("filters.") and k not in ("filters.meta_filter", "filters.sum") else k
+        for k in keys
+    }
     assert documented == keys
 
 
@@ -219,16 +254,25 @@ def test_an_unreachable_api_exits_2_naming_api_url(invoiz_sandbox, tmp_path):
 
 # -- nothing secret or personal, in the report or the log at any level ----------------------------------------------
 
-SECRETS = {"api_key": "KEY-Qx7-do-not-show", "api_key_secret": "SECRET-Vw3-do-not-show",
-           "installation_id": "INST-Pz9-do-not-show"}
+SECRETS = {
+    "api_key": "KEY-Qx7-do-not-show",
+    "api_key_secret": "SECRET-Vw3-do-not-show",
+    "installation_id": "INST-Pz9-do-not-show",
+}
 
 
 def test_nothing_secret_or_personal_in_the_report_or_the_debug_log(invoiz_sandbox, tmp_path):
     sb = invoiz_sandbox
     sb.set_credentials(**SECRETS)
-    contact = sb.create_contact(kind="person", firstName="Quirinella", lastName="Zebulonski",
-                                email="quirinella.zebulonski@example.org", street="Zypressenpfad 987",
-                                zipCode="98765", city="Quuxhausen")
+    contact = sb.create_contact(
+        kind="person",
+        firstName="Quirinella",
+        lastName="Zebulonski",
+        email="quirinella.zebulonski@example.org",
+        street="Zypressenpfad 987",
+        zipCode="98765",
+        city="Quuxhausen",
+    )
     invoice = sb.create_invoice(customer_id=contact, amount=87654.32, title="Geheimauftrag Zebulon", state="paid")
     sb.set_raw_fields("invoice", invoice, {"customFields": {"zzPrivateLabel": "VALUE-Yk2-private"}})
     sb.set_raw_fields("contact", contact, {"notes": "NOTE-Jh5-private"})
@@ -241,10 +285,23 @@ def test_nothing_secret_or_personal_in_the_report_or_the_debug_log(invoiz_sandbo
     assert "`customFields`" in text  # the unknown field is named ...
     row = sb.invoice(invoice)
     forbidden = [
-        *SECRETS.values(), *sb.issued_tokens(),
-        "Quirinella", "Zebulonski", "quirinella.zebulonski@example.org", "Zypressenpfad", "98765", "Quuxhausen",
-        "Geheimauftrag", "87654", "87.654", "zzPrivateLabel", "VALUE-Yk2", "NOTE-Jh5",  # ... its members are not
-        row["number"], str(invoice), str(contact),
+        *SECRETS.values(),
+        *sb.issued_tokens(),
+        "Quirinella",
+        "Zebulonski",
+        "quirinella.zebulonski@example.org",
+        "Zypressenpfad",
+        "98765",
+        "Quuxhausen",
+        "Geheimauftrag",
+        "87654",
+        "87.654",
+        "zzPrivateLabel",
+        "VALUE-Yk2",
+        "NOTE-Jh5",  # ... its members are not
+        row["number"],
+        str(invoice),
+        str(contact),
     ]
     forbidden += [c["email"].strip() for c in sb.contacts() if c.get("email") and c["email"].strip()]
     forbidden += [str(i) for i in sb.invoice_ids()] + [str(i) for i in sb.contact_ids()]
@@ -304,8 +361,9 @@ def _occurs(value: str, text: str) -> bool:
 def _comparable(report: str) -> str:
     """A report without what changes from run to run (time, port, latencies) and with its field tables folded."""
     report = re.sub(r"<details><summary>(.*?)</summary>.*?</details>", r"<details>\1</details>", report, flags=re.S)
-    report = re.sub(r"<details><summary>(.*?)</summary> … \(a table of every field\) … </details>",
-                    r"<details>\1</details>", report)
+    report = re.sub(
+        r"<details><summary>(.*?)</summary> … \(a table of every field\) … </details>", r"<details>\1</details>", report
+    )
     report = re.sub(r"^tap-invoiz .* · .* UTC · ", "tap-invoiz · ", report, flags=re.M)
     report = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", report)
     report = re.sub(r" \(after \d+ retr(?:y|ies)\)", "", report)  # a busy machine may need a retry

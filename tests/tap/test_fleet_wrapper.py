@@ -1,4 +1,5 @@
 """tap-invoiz-fleet: several accounts in one process, each with its own credentials and state entry."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,15 @@ def run(tmp_path, fleet, env_overrides=None, state=None):
             env[f"TAP_INVOIZ__{name.upper().replace('-', '_')}_{setting.upper()}"] = value
     env.update(env_overrides or {})
     env = {k: v for k, v in env.items() if v is not None}
-    config = {"api_url": fleet.api_url, "app_url": fleet.app_url, "accounts": [{"name": n} for n in NAMES],
-              # tap-invoiz's own credentials are never used for an account
-              "api_key": "parent", "api_key_secret": "parent", "installation_id": fleet.installation_ids[0]}
+    config = {
+        "api_url": fleet.api_url,
+        "app_url": fleet.app_url,
+        "accounts": [{"name": n} for n in NAMES],
+        # tap-invoiz's own credentials are never used for an account
+        "api_key": "parent",
+        "api_key_secret": "parent",
+        "installation_id": fleet.installation_ids[0],
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     args = [sys.executable, "-m", "tap_invoiz.fleet", "--config", str(tmp_path / "config.json")]
     if state is not None:
@@ -59,8 +66,9 @@ def test_every_account_syncs_into_one_stream_with_its_own_state(tmp_path, fleet)
 
 
 def test_a_failing_account_is_skipped_and_the_others_sync(tmp_path, fleet):
-    proc, messages = run(tmp_path, fleet, {"TAP_INVOIZ__BOLT_GMBH_API_KEY_SECRET": "wrong",
-                                           "TAP_INVOIZ__CORA_INSTALLATION_ID": None})
+    proc, messages = run(
+        tmp_path, fleet, {"TAP_INVOIZ__BOLT_GMBH_API_KEY_SECRET": "wrong", "TAP_INVOIZ__CORA_INSTALLATION_ID": None}
+    )
     assert proc.returncode == 0  # failures are reported per account, so that Meltano lets the target finish
     assert records_per_account(messages) == {"acme": 30}
     assert "fleet account 'bolt-gmbh': FAILED" in proc.stderr

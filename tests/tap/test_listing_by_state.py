@@ -162,11 +162,11 @@ def test_changes_whose_counts_cancel_out_are_still_found(invoiz_sandbox, tap_log
     cfg, first, table = setup_run(sb, full_scan_every=1000)
     paid_old, paid_other = ids_in(sb, "paid")[10], ids_in(sb, "paid")[200]
     locked = ids_in(sb, "locked")
-    sb.cancel(paid_old)                                  # paid −1, cancelled +1 (an old invoice)
-    new = sb.write_and_pay(date="2020-01-02")            # paid +1, back-dated: not among the newest
-    sb.delete_invoice(locked[3], finalised=True)         # all −1
-    sb.delete_payment(paid_other)                        # paid −1 …
-    sb.pay(locked[0])                                    # … paid +1
+    sb.cancel(paid_old)  # paid −1, cancelled +1 (an old invoice)
+    new = sb.write_and_pay(date="2020-01-02")  # paid +1, back-dated: not among the newest
+    sb.delete_invoice(locked[3], finalised=True)  # all −1
+    sb.delete_payment(paid_other)  # paid −1 …
+    sb.pay(locked[0])  # … paid +1
     run = run_tap(cfg, first.state)
     assert any("(listed by state)" in m for m in tap_log)
     assert set(run.live("invoices")) == {paid_old, new, paid_other, locked[0]}
@@ -226,8 +226,10 @@ def test_contacts_of_new_invoices_and_changed_emails_arrive_in_the_same_run(invo
     assert any("(listed by state)" in m for m in tap_log)
     assert set(run.live("invoices")) == {invoice}
     assert run.live("invoices")[invoice]["customer_id"] == contact
-    assert {c["id"]: c["email"] for c in run.records("contacts")} == {contact: "rechnung@neukunde.de",
-                                                                      old: "neu@example.de"}
+    assert {c["id"]: c["email"] for c in run.records("contacts")} == {
+        contact: "rechnung@neukunde.de",
+        old: "neu@example.de",
+    }
 
 
 @pytest.mark.invoiz_sandbox(**SANDBOX)
@@ -259,8 +261,15 @@ def test_state_codes_round_trip_and_the_cost_formula():
         listing.decode_states(None, codes)
     assert [len(listing.audit_pages(10, 4, run)) for run in range(8)] == [2, 3, 2, 3] * 2
     assert sorted(p for run in range(4) for p in listing.audit_pages(10, 4, run)) == list(range(10))
-    counts = {"all": 100_000, "draft": 500, "locked": 5000, "partiallyPaid": 3100, "paid": 80_400, "dunned": 6800,
-              "cancelled": 4200}
+    counts = {
+        "all": 100_000,
+        "draft": 500,
+        "locked": 5000,
+        "partiallyPaid": 3100,
+        "paid": 80_400,
+        "dunned": 6800,
+        "cancelled": 4200,
+    }
     assert listing.estimated_requests(counts, 500, 100) == (1 + 10 + 7 + 14 + 2, 200)
     meta = {"count": 3, "filter": {k: {"count": v} for k, v in counts.items()}}
     assert listing.parse_counts(meta) == counts
@@ -269,8 +278,21 @@ def test_state_codes_round_trip_and_the_cost_formula():
     assert listing.parse_counts({"filter": {**meta["filter"], "paid": {"count": 1}}}) is None  # sum ≠ all
 
 
-RANDOM_ACTIONS = ("write_and_pay", "pay", "partly_pay", "delete_payment", "dun", "cancel_open", "cancel_paid",
-                  "delete_finalised", "create", "edit_draft", "lock_draft", "delete_draft", "backdated")
+RANDOM_ACTIONS = (
+    "write_and_pay",
+    "pay",
+    "partly_pay",
+    "delete_payment",
+    "dun",
+    "cancel_open",
+    "cancel_paid",
+    "delete_finalised",
+    "create",
+    "edit_draft",
+    "lock_draft",
+    "delete_draft",
+    "backdated",
+)
 
 
 def _random_change(sb, rng) -> None:
@@ -280,8 +302,10 @@ def _random_change(sb, rng) -> None:
         if action == "write_and_pay":
             sb.write_and_pay(customer_id=rng.choice(sb.contact_ids()))
         elif action == "backdated":
-            sb.create_invoice(state=rng.choice(["paid", "cancelled", "locked", "dunned"]),
-                              date=f"20{rng.randint(18, 25)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}")
+            sb.create_invoice(
+                state=rng.choice(["paid", "cancelled", "locked", "dunned"]),
+                date=f"20{rng.randint(18, 25)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+            )
         elif action == "pay":
             sb.pay(pick("locked", "partiallyPaid", "dunned"))
         elif action == "partly_pay":
@@ -378,8 +402,11 @@ def test_a_full_refresh_killed_midway_is_completed_by_a_full_listing(invoiz_sand
     monkeypatch.setattr(tap_state, "STATE_EVERY", 100)
     cfg = sandbox_config(sb, page_size=PAGE)
     first = run_tap(cfg, contacts=False)
-    midway = next(s for s in first.states if s["bookmarks"].get("invoices", {}).get("accounts", {}).get("test", {})
-                  .get("full_refresh_in_progress"))  # as if the run had been killed after this STATE message
+    midway = next(
+        s
+        for s in first.states
+        if s["bookmarks"].get("invoices", {}).get("accounts", {}).get("test", {}).get("full_refresh_in_progress")
+    )  # as if the run had been killed after this STATE message
     tap_log.clear()
     rest = run_tap(cfg, midway, contacts=False)
     assert any("listing every invoice (a full refresh of this account is not complete yet)" in m for m in tap_log)

@@ -108,8 +108,10 @@ def test_summary_counts_new_changed_deleted_requests_and_retries(invoiz_sandbox,
     sb.pay(next(i for i in sb.invoice_ids() if sb.invoice(i)["state"] == "locked"))
     sb.delete_invoice(next(i for i in sb.invoice_ids() if sb.invoice(i)["state"] == "draft"))
     sb.create_invoice(customer_id=next(iter(sb.contact_ids())))
-    sb.set_faults({"kind": "rate_limit", "scope": "invoice_list", "times": 1, "retry_after": 0},
-                  {"kind": "malformed_json", "scope": "invoice_list", "times": 1})
+    sb.set_faults(
+        {"kind": "rate_limit", "scope": "invoice_list", "times": 1, "retry_after": 0},
+        {"kind": "malformed_json", "scope": "invoice_list", "times": 1},
+    )
     tap_records.clear()
     run = run_tap(cfg, first.state)
     assert len(run.records("invoices")) == 3

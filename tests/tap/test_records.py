@@ -10,8 +10,13 @@ import pytest
 from tap_invoiz.records import invoice_status, to_berlin_date, to_datetime
 from tap_invoiz.tap import TapInvoiz
 
-CONFIG = {"api_key": "k", "api_key_secret": "s", "installation_id": "i", "app_url": "https://app.invoiz.de/",
-          "account": "acme"}
+CONFIG = {
+    "api_key": "k",
+    "api_key_secret": "s",
+    "installation_id": "i",
+    "app_url": "https://app.invoiz.de/",
+    "account": "acme",
+}
 
 
 @pytest.fixture
@@ -63,11 +68,20 @@ def test_datetime_columns_keep_the_api_text_and_widen_plain_dates():
 
 def test_invoice_row_mapping(streams):
     raw = {
-        "id": 100001, "number": "", "state": "locked", "type": "invoice", "title": "Rechnung",
-        "date": "2026-07-14T22:00:00.000Z", "dueToDate": None, "lockedAt": "2026-07-15T08:00:00.000Z",
-        "customerId": 5001, "customerData": {"name": "Müller & Söhne GmbH"},
-        "totalNet": decimal.Decimal("100.00"), "totalGross": decimal.Decimal("119.00"),
-        "outstandingAmount": decimal.Decimal("119.00"), "cashDiscountTotal": 0,
+        "id": 100001,
+        "number": "",
+        "state": "locked",
+        "type": "invoice",
+        "title": "Rechnung",
+        "date": "2026-07-14T22:00:00.000Z",
+        "dueToDate": None,
+        "lockedAt": "2026-07-15T08:00:00.000Z",
+        "customerId": 5001,
+        "customerData": {"name": "Müller & Söhne GmbH"},
+        "totalNet": decimal.Decimal("100.00"),
+        "totalGross": decimal.Decimal("119.00"),
+        "outstandingAmount": decimal.Decimal("119.00"),
+        "cashDiscountTotal": 0,
         "metaData": {"cancellation": {}, "currentDunning": {}, "nextDunning": {}},
     }
     record = streams["invoices"].map_row(raw)
@@ -83,8 +97,16 @@ def test_invoice_row_mapping(streams):
 
 def test_odd_amounts_are_never_silently_altered(streams, caplog):
     stream = streams["invoices"]
-    raw = {"id": 1, "state": "locked", "totalGross": "119.00", "totalNet": "1.234,56", "outstandingAmount": None,
-           "cashDiscountTotal": True, "customerId": "5001", "date": "not a date"}
+    raw = {
+        "id": 1,
+        "state": "locked",
+        "totalGross": "119.00",
+        "totalNet": "1.234,56",
+        "outstandingAmount": None,
+        "cashDiscountTotal": True,
+        "customerId": "5001",
+        "date": "not a date",
+    }
     with caplog.at_level(logging.WARNING):
         record = stream.map_row(raw)
     assert record["total_gross"] == decimal.Decimal("119.00")  # exact decimal text: converted losslessly ...
@@ -94,8 +116,13 @@ def test_odd_amounts_are_never_silently_altered(streams, caplog):
     assert record["customer_id"] == 5001
     assert record["date"] is None
     # ... and every raw value that did not fit is kept verbatim
-    assert record["extra_fields"] == {"totalGross": "119.00", "totalNet": "1.234,56", "cashDiscountTotal": True,
-                                      "customerId": "5001", "date": "not a date"}
+    assert record["extra_fields"] == {
+        "totalGross": "119.00",
+        "totalNet": "1.234,56",
+        "cashDiscountTotal": True,
+        "customerId": "5001",
+        "date": "not a date",
+    }
     assert record["status"] == "open"
 
 
@@ -108,15 +135,28 @@ def test_a_row_without_integer_id_fails_clearly(streams):
 
 def test_contact_flat_columns(streams):
     stream = streams["contacts"]
-    raw = {"id": 5001, "number": "10001", "kind": "person", "name": "Jürgen Weiß", "firstName": "Jürgen",
-           "lastName": "Weiß", "email": " J.Weiss@Example.DE ", "phone1": "", "mobile": "0171 1234567",
-           "phone2": "030 1", "address": {"street": "Straße des 17. Juni 1", "zipCode": "10623", "city": "Berlin",
-                                          "isoCountry": "DE"},
-           "isArchived": False}
+    raw = {
+        "id": 5001,
+        "number": "10001",
+        "kind": "person",
+        "name": "Jürgen Weiß",
+        "firstName": "Jürgen",
+        "lastName": "Weiß",
+        "email": " J.Weiss@Example.DE ",
+        "phone1": "",
+        "mobile": "0171 1234567",
+        "phone2": "030 1",
+        "address": {"street": "Straße des 17. Juni 1", "zipCode": "10623", "city": "Berlin", "isoCountry": "DE"},
+        "isArchived": False,
+    }
     record = stream.map_row(raw)
     assert record["email"] == " J.Weiss@Example.DE "  # verbatim; dbt normalises
     assert (record["street"], record["zip_code"], record["city"], record["country_iso"]) == (
-        "Straße des 17. Juni 1", "10623", "Berlin", "DE")
+        "Straße des 17. Juni 1",
+        "10623",
+        "Berlin",
+        "DE",
+    )
     assert record["phone"] == "0171 1234567"
     assert record["contact_url"] == "https://app.invoiz.de/customer/5001"
     assert record["extra_fields"] == {"isArchived": False}

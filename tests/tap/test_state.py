@@ -53,8 +53,10 @@ def test_state_of_a_real_100k_run(invoiz_sandbox):
     entry = run.state["bookmarks"]["invoices"]["accounts"]["test"]
     invoices_blob = len(entry["fingerprints"])
     states_blob = len(entry["states"])  # one byte of invoice state per row, for listing by state
-    print(f"state: {state_bytes} bytes in total, invoices {invoices_blob} bytes of fingerprints and {states_blob} "
-          "bytes of states for 100,000 rows")
+    print(
+        f"state: {state_bytes} bytes in total, invoices {invoices_blob} bytes of fingerprints and {states_blob} "
+        "bytes of states for 100,000 rows"
+    )
     assert invoices_blob < 750_000
     assert states_blob < 50_000
     assert state_bytes < 1_000_000

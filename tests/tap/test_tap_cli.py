@@ -8,8 +8,11 @@ import subprocess
 import pytest
 from tap_helpers import TAP_EXE, run_cli, sandbox_config
 
-SECRETS = {"api_key": "K3y-do-not-log-4711", "api_key_secret": "S3cret-do-not-log-0815",
-           "installation_id": "Inst-do-not-log-42"}
+SECRETS = {
+    "api_key": "K3y-do-not-log-4711",
+    "api_key_secret": "S3cret-do-not-log-0815",
+    "installation_id": "Inst-do-not-log-42",
+}
 
 
 def test_wrong_credentials_exit_non_zero_naming_the_settings(invoiz_sandbox, tmp_path):
@@ -80,8 +83,9 @@ def test_no_secret_appears_in_any_output_even_at_debug(invoiz_sandbox_factory, t
     cfg = sandbox_config(sb, page_size=10)
     token = sb.issue_token()
     for argv_extra in ((), ("--discover",), ("--about",)):
-        run = run_cli(cfg, tmp_path=tmp_path, env={"LOGLEVEL": "DEBUG", "TAP_INVOIZ_LOGLEVEL": "DEBUG"},
-                      args=argv_extra)
+        run = run_cli(
+            cfg, tmp_path=tmp_path, env={"LOGLEVEL": "DEBUG", "TAP_INVOIZ_LOGLEVEL": "DEBUG"}, args=argv_extra
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         output = run.stderr + run.stdout
         for secret in (*SECRETS.values(), token):
@@ -92,7 +96,9 @@ def test_no_secret_appears_in_any_output_even_at_debug(invoiz_sandbox_factory, t
 
 
 def test_wrong_credentials_at_debug_do_not_leak_either(invoiz_sandbox, tmp_path):
-    cfg = sandbox_config(invoiz_sandbox, **{**SECRETS, "installation_id": invoiz_sandbox.credentials["installation_id"]})
+    cfg = sandbox_config(
+        invoiz_sandbox, **{**SECRETS, "installation_id": invoiz_sandbox.credentials["installation_id"]}
+    )
     run = run_cli(cfg, tmp_path=tmp_path, env={"LOGLEVEL": "DEBUG"})
     assert run.returncode != 0
     for secret in (SECRETS["api_key"], SECRETS["api_key_secret"]):
@@ -100,20 +106,30 @@ def test_wrong_credentials_at_debug_do_not_leak_either(invoiz_sandbox, tmp_path)
 
 
 def test_about_lists_the_settings_and_marks_secrets():
-    about = json.loads(subprocess.run([TAP_EXE, "--about", "--format=json"], capture_output=True, text=True,
-                                      check=True).stdout)
+    about = json.loads(
+        subprocess.run([TAP_EXE, "--about", "--format=json"], capture_output=True, text=True, check=True).stdout
+    )
     props = about["settings"]["properties"]
     for name in ("api_key", "api_key_secret", "installation_id"):
         assert props[name].get("secret") is True or props[name].get("writeOnly") is True
-    for name in ("api_url", "app_url", "account", "start_date", "page_size", "request_timeout", "max_retries",
-                 "user_agent"):
+    for name in (
+        "api_url",
+        "app_url",
+        "account",
+        "start_date",
+        "page_size",
+        "request_timeout",
+        "max_retries",
+        "user_agent",
+    ):
         assert name in props
 
 
 def test_discover_works_without_credentials(tmp_path):
     (tmp_path / "c.json").write_text("{}")
-    proc = subprocess.run([TAP_EXE, "--config", str(tmp_path / "c.json"), "--discover"], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [TAP_EXE, "--config", str(tmp_path / "c.json"), "--discover"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-1000:]
     streams = {s["tap_stream_id"]: s for s in json.loads(proc.stdout)["streams"]}
     assert set(streams) == {"invoices", "contacts", "invoice_payments", "sync_status"}

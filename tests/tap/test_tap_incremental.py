@@ -28,8 +28,9 @@ def test_first_run_emits_everything_and_reports_a_full_refresh_not_activate_vers
     assert status["invoices"]["full_refresh_started_at"] == status["invoices"]["started_at"]
     # every record of the full refresh was extracted after the moment staging compares with
     started = status["invoices"]["started_at"]
-    assert all(m["time_extracted"] >= started for m in run.messages
-               if m["type"] == "RECORD" and m["stream"] == "invoices")
+    assert all(
+        m["time_extracted"] >= started for m in run.messages if m["type"] == "RECORD" and m["stream"] == "invoices"
+    )
     assert run.records("invoice_payments") == []  # not selected by default: no detail requests
     assert sb.requests["invoice_detail"] == 0
     accounts = run.state["bookmarks"]["invoices"]["accounts"]
@@ -54,8 +55,7 @@ def test_each_kind_of_change_is_emitted_with_the_next_run(invoiz_sandbox):
     sb = invoiz_sandbox
     cfg, first = first_and_reset(sb)
     invoices = {i: sb.invoice(i) for i in sb.invoice_ids()}
-    open_ids = sorted((i for i, inv in invoices.items() if inv["state"] == "locked"),
-                      key=lambda i: invoices[i]["date"])
+    open_ids = sorted((i for i, inv in invoices.items() if inv["state"] == "locked"), key=lambda i: invoices[i]["date"])
     to_pay, to_cancel, to_dun, to_part = open_ids[0], open_ids[1], open_ids[2], open_ids[3]
     sb.pay(to_pay)
     sb.cancel(to_cancel)
@@ -123,7 +123,8 @@ def test_full_refresh_without_state_resends_all_and_reports_its_cut_off(invoiz_s
     status = {r["stream"]: r for r in refresh.records("sync_status")}["invoices"]
     # the vanished draft was extracted before the cut-off and not sent again: staging marks it deleted
     assert status["full_refresh_started_at"] > max(
-        m["time_extracted"] for m in first.messages if m["type"] == "RECORD" and m["stream"] == "invoices")
+        m["time_extracted"] for m in first.messages if m["type"] == "RECORD" and m["stream"] == "invoices"
+    )
     # sync_status comes after every record of the streams it reports on
     kinds = [(m["type"], m.get("stream")) for m in refresh.messages]
     last_data = max(i for i, k in enumerate(kinds) if k[0] == "RECORD" and k[1] != "sync_status")
@@ -203,8 +204,9 @@ def test_a_run_killed_halfway_loses_nothing(invoiz_sandbox, monkeypatch):
     all_ids = set(sb.invoice_ids())
     for position, state in enumerate(full.states[:-1]):
         index = [i for i, m in enumerate(full.messages) if m["type"] == "STATE"][position]
-        before = {m["record"]["id"] for m in full.messages[:index]
-                  if m["type"] == "RECORD" and m["stream"] == "invoices"}
+        before = {
+            m["record"]["id"] for m in full.messages[:index] if m["type"] == "RECORD" and m["stream"] == "invoices"
+        }
         resumed = run_tap(cfg, state)
         assert before | resumed.ids("invoices") == all_ids
         tracked = state.get("bookmarks", {}).get("invoices", {}).get("accounts", {}).get("test", {}).get("rows", 0)
@@ -276,8 +278,13 @@ def test_page_shift_and_duplicates_while_paging_lose_nothing_and_delete_nothing(
 def test_batch_messages_state_follows_the_batches(invoiz_sandbox, tmp_path, monkeypatch):
     sb = invoiz_sandbox
     monkeypatch.setattr(tap_state, "STATE_EVERY", 10)
-    cfg = sandbox_config(sb, batch_config={"encoding": {"format": "jsonl", "compression": "gzip"},
-                                           "storage": {"root": tmp_path.as_uri(), "prefix": "b-"}})
+    cfg = sandbox_config(
+        sb,
+        batch_config={
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": tmp_path.as_uri(), "prefix": "b-"},
+        },
+    )
     first = run_tap(cfg)
     kinds = [(m["type"], m.get("stream")) for m in first.messages]
     assert kinds.count(("BATCH", "invoices")) == 1

@@ -25,5 +25,10 @@ CONFIG = {
 # invoice_payments is not selected by default (it costs detail requests); the standard tests cover it too.
 # parse_env_config=False: singer-sdk's default (True) would load the nearest .env into this process's environment
 # and take TAP_INVOIZ_* settings (the user's API URL and credentials) over this config.
-TestTapInvoiz = get_tap_test_class(TapInvoiz, config=CONFIG, suite_config=SuiteConfig(),
-                                   catalog=catalog_for(CONFIG, payments=True), parse_env_config=False)
+TestTapInvoiz = get_tap_test_class(
+    TapInvoiz,
+    config=CONFIG,
+    suite_config=SuiteConfig(),
+    catalog=catalog_for(CONFIG, payments=True),
+    parse_env_config=False,
+)

@@ -8,8 +8,17 @@ LOGGER = logging.getLogger("tap-invoiz.diagnose")
 
 OK, WARN, FAIL, SKIP = "✅", "⚠️", "❌", "➖"
 VERDICTS = (OK, WARN, FAIL, SKIP)
-SECTIONS = ("Authentication", "Paging", "Invoice list", "Invoice detail", "Contacts", "Filters", "Formats", "Latency",
-            "Other endpoints")
+SECTIONS = (
+    "Authentication",
+    "Paging",
+    "Invoice list",
+    "Invoice detail",
+    "Contacts",
+    "Filters",
+    "Formats",
+    "Latency",
+    "Other endpoints",
+)
 
 #: The largest page the tap may ask for (setting page_size); the diagnosis asks for it to find a silent cap.
 PROBE_LIMIT = 1000
@@ -24,52 +33,161 @@ FILTERS = (*STATE_FILTERS, "overdue")
 
 #: §4.1 fields marked "L": every invoice list row should carry them.
 INVOICE_LIST_EXPECTED = (
-    "id", "number", "state", "type", "title", "date", "dueToDate", "lockedAt", "customerId", "customerData",
-    "totalNet", "totalGross", "outstandingAmount", "cashDiscountTotal", "metaData",
+    "id",
+    "number",
+    "state",
+    "type",
+    "title",
+    "date",
+    "dueToDate",
+    "lockedAt",
+    "customerId",
+    "customerData",
+    "totalNet",
+    "totalGross",
+    "outstandingAmount",
+    "cashDiscountTotal",
+    "metaData",
 )
 #: §4.1 fields marked "D (L?)": the contract expects them on the detail only (open question 2).
 INVOICE_LIST_MAYBE = ("positions", "payments", "history")
 #: §4.1 fields the detail should carry (✅ and the 🟡 ones the web app reads).
 INVOICE_DETAIL_EXPECTED = (
-    *INVOICE_LIST_EXPECTED, "deliveryDate", "sentAt", "paidDate", "contactPersonId", "priceKind", "payConditionId",
-    "payConditionData", "positions", "payments", "history", "texts", "infoSectionCustomFields",
+    *INVOICE_LIST_EXPECTED,
+    "deliveryDate",
+    "sentAt",
+    "paidDate",
+    "contactPersonId",
+    "priceKind",
+    "payConditionId",
+    "payConditionData",
+    "positions",
+    "payments",
+    "history",
+    "texts",
+    "infoSectionCustomFields",
 )
 #: §4.1 fields the contract knows but does not expect on every answer.
 INVOICE_KNOWN = (
-    "deliveryPeriod", "printDate", "discount", "totalGrossProfit", "vatAmountReduced", "vatAmountStandard",
-    "cashDiscountSetting", "autoDunningEnabled", "dunningLevel", "dunningRecipients", "overDueNotificationSent",
-    "smallBusiness", "smallBusinessText", "notes", "offer", "offerId", "project", "projectId", "parentId",
-    "recurringInvoiceId", "invoizPayData", "useAdvancedPaymentOptions", "useAdvancedPaymentPayPal",
-    "useAdvancedPaymentTransfer", "hideInvoizPay", "letterPaperSettingId", "letterNumerationId", "columns",
-    "thumbnails", "printCustomDocument", "infoSectionFields",
+    "deliveryPeriod",
+    "printDate",
+    "discount",
+    "totalGrossProfit",
+    "vatAmountReduced",
+    "vatAmountStandard",
+    "cashDiscountSetting",
+    "autoDunningEnabled",
+    "dunningLevel",
+    "dunningRecipients",
+    "overDueNotificationSent",
+    "smallBusiness",
+    "smallBusinessText",
+    "notes",
+    "offer",
+    "offerId",
+    "project",
+    "projectId",
+    "parentId",
+    "recurringInvoiceId",
+    "invoizPayData",
+    "useAdvancedPaymentOptions",
+    "useAdvancedPaymentPayPal",
+    "useAdvancedPaymentTransfer",
+    "hideInvoizPay",
+    "letterPaperSettingId",
+    "letterNumerationId",
+    "columns",
+    "thumbnails",
+    "printCustomDocument",
+    "infoSectionFields",
     # fork-only (Groflex), probably absent in Germany
-    "totalDiscount", "additionalCharges", "exchangeRate", "baseCurrency", "razorpayPaymentData",
+    "totalDiscount",
+    "additionalCharges",
+    "exchangeRate",
+    "baseCurrency",
+    "razorpayPaymentData",
 )
 #: §5: customer fields, list rows and detail alike.
 CONTACT_EXPECTED = (
-    "id", "number", "kind", "name", "companyName", "companyNameAffix", "salutation", "title", "firstName", "lastName",
-    "address", "email", "phone1", "phone2", "mobile", "fax", "website", "contactPersons", "discount", "payConditionId",
-    "notes", "notesAlert", "category", "vatId", "type",
+    "id",
+    "number",
+    "kind",
+    "name",
+    "companyName",
+    "companyNameAffix",
+    "salutation",
+    "title",
+    "firstName",
+    "lastName",
+    "address",
+    "email",
+    "phone1",
+    "phone2",
+    "mobile",
+    "fax",
+    "website",
+    "contactPersons",
+    "discount",
+    "payConditionId",
+    "notes",
+    "notesAlert",
+    "category",
+    "vatId",
+    "type",
 )
 CONTACT_KNOWN = (
-    "birthday", "contactType", "mandator", "vatFree", "outstandingAmount", "balance", "openingBalance", "credits",
-    "debits", "salesVolumeData",
+    "birthday",
+    "contactType",
+    "mandator",
+    "vatFree",
+    "outstandingAmount",
+    "balance",
+    "openingBalance",
+    "credits",
+    "debits",
+    "salesVolumeData",
 )
 TIMESTAMP_FIELDS = ("createdAt", "updatedAt")
 #: Objects whose member names are shown (one level, arrays of objects as ``name[].member``). Unknown objects are not
 #: opened: their member names may be labels a user typed.
 OPENED = {
-    "customerData", "customerData.contact", "metaData", "metaData.cancellation", "metaData.currentDunning",
-    "metaData.nextDunning", "positions[]", "positions[].metaData", "payments[]", "history[]", "payConditionData",
-    "texts", "cashDiscountSetting", "address", "contactPersons[]",
+    "customerData",
+    "customerData.contact",
+    "metaData",
+    "metaData.cancellation",
+    "metaData.currentDunning",
+    "metaData.nextDunning",
+    "positions[]",
+    "positions[].metaData",
+    "payments[]",
+    "history[]",
+    "payConditionData",
+    "texts",
+    "cashDiscountSetting",
+    "address",
+    "contactPersons[]",
 }
 CALENDAR_DATES = (
-    "date", "dueToDate", "deliveryDate", "paidDate", "payments[].date", "metaData.cancellation.date",
-    "metaData.currentDunning.date", "metaData.nextDunning.date",
+    "date",
+    "dueToDate",
+    "deliveryDate",
+    "paidDate",
+    "payments[].date",
+    "metaData.cancellation.date",
+    "metaData.currentDunning.date",
+    "metaData.nextDunning.date",
 )
 DATE_TIMES = ("lockedAt", "sentAt", "printDate", "history[].date", "createdAt", "updatedAt")
 MONEY = ("totalNet", "totalGross", "outstandingAmount", "cashDiscountTotal")
 #: Loggers that would write request URLs (with ids) at DEBUG.
 QUIET_LOGGERS = ("urllib3", "urllib3.connectionpool", "requests")
-RATE_LIMIT_HEADERS = ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
-                      "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy")
+RATE_LIMIT_HEADERS = (
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "ratelimit-policy",
+)

@@ -24,8 +24,10 @@ class FilterChecks(Checks):
         complete = all_count is not None and len(invoices.rows) >= all_count
         tally = Counter(row.get("state") for row in invoices.rows) if complete else None
 
-        lines = ["| filter | HTTP | `meta.count` | `meta.filter` count | states in the listing | row's state |",
-                 "|---|---|---|---|---|---|"]
+        lines = [
+            "| filter | HTTP | `meta.count` | `meta.filter` count | states in the listing | row's state |",
+            "|---|---|---|---|---|---|",
+        ]
         state_counts: dict[str, int] = {}
         for name in FILTERS:
             probe = filtered[name]
@@ -34,16 +36,23 @@ class FilterChecks(Checks):
             in_listing = tally.get(name, 0) if tally is not None and name != "overdue" else None
             lines.append(self._filter_line(name, probe, listed, in_listing))
             if not self._envelope_ok(probe):
-                self.add(f"filters.{name}", section, WARN, f"filter={name}",
-                         f"answered HTTP {probe.status}: the filter is not supported. {self.FALLBACK}")
+                self.add(
+                    f"filters.{name}",
+                    section,
+                    WARN,
+                    f"filter={name}",
+                    f"answered HTTP {probe.status}: the filter is not supported. {self.FALLBACK}",
+                )
                 continue
             if name in STATE_FILTERS and probe.count is not None:
                 state_counts[name] = probe.count
             self._filter_verdict(name, probe, listed, in_listing, all_count)
         self._filters_sum(state_counts, all_count)
         lines.append("")
-        lines.append("`states in the listing`: invoices per state in the full listing read above, when it fitted on "
-                     "one page. `overdue` follows the server's clock and rule, so only its row's state is checked.")
+        lines.append(
+            "`states in the listing`: invoices per state in the full listing read above, when it fitted on "
+            "one page. `overdue` follows the server's clock and rule, so only its row's state is checked."
+        )
         self.table(section, lines)
 
     def _meta_filter(self, invoices: Probe) -> dict[str, int | None]:
@@ -56,8 +65,13 @@ class FilterChecks(Checks):
             self.add("filters.meta_filter", section, WARN, "meta.filter", f"not sent on the invoice list. {fallback}")
             return counts_by_filter
         if not isinstance(meta_filter, dict):
-            self.add("filters.meta_filter", section, WARN, "meta.filter",
-                     f"a JSON {json_type(meta_filter)}, not an object keyed by filter name. {fallback}")
+            self.add(
+                "filters.meta_filter",
+                section,
+                WARN,
+                "meta.filter",
+                f"a JSON {json_type(meta_filter)}, not an object keyed by filter name. {fallback}",
+            )
             return counts_by_filter
         for name, entry in meta_filter.items():
             value = entry.get("count") if isinstance(entry, dict) else None
@@ -66,14 +80,23 @@ class FilterChecks(Checks):
             except Unconvertible:
                 counts_by_filter[str(name)] = None
         lacking = [name for name in ("all", *FILTERS) if counts_by_filter.get(name) is None]
-        keys = sorted(counts_by_filter, key=lambda n: (("all", *FILTERS).index(n) if n in ("all", *FILTERS)
-                                                       else 99, n))
+        keys = sorted(counts_by_filter, key=lambda n: (("all", *FILTERS).index(n) if n in ("all", *FILTERS) else 99, n))
         if lacking:
-            self.add("filters.meta_filter", section, WARN, "meta.filter",
-                     f"an object with {name_list(keys)}, but no `{{count}}` for {name_list(lacking)}. {fallback}")
+            self.add(
+                "filters.meta_filter",
+                section,
+                WARN,
+                "meta.filter",
+                f"an object with {name_list(keys)}, but no `{{count}}` for {name_list(lacking)}. {fallback}",
+            )
         else:
-            self.add("filters.meta_filter", section, OK, "meta.filter",
-                     f"an object keyed by filter name, `{{count}}` for {name_list(keys)}")
+            self.add(
+                "filters.meta_filter",
+                section,
+                OK,
+                "meta.filter",
+                f"an object keyed by filter name, `{{count}}` for {name_list(keys)}",
+            )
         return counts_by_filter
 
     @staticmethod
@@ -87,23 +110,29 @@ class FilterChecks(Checks):
             f"{'—' if row_state is None else '`' + str(row_state) + '`' if isinstance(row_state, str) else json_type(row_state)} |"
         )
 
-    def _filter_verdict(self, name: str, probe: Probe, listed: int | None, in_listing: int | None,
-                        all_count: int | None) -> None:
+    def _filter_verdict(
+        self, name: str, probe: Probe, listed: int | None, in_listing: int | None, all_count: int | None
+    ) -> None:
         count = probe.count
         problems = self._filter_problems(name, probe, listed, in_listing, all_count)
         if problems:
-            self.add(f"filters.{name}", "Filters", WARN, f"filter={name}",
-                     "; ".join(problems) + f". {self.FALLBACK}")
+            self.add(f"filters.{name}", "Filters", WARN, f"filter={name}", "; ".join(problems) + f". {self.FALLBACK}")
             return
         agreed = "= `meta.filter` count" if listed is not None else "(no `meta.filter` to compare)"
         state = ("its row is open" if name == "overdue" else f"its row is `{name}`") if probe.rows else "no rows"
-        self.add(f"filters.{name}", "Filters", OK, f"filter={name}",
-                 f"`meta.count` {count} {agreed}; {state}"
-                 + (f"; equals the listing's count" if in_listing is not None else ""))
+        self.add(
+            f"filters.{name}",
+            "Filters",
+            OK,
+            f"filter={name}",
+            f"`meta.count` {count} {agreed}; {state}"
+            + ("; equals the listing's count" if in_listing is not None else ""),
+        )
 
     @staticmethod
-    def _filter_problems(name: str, probe: Probe, listed: int | None, in_listing: int | None,
-                         all_count: int | None) -> list[str]:
+    def _filter_problems(
+        name: str, probe: Probe, listed: int | None, in_listing: int | None, all_count: int | None
+    ) -> list[str]:
         count = probe.count
         row_state = probe.rows[0].get("state") if probe.rows else None
         problems = []
@@ -115,8 +144,7 @@ class FilterChecks(Checks):
             if isinstance(row_state, str) and row_state != name:
                 problems.append(f"its row is in state `{row_state}`")
             if in_listing is not None and count is not None and count != in_listing:
-                problems.append(f"it counts {count}, the listing has {plural(in_listing, 'invoice')} in state "
-                                f"`{name}`")
+                problems.append(f"it counts {count}, the listing has {plural(in_listing, 'invoice')} in state `{name}`")
             truth = [n for n in (listed, in_listing) if n is not None]
             if count is not None and all_count and count == all_count and truth and any(n != count for n in truth):
                 problems.append("it answers like `filter=all` (the filter seems ignored)")
@@ -129,16 +157,27 @@ class FilterChecks(Checks):
     def _filters_sum(self, state_counts: dict[str, int], all_count: int | None) -> None:
         section = "Filters"
         if all_count is None or len(state_counts) < len(STATE_FILTERS):
-            self.add("filters.sum", section, SKIP, "Counts add up to all",
-                     "not every state filter gave a count (see above)")
+            self.add(
+                "filters.sum", section, SKIP, "Counts add up to all", "not every state filter gave a count (see above)"
+            )
             return
         total = sum(state_counts.values())
         if total == all_count:
-            self.add("filters.sum", section, OK, "Counts add up to all",
-                     f"the six state filters count {total:,} = `all` {all_count:,}: every invoice is in exactly "
-                     "one state filter")
+            self.add(
+                "filters.sum",
+                section,
+                OK,
+                "Counts add up to all",
+                f"the six state filters count {total:,} = `all` {all_count:,}: every invoice is in exactly "
+                "one state filter",
+            )
         else:
             more = "more" if total > all_count else "fewer"
-            self.add("filters.sum", section, WARN, "Counts add up to all",
-                     f"the six state filters count {total:,}, {more} than `all` ({all_count:,}): states overlap "
-                     f"or other states exist. {self.FALLBACK}")
+            self.add(
+                "filters.sum",
+                section,
+                WARN,
+                "Counts add up to all",
+                f"the six state filters count {total:,}, {more} than `all` ({all_count:,}): states overlap "
+                f"or other states exist. {self.FALLBACK}",
+            )

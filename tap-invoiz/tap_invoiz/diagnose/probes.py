@@ -14,7 +14,7 @@ import requests
 from tap_invoiz import retry
 from tap_invoiz.auth import InvoizAuthenticator
 from tap_invoiz.diagnose.contract import LOGGER, RATE_LIMIT_HEADERS
-from tap_invoiz.diagnose.forms import plural, json_type
+from tap_invoiz.diagnose.forms import json_type, plural
 from tap_invoiz.errors import InvoizConfigError
 from tap_invoiz.records import Unconvertible, to_integer
 from tap_invoiz.responses import is_not_found
@@ -119,11 +119,19 @@ class Prober:
         self.max_retries = min(retry.DIAGNOSE_MAX_RETRIES, retry.max_retries(config))
         self.timeout = min(30.0, float(config.get("request_timeout") or 60))
         self.session = RecordingSession()
-        auth_config = {**config, "api_url": self.api_url, "max_retries": self.max_retries, "request_timeout": self.timeout}
+        auth_config = {
+            **config,
+            "api_url": self.api_url,
+            "max_retries": self.max_retries,
+            "request_timeout": self.timeout,
+        }
         self.authenticator = InvoizAuthenticator(auth_config, session=self.session)
         from tap_invoiz import __version__
 
-        self.headers = {"Accept": "application/json", "User-Agent": config.get("user_agent") or f"tap-invoiz/{__version__}"}
+        self.headers = {
+            "Accept": "application/json",
+            "User-Agent": config.get("user_agent") or f"tap-invoiz/{__version__}",
+        }
         self.probes: list[Probe] = []
 
     def token(self) -> str:
@@ -132,8 +140,14 @@ class Prober:
         except InvoizConfigError as exc:
             raise CannotConnect(str(exc)) from None
 
-    def get(self, path: str, params: Mapping[str, t.Any] | None = None, *, label_path: str | None = None,
-            token: str | None = None) -> Probe:
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, t.Any] | None = None,
+        *,
+        label_path: str | None = None,
+        token: str | None = None,
+    ) -> Probe:
         """GET ``path`` relative to api_url. ``label_path`` replaces an id in the label; ``token`` sends that token
         instead of the real one (and no re-authentication)."""
         query = urlencode(params or {})
@@ -166,12 +180,16 @@ class Prober:
         LOGGER.info("diagnose: %s → %s in %.0f ms%s", probe.label, probe.status or probe.error, probe.ms, rows)
         return probe
 
-    def _send(self, path: str, params: Mapping[str, t.Any] | None, bearer: str, probe: Probe) -> requests.Response | None:
+    def _send(
+        self, path: str, params: Mapping[str, t.Any] | None, bearer: str, probe: Probe
+    ) -> requests.Response | None:
         """One GET; its time, status and rate-limit headers go into ``probe``; None if no answer came."""
         started = time.monotonic()
         try:
             response = self.session.get(
-                self.api_url + path, params=params, timeout=self.timeout,
+                self.api_url + path,
+                params=params,
+                timeout=self.timeout,
                 headers={**self.headers, "Authorization": f"Bearer {bearer}"},
             )
         except requests.exceptions.RequestException as exc:
@@ -200,6 +218,10 @@ class Prober:
         wait = retry.retry_after_seconds(response, cap=retry.DIAGNOSE_WAIT_CAP)
         if wait is None:
             wait = retry.backoff_seconds(attempt - 1, cap=retry.DIAGNOSE_WAIT_CAP)
-        LOGGER.warning("diagnose: %s failed (%s); retrying in %.1f s", probe.label,
-                       response.status_code if response is not None else probe.error, wait)
+        LOGGER.warning(
+            "diagnose: %s failed (%s); retrying in %.1f s",
+            probe.label,
+            response.status_code if response is not None else probe.error,
+            wait,
+        )
         time.sleep(wait)

@@ -10,12 +10,21 @@ from urllib.parse import urlparse
 
 from tap_invoiz.auth import CREDENTIAL_SETTINGS
 from tap_invoiz.diagnose.contract import (
-    CONTRACT_DEFAULT_LIMIT, FAIL, FILTERS, LOGGER, OK, PROBE_LIMIT, QUIET_LOGGERS, SKIP, UNKNOWN_ID, WARN,
+    CONTRACT_DEFAULT_LIMIT,
+    FAIL,
+    FILTERS,
+    LOGGER,
+    OK,
+    PROBE_LIMIT,
+    QUIET_LOGGERS,
+    SKIP,
+    UNKNOWN_ID,
+    WARN,
 )
 from tap_invoiz.diagnose.fields import FieldChecks
 from tap_invoiz.diagnose.filters import FilterChecks
 from tap_invoiz.diagnose.formats import FormatChecks
-from tap_invoiz.diagnose.forms import name_list, plural, json_type, token_form
+from tap_invoiz.diagnose.forms import json_type, name_list, plural, token_form
 from tap_invoiz.diagnose.probes import CannotConnect, Probe
 from tap_invoiz.diagnose.report import Report
 from tap_invoiz.paging import DEFAULT_PAGE_SIZE
@@ -53,8 +62,14 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
             for logger, level in zip(quiet, levels):
                 logger.setLevel(level)
         counts = Counter(f.verdict for f in report.findings)
-        LOGGER.info("diagnose: %d ✅, %d ⚠️, %d ❌, %d ➖; exit status %d", counts[OK], counts[WARN], counts[FAIL],
-                    counts[SKIP], report.exit_code)
+        LOGGER.info(
+            "diagnose: %d ✅, %d ⚠️, %d ❌, %d ➖; exit status %d",
+            counts[OK],
+            counts[WARN],
+            counts[FAIL],
+            counts[SKIP],
+            report.exit_code,
+        )
         return report
 
     # -- the run -------------------------------------------------------------------------------------------------
@@ -73,8 +88,9 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
             )
             raise CannotConnect(msg)
         invoices_default = p.get("invoice")
-        invoices = p.get("invoice", {"offset": 0, "limit": PROBE_LIMIT, "orderBy": "date", "desc": "false",
-                                     "filter": "all"})
+        invoices = p.get(
+            "invoice", {"offset": 0, "limit": PROBE_LIMIT, "orderBy": "date", "desc": "false", "filter": "all"}
+        )
         contacts_default = p.get("customer")
         contacts = p.get("customer", {"offset": 0, "limit": PROBE_LIMIT, "orderBy": "number", "desc": "false"})
         filtered = {
@@ -119,37 +135,64 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         form, lifetime = token_form(token)
         members = sorted((answer.body or {}) if answer else {})
         others = [name for name in members if name != "token"]
-        text = f"`POST auth/token` answered `{{\"token\": …}}`: {form}"
+        text = f'`POST auth/token` answered `{{"token": …}}`: {form}'
         if lifetime:
             text += f"; lifetime {lifetime} (JWT `exp` − `iat`)"
         if others:
             text += f"; also {name_list(others)} (names only)"
-            self.add("auth.token", section, WARN, "Token", text + ". Not in the contract; the tap reads only `token` "
-                     "and re-authenticates on 401, so a lifetime needs nothing")
+            self.add(
+                "auth.token",
+                section,
+                WARN,
+                "Token",
+                text + ". Not in the contract; the tap reads only `token` "
+                "and re-authenticates on 401, so a lifetime needs nothing",
+            )
         else:
             self.add("auth.token", section, OK, "Token", text + ", no lifetime field (as the contract says)")
         if bad_token.status == 401:  # noqa: PLR2004
-            self.add("auth.bad_token", section, OK, "Invalid token",
-                     "answered HTTP 401: the tap re-authenticates once and retries, as built")
+            self.add(
+                "auth.bad_token",
+                section,
+                OK,
+                "Invalid token",
+                "answered HTTP 401: the tap re-authenticates once and retries, as built",
+            )
         else:
             status = bad_token.status if bad_token.status is not None else bad_token.error
-            self.add("auth.bad_token", section, FAIL, "Invalid token",
-                     f"answered {status}, not 401: the tap renews its token only on 401, so an expired token would "
-                     "stop a long run. Send us this report (the tap must renew on this status too)")
+            self.add(
+                "auth.bad_token",
+                section,
+                FAIL,
+                "Invalid token",
+                f"answered {status}, not 401: the tap renews its token only on 401, so an expired token would "
+                "stop a long run. Send us this report (the tap must renew on this status too)",
+            )
         limited = sum(max(probe.rate_limited, int(probe.status == 429)) for probe in self._probes())  # noqa: PLR2004
         headers = sorted({name for probe in self._probes() for name in probe.headers})
-        seen = {name: next(probe.headers[name] for probe in self._probes() if name in probe.headers)
-                for name in headers}
+        seen = {
+            name: next(probe.headers[name] for probe in self._probes() if name in probe.headers) for name in headers
+        }
         shown = ", ".join(f"`{name}: {value}`" for name, value in seen.items())
         if limited:
-            self.add("auth.rate_limit", section, WARN, "Rate limit",
-                     f"{plural(limited, 'answer')} HTTP 429 during the diagnosis"
-                     + (f"; headers {shown}" if shown else "; no Retry-After")
-                     + ". Handled: the tap backs off (honouring Retry-After) and pauses all its page workers; "
-                     "keep max_concurrency at 1–2")
+            self.add(
+                "auth.rate_limit",
+                section,
+                WARN,
+                "Rate limit",
+                f"{plural(limited, 'answer')} HTTP 429 during the diagnosis"
+                + (f"; headers {shown}" if shown else "; no Retry-After")
+                + ". Handled: the tap backs off (honouring Retry-After) and pauses all its page workers; "
+                "keep max_concurrency at 1–2",
+            )
         else:
-            self.add("auth.rate_limit", section, OK, "Rate limit",
-                     "no HTTP 429" + (f"; rate-limit headers {shown}" if shown else ", no rate-limit headers"))
+            self.add(
+                "auth.rate_limit",
+                section,
+                OK,
+                "Rate limit",
+                "no HTTP 429" + (f"; rate-limit headers {shown}" if shown else ", no rate-limit headers"),
+            )
 
     # -- paging ----------------------------------------------------------------------------------------------------
 
@@ -166,17 +209,29 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         section = "Paging"
         bad = [name for name, probe in lists.items() if not self._envelope_ok(probe)]
         if bad:
-            what = "; ".join(f"`GET {name}` → HTTP {lists[name].status}, "
-                             f"{'JSON ' + json_type(lists[name].body) if lists[name].json_ok else 'not JSON'}"
-                             for name in bad)
-            self.add("paging.envelope", section, FAIL, "List envelope",
-                     f"not `{{meta, data: [...]}}`: {what}. The tap cannot list: send us this report")
+            what = "; ".join(
+                f"`GET {name}` → HTTP {lists[name].status}, "
+                f"{'JSON ' + json_type(lists[name].body) if lists[name].json_ok else 'not JSON'}"
+                for name in bad
+            )
+            self.add(
+                "paging.envelope",
+                section,
+                FAIL,
+                "List envelope",
+                f"not `{{meta, data: [...]}}`: {what}. The tap cannot list: send us this report",
+            )
             return False
         no_meta = [name for name, probe in lists.items() if not isinstance(probe.meta, dict)]
         if no_meta:
-            self.add("paging.envelope", section, WARN, "List envelope",
-                     f"`data` is an array, but no `meta` object on {name_list(no_meta)}: handled, the tap stops at the "
-                     "first short page")
+            self.add(
+                "paging.envelope",
+                section,
+                WARN,
+                "List envelope",
+                f"`data` is an array, but no `meta` object on {name_list(no_meta)}: handled, the tap stops at the "
+                "first short page",
+            )
         else:
             self.add("paging.envelope", section, OK, "List envelope", "`{meta: {count, …}, data: [...]}` on both lists")
         return True
@@ -185,17 +240,33 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         section = "Paging"
         missing = [name for name, probe in lists.items() if probe.count is None]
         if missing:
-            self.add("paging.meta_count", section, WARN, "meta.count",
-                     f"missing or not an integer on {name_list(missing)}: handled, the tap stops paging at the first "
-                     "page shorter than page_size (and cannot tell a scan that lost rows)")
+            self.add(
+                "paging.meta_count",
+                section,
+                WARN,
+                "meta.count",
+                f"missing or not an integer on {name_list(missing)}: handled, the tap stops paging at the first "
+                "page shorter than page_size (and cannot tell a scan that lost rows)",
+            )
         else:
             raw = [probe.meta.get("count") for probe in lists.values()]
             if any(not isinstance(value, int) or isinstance(value, bool) for value in raw):
-                self.add("paging.meta_count", section, WARN, "meta.count",
-                         "present but sent as a JSON string: handled, the tap reads it as an integer")
+                self.add(
+                    "paging.meta_count",
+                    section,
+                    WARN,
+                    "meta.count",
+                    "present but sent as a JSON string: handled, the tap reads it as an integer",
+                )
             else:
-                self.add("paging.meta_count", section, OK, "meta.count", "an integer on both lists: "
-                         f"{plural(lists['invoice'].count or 0, 'invoice')}, {plural(lists['customer'].count or 0, 'contact')}")
+                self.add(
+                    "paging.meta_count",
+                    section,
+                    OK,
+                    "meta.count",
+                    "an integer on both lists: "
+                    f"{plural(lists['invoice'].count or 0, 'invoice')}, {plural(lists['customer'].count or 0, 'contact')}",
+                )
 
     def _paging_default_limit(self, lists: dict[str, Probe], inv_default: Probe, con_default: Probe) -> None:
         """The page size without ``limit``."""
@@ -216,8 +287,13 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         if verdict == OK:
             self.add("paging.default_limit", section, OK, "Default page size", text + " — consistent with 20")
         else:
-            self.add("paging.default_limit", section, WARN, "Default page size",
-                     text + " — not 20. Handled: the tap always sends `limit`")
+            self.add(
+                "paging.default_limit",
+                section,
+                WARN,
+                "Default page size",
+                text + " — not 20. Handled: the tap always sends `limit`",
+            )
 
     def _paging_max_limit(self, lists: dict[str, Probe]) -> None:
         """Whether ``limit={PROBE_LIMIT}`` is honoured or capped silently."""
@@ -231,18 +307,25 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                 capped.append((name, got))
                 parts.append(f"`{name}` **{got}** rows of {total:,}")
             elif total is not None and total < PROBE_LIMIT:
-                parts.append(f"`{name}` all {got} rows (the account has fewer than {PROBE_LIMIT}, so a cap above "
-                             f"{got} cannot be seen)")
+                parts.append(
+                    f"`{name}` all {got} rows (the account has fewer than {PROBE_LIMIT}, so a cap above "
+                    f"{got} cannot be seen)"
+                )
             else:
                 parts.append(f"`{name}` {got} rows")
         text = f"`limit={PROBE_LIMIT}`: " + "; ".join(parts)
         if capped:
             cap = min(got for _, got in capped)
             page_size = int(self.config.get("page_size") or DEFAULT_PAGE_SIZE)
-            advice = (f"; page_size {page_size} is above it, which costs nothing" if page_size > cap else "")
-            self.add("paging.max_limit", section, WARN, "Largest page",
-                     f"{text} — invoiz caps `limit` silently at {cap}. Handled: the tap advances by the rows it "
-                     f"receives{advice}")
+            advice = f"; page_size {page_size} is above it, which costs nothing" if page_size > cap else ""
+            self.add(
+                "paging.max_limit",
+                section,
+                WARN,
+                "Largest page",
+                f"{text} — invoiz caps `limit` silently at {cap}. Handled: the tap advances by the rows it "
+                f"receives{advice}",
+            )
         else:
             self.add("paging.max_limit", section, OK, "Largest page", text + " — honoured")
 

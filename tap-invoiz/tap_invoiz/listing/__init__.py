@@ -31,13 +31,43 @@ two thirds of the full listing's requests (small accounts) also list everything.
 from __future__ import annotations
 
 from tap_invoiz.listing.plan import (
-    CODE, COUNT_KEYS, DEFAULT_FULL_SCAN_EVERY, LISTED, QUIET, STATES, STATES_FORMAT, TARGETED_PAGES, Fallback,
-    audit_pages, decode_states, encode_states, estimated_requests, full_scan_every, parse_counts, plan, state_code,
+    CODE,
+    COUNT_KEYS,
+    DEFAULT_FULL_SCAN_EVERY,
+    LISTED,
+    QUIET,
+    STATES,
+    STATES_FORMAT,
+    TARGETED_PAGES,
+    Fallback,
+    audit_pages,
+    decode_states,
+    encode_states,
+    estimated_requests,
+    full_scan_every,
+    parse_counts,
+    plan,
+    state_code,
 )
 from tap_invoiz.listing.run import StateListing
 
 __all__ = [
-    "CODE", "COUNT_KEYS", "DEFAULT_FULL_SCAN_EVERY", "LISTED", "QUIET", "STATES", "STATES_FORMAT", "TARGETED_PAGES",
-    "Fallback", "StateListing", "audit_pages", "decode_states", "encode_states", "estimated_requests",
-    "full_scan_every", "parse_counts", "plan", "state_code",
+    "CODE",
+    "COUNT_KEYS",
+    "DEFAULT_FULL_SCAN_EVERY",
+    "LISTED",
+    "QUIET",
+    "STATES",
+    "STATES_FORMAT",
+    "TARGETED_PAGES",
+    "Fallback",
+    "StateListing",
+    "audit_pages",
+    "decode_states",
+    "encode_states",
+    "estimated_requests",
+    "full_scan_every",
+    "parse_counts",
+    "plan",
+    "state_code",
 ]

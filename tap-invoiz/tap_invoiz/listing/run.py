@@ -8,7 +8,16 @@ from collections import Counter
 
 from tap_invoiz import fingerprint as fpmod
 from tap_invoiz.listing.plan import (
-    CODE, LISTED, QUIET, STATES, TARGETED_PAGES, Fallback, audit_pages, full_scan_every, parse_counts, state_code,
+    CODE,
+    LISTED,
+    QUIET,
+    STATES,
+    TARGETED_PAGES,
+    Fallback,
+    audit_pages,
+    full_scan_every,
+    parse_counts,
+    state_code,
 )
 from tap_invoiz.records import Unconvertible, to_integer
 from tap_invoiz.responses import response_body
@@ -52,8 +61,9 @@ class StateListing:
         """The self-check of every list answer (raises Fallback)."""
         counts = parse_counts(meta)
         if counts is None:
-            raise Fallback("the list answer has no usable meta.filter counts (missing, not integers, or they do "
-                           "not add up to all)")
+            raise Fallback(
+                "the list answer has no usable meta.filter counts (missing, not integers, or they do not add up to all)"
+            )
         if self.snapshot is None:
             self.snapshot = counts
         elif counts != self.snapshot:
@@ -64,8 +74,9 @@ class StateListing:
         except Unconvertible:
             count = None
         if count != counts[active]:
-            raise Fallback(f"meta.count of filter={active} ({count}) differs from meta.filter.{active}.count "
-                           f"({counts[active]})")
+            raise Fallback(
+                f"meta.count of filter={active} ({count}) differs from meta.filter.{active}.count ({counts[active]})"
+            )
         if active != "all":
             for raw in rows:
                 if isinstance(raw, dict) and raw.get("state") != active:
@@ -101,8 +112,10 @@ class StateListing:
         may cap ``limit``)."""
         s = self.s
         prepared = s.build_prepared_request(
-            method="GET", url=s.get_url(self.context),
-            params={"offset": offset, "limit": s.page_size, "filter": active, **params}, headers=s.http_headers,
+            method="GET",
+            url=s.get_url(self.context),
+            params={"offset": offset, "limit": s.page_size, "filter": active, **params},
+            headers=s.http_headers,
         )
         response = s.request_decorator(s._request)(prepared, self.context)
         body = response_body(response)
@@ -136,8 +149,13 @@ class StateListing:
 
     def run(self) -> Iterable[dict]:
         s = self.s
-        s.logger.info("%s: listing by state (run %d of a %d-run audit cycle): %s fully, paid and cancelled by their "
-                      "counts", s.name, (s._runs - 1) % full_scan_every(s) + 1, full_scan_every(s), ", ".join(LISTED))
+        s.logger.info(
+            "%s: listing by state (run %d of a %d-run audit cycle): %s fully, paid and cancelled by their counts",
+            s.name,
+            (s._runs - 1) % full_scan_every(s) + 1,
+            full_scan_every(s),
+            ", ".join(LISTED),
+        )
         seen: set[int] = set()
         for state in LISTED:
             code = CODE[state]
@@ -160,8 +178,10 @@ class StateListing:
             yield from self.reconcile(unresolved[0])
         wrong = [st for st in STATES if self.snapshot[st] != self.tally[CODE[st]]]
         if wrong:
-            raise Fallback("counts do not add up after reconciling: " + ", ".join(
-                f"{st} {self.tally[CODE[st]]} known vs {self.snapshot[st]}" for st in wrong))
+            raise Fallback(
+                "counts do not add up after reconciling: "
+                + ", ".join(f"{st} {self.tally[CODE[st]]} known vs {self.snapshot[st]}" for st in wrong)
+            )
         yield from self.audit()
 
     def reconcile(self, state: str) -> Iterable[dict]:
@@ -180,8 +200,13 @@ class StateListing:
             if self.snapshot[state] == self.tally[code]:
                 return
         # an id left unseen, or the entrants are not among the newest: list the state fully
-        self.s.logger.info("%s: reconciling %s by listing it fully (%d known, %d counted)", self.s.name, state,
-                           self.tally[code], self.snapshot[state])
+        self.s.logger.info(
+            "%s: reconciling %s by listing it fully (%d known, %d counted)",
+            self.s.name,
+            state,
+            self.tally[code],
+            self.snapshot[state],
+        )
         seen: set[int] = set()
         for raw in self.list_rows(state, orderBy="date", desc="false"):
             self.listed += 1
