@@ -152,7 +152,7 @@ def test_repo_relative_doc_references_exist():
         (MACHINE_PATH, "see /" + "work/shared/invoiz-api.md", True),
         (MACHINE_PATH, "see ../" + "shared/product.md", True),
         (MACHINE_PATH, "see docs/invoiz-api.md §3.1", False),
-        (TICKET, "the kill test (issue 6)", True),
+        (TICKET, "the kill test (issue " + "6)", True),
         (TICKET, "fixed in (#12)", True),
         (TICKET, "sb.issue_token()", False),
     ],
