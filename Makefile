@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MELTANO := $(BIN)/meltano
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help venv install demo test docs bench card sync backfill db-start db-stop clean orchestrate fleet-accounts \
+.PHONY: help venv install demo test docs bench card sync backfill db-start db-stop clean dagster fleet-accounts \
         fleet-check fleet-demo bench-fleet
 
 help:
@@ -30,7 +30,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The stamp files make repeated calls cheap; they are rebuilt when their inputs change.
-$(VENV)/.installed: $(BIN)/python requirements-dev.txt tap-invoiz/pyproject.toml
+$(VENV)/.installed: $(BIN)/python requirements-dev.txt tap-invoiz/pyproject.toml invoiz-sandbox/pyproject.toml ops/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
@@ -46,9 +46,9 @@ venv: $(VENV)/.installed
 install: .meltano/.installed
 
 demo: install
-	$(BIN)/python -m tools.demo
+	$(BIN)/python -m invoiz_ops.demo
 
-test: lint install orchestrate
+test: lint install dagster
 	$(BIN)/python -m pytest tests
 
 # ruff's formatter and linter over the whole repository (settings: pyproject.toml); `ruff format .` fixes the layout.
@@ -64,37 +64,37 @@ test-fast: install
 
 DOCS_PORT ?= 8080
 docs: install
-	@$(BIN)/python -m tools.demo --docs --port $(DOCS_PORT)
+	@$(BIN)/python -m invoiz_ops.demo --docs --port $(DOCS_PORT)
 
 # Not part of `make test`: takes minutes and measures this machine.
 bench: install
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -m bench.suite
 
 # Reads the marts `make demo` (or `meltano run sync`) built; needs no Meltano plugins.
 card: venv
-	@$(BIN)/python -m tools.card "$(EMAIL)"
+	@$(BIN)/python -m invoiz_ops.card "$(EMAIL)"
 
 # Your own runs (invoiz settings from .env): meltano run sync / meltano run --full-refresh backfill, into PG* or the
 # embedded PostgreSQL (database invoiz, same port every time).
 sync: install
-	@$(BIN)/python -m tools.run sync
+	@$(BIN)/python -m invoiz_ops.run sync
 
 backfill: install
-	@$(BIN)/python -m tools.run backfill
+	@$(BIN)/python -m invoiz_ops.run backfill
 
 db-start: venv
-	@$(BIN)/python -m tools.embedded_db start
+	@$(BIN)/python -m invoiz_ops.embedded_db start
 
 db-stop: venv
-	@$(BIN)/python -m tools.embedded_db stop
+	@$(BIN)/python -m invoiz_ops.embedded_db stop
 
-# The Dagster code location's own virtualenv (orchestrate/requirements.txt); Meltano stays in .venv. The plugin
+# The Dagster code location's own virtualenv (ops/requirements-dagster.txt); Meltano stays in .venv. The plugin
 # virtualenvs get bytecode compiled once (uv writes none and these machines never cache it): every step starts them.
-ORCH := orchestrate/.venv
-$(ORCH)/.installed: orchestrate/requirements.txt
+ORCH := .venv-dagster
+$(ORCH)/.installed: ops/requirements-dagster.txt ops/pyproject.toml
 	$(PYTHON) -m venv $(ORCH)
 	$(ORCH)/bin/python -m pip install --quiet --upgrade pip
-	$(ORCH)/bin/python -m pip install --quiet -r orchestrate/requirements.txt
+	$(ORCH)/bin/python -m pip install --quiet -r ops/requirements-dagster.txt
 	touch $@
 
 .meltano/.compiled: .meltano/.installed tap-invoiz/pyproject.toml
@@ -103,21 +103,21 @@ $(ORCH)/.installed: orchestrate/requirements.txt
 	$(BIN)/python -m compileall -q -j 0 .meltano/extractors .meltano/loaders .meltano/utilities tap-invoiz > /dev/null || true
 	touch $@
 
-orchestrate: install $(ORCH)/.installed .meltano/.compiled
+dagster: install $(ORCH)/.installed .meltano/.compiled
 
 fleet-accounts: venv
-	$(BIN)/python -m orchestrate.accounts generate
+	$(BIN)/python -m invoiz_ops.fleet.accounts generate
 
 fleet-check: venv
-	$(BIN)/python -m orchestrate.accounts check
+	$(BIN)/python -m invoiz_ops.fleet.accounts check
 
-fleet-demo: orchestrate
-	$(BIN)/python -m tools.fleet demo
+fleet-demo: dagster
+	$(BIN)/python -m invoiz_ops.fleet.deploy demo
 
-bench-fleet: orchestrate
-	$(BIN)/python -m tools.bench_fleet
+bench-fleet: dagster
+	$(BIN)/python -m bench.fleet
 
 # Also the embedded PostgreSQL's data: .pgdata/, or as root its folder under /tmp (README, "Embedded PostgreSQL").
 clean:
-	-$(BIN)/python -m tools.embedded_db purge
+	-$(BIN)/python -m invoiz_ops.embedded_db purge
 	rm -rf $(VENV) $(ORCH) .meltano .pgdata .fleet transform/target transform/logs

@@ -4,7 +4,7 @@ tap-invoiz) and one PostgreSQL server per session.
 The tests never read the user's configuration. Before any test module is imported, every variable that would
 configure the tap, the target, dbt, Meltano or libpq (TAP_INVOIZ_*, PG*, ...) is removed from this process's
 environment; the project's .env is never read: Meltano runs get `--env-file` pointing at nothing
-(tools.pipeline.meltano_command) and singer-sdk's standard tests do not parse the environment. A test that needs
+(invoiz_ops.pipeline.meltano_command) and singer-sdk's standard tests do not parse the environment. A test that needs
 the user's values asks for the ``user_environment`` fixture.
 
 The database is an embedded PostgreSQL started for the session, unless TEST_PGHOST (with TEST_PGPORT, TEST_PGUSER,
@@ -19,7 +19,7 @@ pytest_plugins = ["invoiz_sandbox.pytest_plugin"]
 
 # Prefixes of the variables that configure what the tests run (tap, target, dbt, Meltano, libpq, singer-sdk logging).
 USER_SETTING_PREFIXES = ("TAP_INVOIZ_", "TARGET_POSTGRES_", "DBT_", "PG", "MELTANO_", "SINGER_SDK_", "LOGLEVEL")
-KEPT = {"DBT_EXECUTABLE"}  # which dbt binary the dbt tests call (tools.pipeline.dbt_executable), not a setting
+KEPT = {"DBT_EXECUTABLE"}  # which dbt binary the dbt tests call (invoiz_ops.pipeline.dbt_executable), not a setting
 
 _USER_ENVIRONMENT = {k: v for k, v in os.environ.items() if k.startswith(USER_SETTING_PREFIXES) and k not in KEPT}
 for _name in _USER_ENVIRONMENT:
@@ -49,8 +49,8 @@ def pg_env():
         yield env
         return
     # imported here: tests that need no database (tap, sandbox) need neither psycopg nor the pipeline tooling
-    from tools import embedded_db  # noqa: PLC0415
-    from tools.pipeline import database_server  # noqa: PLC0415
+    from invoiz_ops import embedded_db  # noqa: PLC0415
+    from invoiz_ops.pipeline import database_server  # noqa: PLC0415
 
     env, started = database_server()  # PGHOST was removed above: always the embedded server here
     yield env

@@ -23,7 +23,7 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "raw_invoiz.sql"
 AS_OF = "2026-11-29"
 
 psycopg = pytest.importorskip("psycopg")
-from tools.pipeline import connect, dbt_executable  # noqa: E402
+from invoiz_ops.pipeline import connect, dbt_executable  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed"),

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.pipeline import dbt_executable
+from invoiz_ops.pipeline import dbt_executable
 
 PROJECT = Path(__file__).resolve().parents[2] / "transform"
 DOC_REF = re.compile(r"""\{\{\s*doc\(\s*["']([^"']+)["']\s*\)\s*\}\}""")

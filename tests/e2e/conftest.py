@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tools.pipeline import VERBOSE_TARGET, Pipeline, drop_database, private_run_dirs, recreate_database
+from invoiz_ops.pipeline import VERBOSE_TARGET, Pipeline, drop_database, private_run_dirs, recreate_database
 
 
 @pytest.fixture

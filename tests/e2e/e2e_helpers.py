@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tools.pipeline import PROJECT_ROOT, meltano_command, private_run_dirs
+from invoiz_ops.pipeline import PROJECT_ROOT, meltano_command, private_run_dirs
 
 EL = ("tap-invoiz", "target-postgres")  # extract-load only; the dbt build runs in the tests that check the marts
 STATE_ID = "dev:tap-invoiz-to-target-postgres"  # Meltano's state id of `meltano run tap-invoiz target-postgres`
@@ -29,7 +29,7 @@ RUN_METADATA_COLUMNS = (
 
 @pytest.fixture(autouse=True)
 def own_meltano_dirs(pipeline, tmp_path):
-    """Every reliability test runs Meltano and dbt in its own system/target dirs (tools.pipeline.private_run_dirs)."""
+    """Every reliability test runs Meltano and dbt in its own system/target dirs (invoiz_ops.pipeline.private_run_dirs)."""
     pipeline.extra_env.update(private_run_dirs(tmp_path))
     return tmp_path
 
@@ -63,7 +63,7 @@ def emitted(result) -> dict[str, int]:
     counts: dict[str, int] = {}
     # without them every "emitted nothing" check would pass: target-postgres logs them only when asked
     assert re.search(r"target-postgres +METRIC", output(result)), (
-        "no target-postgres METRIC lines: run with tools.pipeline.VERBOSE_TARGET in the environment"
+        "no target-postgres METRIC lines: run with invoiz_ops.pipeline.VERBOSE_TARGET in the environment"
     )
     for match in re.finditer(r"target-postgres +METRIC: (\{.*?\})(?:\s|$)", output(result)):
         try:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tools.pipeline import Pipeline, private_run_dirs
+from invoiz_ops.pipeline import Pipeline, private_run_dirs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

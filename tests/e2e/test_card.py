@@ -1,4 +1,4 @@
-"""`make card EMAIL=...` (tools/card.py): the ticket-side customer card (R7), read from the marts the pipeline built."""
+"""`make card EMAIL=...` (ops/invoiz_ops/card.py): the ticket-side customer card (R7), read from the marts the pipeline built."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tools.pipeline import PROJECT_ROOT, private_run_dirs
+from invoiz_ops.pipeline import PROJECT_ROOT, private_run_dirs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def pipeline(pipeline, tmp_path):
 def card(pipeline, *args: str) -> subprocess.CompletedProcess:
     env = pipeline.env()  # PG* of the test's server, PGDATABASE = the test's database
     return subprocess.run(
-        [sys.executable, "-m", "tools.card", *args],
+        [sys.executable, "-m", "invoiz_ops.card", *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.pipeline import Pipeline, private_run_dirs
+from invoiz_ops.pipeline import Pipeline, private_run_dirs
 
 pytestmark = [pytest.mark.e2e]
 

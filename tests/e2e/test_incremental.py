@@ -14,7 +14,7 @@ import time
 import pytest
 from e2e_helpers import emitted  # records per stream, from the target's metrics
 
-from tools.pipeline import PROJECT_ROOT, meltano_command
+from invoiz_ops.pipeline import PROJECT_ROOT, meltano_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

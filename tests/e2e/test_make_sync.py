@@ -1,4 +1,4 @@
-"""`make sync` / `make backfill` (tools/run.py): your account into your PostgreSQL; an unreachable one is one line."""
+"""`make sync` / `make backfill` (ops/invoiz_ops/run.py): your account into your PostgreSQL; an unreachable one is one line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tools.pipeline import PROJECT_ROOT
+from invoiz_ops.pipeline import PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def run_tool(pipeline, job: str, **overrides: str) -> subprocess.CompletedProcess:
     env = {**pipeline.env(), **overrides}  # TAP_INVOIZ_* of the sandbox, PG* of the test database, own state
     return subprocess.run(
-        [sys.executable, "-m", "tools.run", job, "--ignore-dotenv"],
+        [sys.executable, "-m", "invoiz_ops.run", job, "--ignore-dotenv"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

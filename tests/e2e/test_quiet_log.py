@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.pipeline import VERBOSE_TARGET
+from invoiz_ops.pipeline import VERBOSE_TARGET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import emitted
 
-from tools.pipeline import PROJECT_ROOT, meltano_command
+from invoiz_ops.pipeline import PROJECT_ROOT, meltano_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -22,7 +22,7 @@ from e2e_helpers import (  # noqa: F401 (own_meltano_dirs: autouse fixture)
     own_meltano_dirs,
 )
 
-from tools.pipeline import PROJECT_ROOT, meltano_command
+from invoiz_ops.pipeline import PROJECT_ROOT, meltano_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

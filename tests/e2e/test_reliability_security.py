@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from e2e_helpers import EL, meltano, output, own_meltano_dirs  # noqa: F401 (autouse fixture)
 
-from tools import embedded_db
-from tools.pipeline import PROJECT_ROOT
+from invoiz_ops import embedded_db
+from invoiz_ops.pipeline import PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.pipeline import Pipeline, drop_database, private_run_dirs, project_copy, recreate_database
+from invoiz_ops.pipeline import Pipeline, drop_database, private_run_dirs, project_copy, recreate_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

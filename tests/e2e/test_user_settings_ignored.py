@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.pipeline import PROJECT_ROOT
+from invoiz_ops.pipeline import PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrate import accounts
+from invoiz_ops.fleet import accounts
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
+from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env, demo_project
+from invoiz_ops.pipeline import connect, drop_database
 from invoiz_sandbox import FleetSandbox
-from tools.fleet import DAGSTER_VENV, Fleet, credentials_env, demo_project
-from tools.pipeline import connect, drop_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def cycles(request, pg_env, tmp_path_factory):
     """Deploy, then one cycle (per_account) or two (shards); what Dagster, the warehouse and the state recorded."""
     names, shards, _ = MODES[request.param]
     if not (DAGSTER_VENV / "bin" / "dagster").exists():
-        pytest.fail("the Dagster virtualenv is missing: run `make orchestrate` (make test does)")
+        pytest.fail("the Dagster virtualenv is missing: run `make dagster` (make test does)")
     folder = tmp_path_factory.mktemp("fleet")
     suffix = uuid.uuid4().hex[:10]
     with FleetSandbox(installations=len(names), seed=5, invoices=INVOICES, today="2026-11-01") as sandbox:

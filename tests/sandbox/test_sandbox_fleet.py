@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from invoiz_sandbox import FleetSandbox, Sandbox
-from invoiz_sandbox.fleet import installation_seed, installation_size
+from invoiz_sandbox.multi_tenant import installation_seed, installation_size
 
 
 def token(fleet, which, **overrides):

@@ -37,7 +37,7 @@ def run(tmp_path, fleet, env_overrides=None, state=None):
         "installation_id": fleet.installation_ids[0],
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
-    args = [sys.executable, "-m", "tap_invoiz.fleet", "--config", str(tmp_path / "config.json")]
+    args = [sys.executable, "-m", "tap_invoiz.shard", "--config", str(tmp_path / "config.json")]
     if state is not None:
         (tmp_path / "state.json").write_text(json.dumps(state))
         args += ["--state", str(tmp_path / "state.json")]

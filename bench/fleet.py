@@ -1,7 +1,7 @@
 """Fleet benchmark: one `meltano run` per account against shards (several accounts per tap process), side by side.
 
-    .venv/bin/python -m tools.bench_fleet                    # 200 accounts in shards, 20 of them one run each
-    .venv/bin/python -m tools.bench_fleet --accounts 40 --baseline-accounts 10 --scale 0.2 --output -   # quick
+    .venv/bin/python -m bench.fleet                    # 200 accounts in shards, 20 of them one run each
+    .venv/bin/python -m bench.fleet --accounts 40 --baseline-accounts 10 --scale 0.2 --output -   # quick
 
 Both modes run the same Dagster job through its CLI (multiprocess executor, PostgreSQL storage, Meltano state in a
 PostgreSQL system database) against one multi-tenant sandbox, with their own databases, in one run:
@@ -29,9 +29,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools import bench_machine, embedded_db
-from tools.fleet import Fleet, credentials_env, demo_project
-from tools.pipeline import PROJECT_ROOT, database_server, drop_database, load_dotenv_database_settings
+from bench import machine as bench_machine
+from invoiz_ops import embedded_db
+from invoiz_ops.fleet.deploy import Fleet, credentials_env, demo_project
+from invoiz_ops.pipeline import PROJECT_ROOT, database_server, drop_database, load_dotenv_database_settings
 
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- fleet-benchmark -->", "<!-- /fleet-benchmark -->"
@@ -197,7 +198,7 @@ def render(args: argparse.Namespace, results: list[CycleResult], machine: dict) 
         BEGIN,
         "## Fleet: one `meltano run` per account against shards (`make bench-fleet`)",
         "",
-        f"`python -m tools.bench_fleet --accounts {args.accounts} --baseline-accounts {args.baseline_accounts} "
+        f"`python -m bench.fleet --accounts {args.accounts} --baseline-accounts {args.baseline_accounts} "
         f"--shards {args.shards} --max-concurrent {args.max_concurrent} --scale {args.scale}`, one run, both "
         "modes side by side, each through `dagster job execute` (multiprocess executor) against the "
         "multi-tenant sandbox. CPU = every process a cycle started (Dagster, Meltano, tap, target, dbt), not "
@@ -239,7 +240,7 @@ def write_section(path: Path, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.bench_fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument(

@@ -1,7 +1,7 @@
 """`make bench`: how fast and how lean the pipeline is, measured against the invoiz sandbox and a real PostgreSQL.
 
-    .venv/bin/python -m tools.bench            # full: 100k and 10k invoices, medians of 3 runs; writes docs/BENCHMARKS.md
-    .venv/bin/python -m tools.bench --quick    # small numbers, 1 run, prints only (for development)
+    .venv/bin/python -m bench.suite            # full: 100k and 10k invoices, medians of 3 runs; writes docs/BENCHMARKS.md
+    .venv/bin/python -m bench.suite --quick    # small numbers, 1 run, prints only (for development)
 
 Measured side by side (targets in TARGETS):
 1. backfill (`meltano run --full-refresh tap-invoiz target-postgres`) ÷ the latency floor, 100 ms per request;
@@ -34,10 +34,9 @@ from pathlib import Path
 
 import yaml
 
-from invoiz_sandbox import Sandbox
-from tools import bench_machine, embedded_db
-from tools.bench_report import render
-from tools.bench_runs import (
+from bench import machine as bench_machine
+from bench.report import render
+from bench.runs import (
     TAP_EXE,
     BenchError,
     Outcome,
@@ -51,7 +50,8 @@ from tools.bench_runs import (
     tap_config,
     target_config,
 )
-from tools.pipeline import (
+from invoiz_ops import embedded_db
+from invoiz_ops.pipeline import (
     PROJECT_ROOT,
     VERBOSE_TARGET,
     Pipeline,
@@ -60,6 +60,7 @@ from tools.pipeline import (
     private_run_dirs,
     recreate_database,
 )
+from invoiz_sandbox import Sandbox
 
 SEED = 42
 TODAY = "2026-11-01"  # the sandbox clock: same data on every machine
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     say("\n" + report)
     output = args.output or (None if plan.quick else DOC_PATH)
     if output:
-        from tools.bench_fleet import keep_fleet_section  # noqa: PLC0415
+        from bench.fleet import keep_fleet_section  # noqa: PLC0415
 
         output.write_text(keep_fleet_section(output, report), encoding="utf-8")
         say(f"\nwritten to {output}")

@@ -9,15 +9,15 @@ failed" rule, which is why this is an op job that reports materializations of pe
 job of @asset functions.
 
 At most one step per account at a time, across runs: every account step is in its own pool (`invoiz-account-<name>`),
-and the instance's pool limit is 1 (dagster.yaml: concurrency.pools.default_limit, written by tools/fleet.py).
+and the instance's pool limit is 1 (dagster.yaml: concurrency.pools.default_limit, written by ops/invoiz_ops/fleet/deploy.py).
 
 No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 """
 
 import os
-import sys
 from pathlib import Path
 
+import yaml
 from dagster import (
     AssetKey,
     AssetMaterialization,
@@ -36,12 +36,8 @@ from dagster import (
     op,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `orchestrate` as a package, whatever the cwd
-
-import yaml  # noqa: E402
-
-from orchestrate import accounts as fleet_accounts  # noqa: E402
-from orchestrate import runner  # noqa: E402
+from invoiz_ops.fleet import accounts as fleet_accounts
+from invoiz_ops.fleet import runner
 
 ACCOUNT_GROUP = "invoiz_accounts"
 MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)

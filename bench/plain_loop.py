@@ -1,6 +1,6 @@
 """The baseline for the tap's throughput: the same list pages fetched with a plain `requests` + `json` loop.
 
-    python -m tools.bench_plain_loop PAGE_SIZE OUTPUT_PATH
+    python -m bench.plain_loop PAGE_SIZE OUTPUT_PATH
 
 Reads the API URL and the (sandbox) credentials from BENCH_API_URL, BENCH_API_KEY, BENCH_API_KEY_SECRET and
 BENCH_INSTALLATION_ID (environment, not argv, so they never show in a process list). Fetches a token, then every

@@ -1,6 +1,6 @@
 """Listing invoices by state against the full listing, side by side in one run.
 
-    .venv/bin/python -m tools.bench_listing [--invoices 10000 100000] [--mix realistic default] [--latency-ms 100]
+    .venv/bin/python -m bench.listing [--invoices 10000 100000] [--mix realistic default] [--latency-ms 100]
 
 For each size and state mix: an in-process invoiz sandbox (seed 42, clock 2026-11-01) and the tap in-process
 (invoices only: contacts are listed fully either way), page_size 500, max_concurrency 2, full_scan_every 96.
@@ -130,7 +130,7 @@ def bench(invoices: int, mix: str, latency_ms: float, every: int) -> dict:
 
 def render(results: list[dict], latency_ms: float, every: int) -> str:
     lines = [
-        f"`python -m tools.bench_listing` on {platform.python_implementation()} {platform.python_version()}, "
+        f"`python -m bench.listing` on {platform.python_implementation()} {platform.python_version()}, "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC: sandbox latency {latency_ms:g} ms per request, "
         f"page_size 500, max_concurrency 2, full_scan_every {every}, invoices only. One run per cell; the full "
         "listing and the listing by state run one after the other from the same state.",

@@ -17,16 +17,16 @@ import shutil
 import sys
 import time
 
-from invoiz_sandbox import Sandbox
-from tools import embedded_db
-from tools.card import money
-from tools.pipeline import (
+from invoiz_ops import embedded_db
+from invoiz_ops.card import money
+from invoiz_ops.pipeline import (
     PROJECT_ROOT,
     Pipeline,
     database_server,
     load_dotenv_database_settings,
     recreate_database,
 )
+from invoiz_sandbox import Sandbox
 
 DEMO_DATABASE = "invoiz_demo"
 DEMO_SEED = 42

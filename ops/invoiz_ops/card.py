@@ -24,10 +24,10 @@ from decimal import Decimal
 import psycopg
 from psycopg import sql
 
-from tools import embedded_db
-from tools.pipeline import load_dotenv_database_settings
+from invoiz_ops import embedded_db
+from invoiz_ops.pipeline import load_dotenv_database_settings
 
-DEMO_DATABASE = "invoiz_demo"  # tools/demo.py's database
+DEMO_DATABASE = "invoiz_demo"  # ops/invoiz_ops/demo.py's database
 RUN_THE_PIPELINE = (
     "run `make demo` (sandbox data) or `make sync` (your invoiz account; `.venv/bin/meltano run sync` "
     "with PG* set does the same) first"
@@ -211,7 +211,7 @@ def render(card: Card) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        usage="make card EMAIL=kunde@example.de   (or: python -m tools.card [--schema SCHEMA] EMAIL)",
+        usage="make card EMAIL=kunde@example.de   (or: python -m invoiz_ops.card [--schema SCHEMA] EMAIL)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

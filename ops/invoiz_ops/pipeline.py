@@ -16,10 +16,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tools import embedded_db
-from tools.accounts import env_name, write_account
+from invoiz_ops import embedded_db
+from invoiz_ops.accounts import env_name, write_account
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # ops/invoiz_ops/<module>.py → the checkout
 MELTANO = str(Path(sys.executable).parent / "meltano")
 
 # Variables that would make a run read settings we did not choose (a developer's shell or .env).
@@ -106,8 +106,8 @@ def project_copy(folder: Path, accounts: list[str] | tuple[str, ...] = ()) -> Pa
         root / "transform",
         ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"),
     )
-    # config/ (target-postgres' logging config) and tools/ (the jobs' preflight task) are read by meltano.yml
-    for linked in ("tap-invoiz", "config", "tools"):
+    # config/ (target-postgres' logging config) and ops/ (the jobs' preflight task) are read by meltano.yml
+    for linked in ("tap-invoiz", "config", "ops"):
         (root / linked).symlink_to(PROJECT_ROOT / linked, target_is_directory=True)
     (root / "accounts").mkdir()
     for account in accounts:

@@ -19,8 +19,8 @@ import sys
 
 import psycopg
 
-from tools import embedded_db
-from tools.pipeline import MELTANO, PROJECT_ROOT, load_dotenv_database_settings, meltano_command
+from invoiz_ops import embedded_db
+from invoiz_ops.pipeline import MELTANO, PROJECT_ROOT, load_dotenv_database_settings, meltano_command
 
 EXIT_NO_DATABASE = 3
 PG_KEYS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")

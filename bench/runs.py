@@ -1,9 +1,9 @@
-"""Measurement primitives for `make bench` (tools/bench.py): one run of something, timed and checked.
+"""Measurement primitives for `make bench` (bench/suite.py): one run of something, timed and checked.
 
-- `meltano_run`: `meltano run [--full-refresh] tap-invoiz target-postgres` exactly as a user runs it (tools.pipeline).
+- `meltano_run`: `meltano run [--full-refresh] tap-invoiz target-postgres` exactly as a user runs it (invoiz_ops.pipeline).
 - `direct_run`: the plugin executables Meltano installed, piped tap | target (or tap > file), each process's peak RSS
   and CPU time read with os.wait4 — Meltano hides its children's resource usage, so this is the way to get them.
-- `plain_loop_run`: the requests + json baseline (tools/bench_plain_loop.py) in its own process, also via os.wait4.
+- `plain_loop_run`: the requests + json baseline (bench/plain_loop.py) in its own process, also via os.wait4.
 - `dbt_build`: `dbt build` of transform/ with the dbt Meltano installed, outputs in a temporary folder.
 - `list_concurrency`: how many list requests the sandbox answered at once — the concurrency the tap really used.
 - `check_load`: did the rows arrive, undeleted, with the metadata dbt reads?
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.pipeline import PROJECT_ROOT, Pipeline, connect, dbt_executable
+from invoiz_ops.pipeline import PROJECT_ROOT, Pipeline, connect, dbt_executable
 
 TAP_EXE = PROJECT_ROOT / ".meltano" / "extractors" / "tap-invoiz" / "venv" / "bin" / "tap-invoiz"
 TARGET_EXE = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres"
@@ -323,7 +323,7 @@ def plain_loop_run(sandbox, page_size: int) -> Outcome:
     sandbox.reset_counters()
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tools.bench_plain_loop", str(page_size), os.devnull],
+        [sys.executable, "-m", "bench.plain_loop", str(page_size), os.devnull],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -3,7 +3,7 @@
 Standard library only (runs inside the Dagster code location's virtualenv; Meltano, the tap and dbt stay in the
 project's .venv/.meltano and are started as subprocesses).
 
-Settings, all from the environment (``tools/fleet.py`` sets them; see docs/FLEET.md):
+Settings, all from the environment (``ops/invoiz_ops/fleet/deploy.py`` sets them; see docs/FLEET.md):
   INVOIZ_FLEET_PROJECT   the Meltano project (default: this checkout)
   INVOIZ_FLEET_MELTANO   the meltano executable (default: <checkout>/.venv/bin/meltano)
   INVOIZ_FLEET_PLUGINS   the .meltano folder whose plugin virtualenvs are used (default: <checkout>/.meltano)
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[3]  # ops/invoiz_ops/fleet/runner.py → the checkout
 
 _SUMMARY = re.compile(
     r"sync done in (?P<seconds>[\d.,]+) s: (?P<records>[\d,]+) records? emitted.*?; (?P<new>[\d,]+) new, "
@@ -41,7 +41,7 @@ def meltano_executable() -> str:
 
 def step_dirs(step: str) -> dict[str, str]:
     """Own Meltano system dir (plugin venvs linked in) and dbt target/log dirs for one step: two `meltano run`s in one
-    project overwrite each other's .meltano/run/<plugin>/ files and dbt's target/ (same as tools.pipeline.private_run_dirs)."""
+    project overwrite each other's .meltano/run/<plugin>/ files and dbt's target/ (same as invoiz_ops.pipeline.private_run_dirs)."""
     work = Path(os.environ.get("INVOIZ_FLEET_WORK") or project_root() / ".fleet" / "steps")
     folder = work / step
     sys_dir = folder / "meltano-sys"

@@ -887,12 +887,12 @@ def main(argv=None):
         type=int,
         default=None,
         help="serve N installations (ids sandbox-installation-001 …), each with its own dataset; "
-        "see invoiz_sandbox/fleet.py",
+        "see invoiz_sandbox/multi_tenant.py",
     )
     p.add_argument("--scale", type=float, default=1.0, help="with --installations: multiplies the size distribution")
     args = p.parse_args(argv)
     if args.installations:
-        from .fleet import FleetSandbox
+        from .multi_tenant import FleetSandbox
 
         sb = FleetSandbox(
             installations=args.installations,

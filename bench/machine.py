@@ -13,7 +13,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from tools.pipeline import PROJECT_ROOT, connect
+from invoiz_ops.pipeline import PROJECT_ROOT, connect
 
 PLUGIN_VENVS = {
     "tap-invoiz": PROJECT_ROOT / ".meltano" / "extractors" / "tap-invoiz" / "venv",

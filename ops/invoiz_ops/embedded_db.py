@@ -10,11 +10,11 @@ the project (which may be a private home directory), we copy the binaries once t
 /tmp and keep the data dir there too. As a normal user, binaries stay in the virtualenv and data in `.pgdata/`.
 
 Usage:
-    python -m tools.embedded_db start   # prints PG* variables as shell `export` lines (database invoiz; same port
+    python -m invoiz_ops.embedded_db start   # prints PG* variables as shell `export` lines (database invoiz; same port
                                         # as last time when it is free)
-    python -m tools.embedded_db status
-    python -m tools.embedded_db stop
-    python -m tools.embedded_db purge   # stop and delete the data (`make clean`)
+    python -m invoiz_ops.embedded_db status
+    python -m invoiz_ops.embedded_db stop
+    python -m invoiz_ops.embedded_db purge   # stop and delete the data (`make clean`)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # ops/invoiz_ops/<module>.py → the checkout
 OS_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 # Trust auth ignores passwords; a non-empty one is set because target-postgres refuses to run without one.

@@ -1,8 +1,8 @@
 """Declare invoiz accounts as Meltano extractors that share the tables: one file per account under accounts/.
 
 Usage:
-    python -m tools.accounts add NAME     # writes accounts/NAME.meltano.yml (see accounts/README.md)
-    python -m tools.accounts list
+    python -m invoiz_ops.accounts add NAME     # writes accounts/NAME.meltano.yml (see accounts/README.md)
+    python -m invoiz_ops.accounts list
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # ops/invoiz_ops/<module>.py → the checkout
 ACCOUNTS_DIR = PROJECT_ROOT / "accounts"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CREDENTIALS = ("api_key", "api_key_secret", "installation_id")
@@ -61,7 +61,7 @@ def declared_accounts(folder: Path = ACCOUNTS_DIR) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.accounts", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m invoiz_ops.accounts", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="write accounts/NAME.meltano.yml")
     add.add_argument("name")

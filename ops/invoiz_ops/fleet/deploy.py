@@ -1,10 +1,10 @@
 """A fleet of invoiz accounts on Dagster: deploy the shared databases and Dagster instance, run cycles, a demo.
 
-    python -m tools.fleet check      # refuse a fleet whose accounts share an installation or lack credentials
-    python -m tools.fleet deploy     # databases, `meltano upgrade database`, DAGSTER_HOME/dagster.yaml, instance migrate
-    python -m tools.fleet cycle      # one cycle now (what the schedule runs): `dagster job execute`, multiprocess
-    python -m tools.fleet env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
-    python -m tools.fleet demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
+    python -m invoiz_ops.fleet.deploy check      # refuse a fleet whose accounts share an installation or lack credentials
+    python -m invoiz_ops.fleet.deploy deploy     # databases, `meltano upgrade database`, DAGSTER_HOME/dagster.yaml, instance migrate
+    python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): `dagster job execute`, multiprocess
+    python -m invoiz_ops.fleet.deploy env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
+    python -m invoiz_ops.fleet.deploy demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
 
 PostgreSQL: yours by the PG* variables (environment or .env), else the embedded one (like `make demo`). Databases:
 the warehouse PGDATABASE (raw_invoiz + analytics), Meltano's system database (state) and Dagster's instance storage
@@ -27,17 +27,17 @@ from urllib.parse import quote
 
 from psycopg import sql
 
-from orchestrate import accounts as fleet_accounts
-from tools import embedded_db
-from tools.pipeline import PROJECT_ROOT, connect, database_server, load_dotenv_database_settings
+from invoiz_ops import embedded_db
+from invoiz_ops.fleet import accounts as fleet_accounts
+from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, load_dotenv_database_settings
 
-DAGSTER_VENV = PROJECT_ROOT / "orchestrate" / ".venv"
-DEFINITIONS = PROJECT_ROOT / "orchestrate" / "definitions.py"
+DAGSTER_VENV = PROJECT_ROOT / ".venv-dagster"
+DEFINITIONS = Path(__file__).resolve().parent / "definitions.py"
 JOB = "fleet_cycle"
 MELTANO = str(Path(sys.executable).parent / "meltano")
 
 DAGSTER_YAML = """\
-# Written by `python -m tools.fleet deploy`. Instance storage (runs, events, schedules) in PostgreSQL;
+# Written by `python -m invoiz_ops.fleet.deploy deploy`. Instance storage (runs, events, schedules) in PostgreSQL;
 # the connection comes from the PG* variables of the process that runs Dagster.
 telemetry:
   enabled: false
@@ -49,7 +49,7 @@ storage:
       username: {{env: PGUSER}}
       password: {{env: PGPASSWORD}}
       db_name: {db}
-# At most one step per pool at a time across all runs: every account is its own pool (orchestrate/definitions.py).
+# At most one step per pool at a time across all runs: every account is its own pool (ops/invoiz_ops/fleet/definitions.py).
 concurrency:
   pools:
     granularity: op
@@ -121,7 +121,7 @@ class Fleet:
     def deploy(self) -> None:
         """Run once before parallel runs: several Meltano processes migrating a fresh system database at once fail."""
         if not (DAGSTER_VENV / "bin" / "dagster").exists():
-            raise SystemExit("the Dagster virtualenv is missing: run `make orchestrate`")
+            raise SystemExit("the Dagster virtualenv is missing: run `make dagster`")
         self.create_databases()
         self._run([MELTANO, "upgrade", "database"], cwd=self.project)
         self.dagster_home.mkdir(parents=True, exist_ok=True)
@@ -266,7 +266,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 extra_env=extra,
                 inherit_settings=False,
             )
-            from tools.pipeline import drop_database  # noqa: PLC0415
+            from invoiz_ops.pipeline import drop_database  # noqa: PLC0415
 
             for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
                 drop_database(pg_env, db)
@@ -325,7 +325,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m invoiz_ops.fleet.deploy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "demo"])
     parser.add_argument("--project", default=str(PROJECT_ROOT), help="the Meltano project (default: this checkout)")

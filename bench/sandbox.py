@@ -1,6 +1,6 @@
 """Measure the sandbox: start-up time and peak memory of the ``invoiz-sandbox`` process.
 
-    python -m invoiz_sandbox.bench --invoices 100000 1000000
+    python -m bench.sandbox --invoices 100000 1000000
 
 Starts the console script in a subprocess, times until the "listening" line, runs a few typical requests
 (token, first and last page by date, a filtered page, customers by name, one detail, a full scan of
