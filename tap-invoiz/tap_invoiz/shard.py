@@ -86,8 +86,8 @@ def sync_accounts(
             tap.sync_all()
         except SystemExit as exc:
             if exc.code not in (0, None):
-                reason = results.first_line(exc)
-                LOGGER.error("fleet account '%s': FAILED: %s", name, f"{reason} (see the error above)")
+                reason = results.first_line(exc)  # the message itself, or "exit N" after an error logged above
+                LOGGER.error("fleet account '%s': FAILED: %s", name, reason)
                 failed.append(name)
                 _report_unless_reported(tap, acct, exc)
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the shard
