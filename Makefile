@@ -91,10 +91,13 @@ db-stop: venv
 # The Dagster code location's own virtualenv (ops/requirements-dagster.txt); Meltano stays in .venv. The plugin
 # virtualenvs get bytecode compiled once (uv writes none and these machines never cache it): every step starts them.
 ORCH := .venv-dagster
-$(ORCH)/.installed: ops/requirements-dagster.txt ops/pyproject.toml
+# The tap is installed there without its dependencies (singer-sdk etc.): the code location imports only its
+# standard-library modules tap_invoiz.accounts (what an account is) and tap_invoiz.results (its result lines).
+$(ORCH)/.installed: ops/requirements-dagster.txt ops/pyproject.toml tap-invoiz/pyproject.toml
 	$(PYTHON) -m venv $(ORCH)
 	$(ORCH)/bin/python -m pip install --quiet --upgrade pip
 	$(ORCH)/bin/python -m pip install --quiet -r ops/requirements-dagster.txt
+	$(ORCH)/bin/python -m pip install --quiet --no-deps -e ./tap-invoiz
 	touch $@
 
 .meltano/.compiled: .meltano/.installed tap-invoiz/pyproject.toml
@@ -106,10 +109,10 @@ $(ORCH)/.installed: ops/requirements-dagster.txt ops/pyproject.toml
 dagster: install $(ORCH)/.installed .meltano/.compiled
 
 fleet-accounts: venv
-	$(BIN)/python -m invoiz_ops.fleet.accounts generate
+	$(BIN)/python -m invoiz_ops.accounts generate
 
 fleet-check: venv
-	$(BIN)/python -m invoiz_ops.fleet.accounts check
+	$(BIN)/python -m invoiz_ops.accounts check
 
 fleet-demo: dagster
 	$(BIN)/python -m invoiz_ops.fleet.deploy demo

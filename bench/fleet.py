@@ -31,8 +31,14 @@ from pathlib import Path
 
 from bench import machine as bench_machine
 from invoiz_ops import embedded_db
-from invoiz_ops.fleet.deploy import Fleet, credentials_env, demo_project
-from invoiz_ops.pipeline import PROJECT_ROOT, database_server, drop_database, load_dotenv_database_settings
+from invoiz_ops.fleet.deploy import Fleet, credentials_env
+from invoiz_ops.pipeline import (
+    PROJECT_ROOT,
+    database_server,
+    drop_database,
+    load_dotenv_database_settings,
+    project_copy,
+)
 
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- fleet-benchmark -->", "<!-- /fleet-benchmark -->"
@@ -129,7 +135,7 @@ def run(args: argparse.Namespace) -> str:
             by_mode = {}
             for index, (mode, (members, shards)) in enumerate(modes.items()):
                 suffix = uuid.uuid4().hex[:8]
-                project = demo_project(folder / f"mode{index}", members)
+                project = project_copy(folder / f"mode{index}", fleet=members)
                 fleet = Fleet(
                     project=project,
                     pg_env=pg_env,

@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import yaml
 from psycopg import sql
 
 from invoiz_ops import embedded_db
-from invoiz_ops.accounts import env_name, write_account
+from invoiz_ops.accounts import FLEET_LIST, generate, write_account
+
+# the tests, the demo and the benchmarks take it from here, with the rest of what a run needs
+from invoiz_ops.run_dirs import private_run_dirs as private_run_dirs
+from tap_invoiz.accounts import setting_variable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # ops/invoiz_ops/<module>.py → the checkout
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -73,31 +78,15 @@ def load_dotenv_database_settings() -> None:
             os.environ[key] = value.strip().strip("'\"")
 
 
-def private_run_dirs(folder: Path) -> dict[str, str]:
-    """Environment giving `meltano run`s their own Meltano system dir and dbt target/log dirs under ``folder``.
-
-    Every `meltano run` writes its plugins' config, catalog and state to fixed names in `.meltano/run/<plugin>/`, and
-    dbt writes `transform/target/`: two runs at once in one checkout (parallel test sessions, a benchmark beside the
-    tests) overwrite and delete each other's files. The installed plugin virtualenvs are shared through symlinks,
-    so nothing is installed again.
-    """
-    sys_dir = folder / "meltano-sys"
-    sys_dir.mkdir(parents=True, exist_ok=True)
-    for plugin_type in ("extractors", "loaders", "utilities"):
-        link = sys_dir / plugin_type
-        if not link.exists():
-            link.symlink_to(PROJECT_ROOT / ".meltano" / plugin_type, target_is_directory=True)
-    return {
-        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
-        "DBT_TARGET_PATH": str(folder / "dbt-target"),
-        "DBT_LOG_PATH": str(folder / "dbt-logs"),
-    }
-
-
-def project_copy(folder: Path, accounts: list[str] | tuple[str, ...] = ()) -> Path:
-    """A copy of the project under ``folder`` (meltano.yml, transform/, accounts/ with the given account files) that
-    uses the installed plugins, so a test can declare accounts without touching the checkout (or reading its .env).
-    Use it with :func:`private_run_dirs`, which links the plugin virtualenvs."""
+def project_copy(
+    folder: Path, accounts: list[str] | tuple[str, ...] = (), fleet: list[str] | tuple[str, ...] = ()
+) -> Path:
+    """A copy of the project under ``folder``/project that uses this checkout's installed plugins, so a test, the
+    fleet demo or a benchmark can declare accounts without touching the checkout (or reading its .env):
+    meltano.yml and transform/ copied; tap-invoiz/, config/ (target-postgres' logging config) and ops/ (the jobs'
+    preflight task) linked; accounts/ with one file per name in ``accounts`` and an accounts/fleet.yml (and its
+    generated accounts/fleet.meltano.yml) listing ``fleet``. Use it with :func:`private_run_dirs`, which links the
+    plugin virtualenvs."""
     root = folder / "project"
     root.mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "meltano.yml", root / "meltano.yml")
@@ -106,12 +95,14 @@ def project_copy(folder: Path, accounts: list[str] | tuple[str, ...] = ()) -> Pa
         root / "transform",
         ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"),
     )
-    # config/ (target-postgres' logging config) and ops/ (the jobs' preflight task) are read by meltano.yml
     for linked in ("tap-invoiz", "config", "ops"):
         (root / linked).symlink_to(PROJECT_ROOT / linked, target_is_directory=True)
     (root / "accounts").mkdir()
     for account in accounts:
         write_account(account, root / "accounts")
+    if fleet:
+        (root / FLEET_LIST).write_text(yaml.safe_dump({"accounts": [{"name": name} for name in fleet]}))
+        generate(root)
     return root
 
 
@@ -170,7 +161,7 @@ class Pipeline:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             env["MELTANO_DATABASE_URI"] = f"sqlite:///{self.state_dir / 'meltano.db'}"
         for account, settings in self.accounts.items():
-            env.update({env_name(account, setting): value for setting, value in settings.items()})
+            env.update({setting_variable(account, setting): value for setting, value in settings.items()})
         env.update(self.extra_env)
         return env
 

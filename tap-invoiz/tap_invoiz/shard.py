@@ -8,15 +8,17 @@ already keeps each account apart), the same records.
 
 Config (Meltano extractor ``tap-invoiz-fleet``, inheriting tap-invoiz's settings):
 
-* ``accounts``: a list of ``{"name": "acme", "account": "acme", <non-secret settings>}``. Credentials are read from
-  the account's own variables ``TAP_INVOIZ__<NAME>_API_KEY``, ``…_API_KEY_SECRET``, ``…_INSTALLATION_ID`` (as for an
-  extractor ``tap-invoiz--<name>``); tap-invoiz's own credential settings are never used for an account.
+* ``accounts``: a list (or its JSON text) of ``{"name": "acme", "account": "acme", <overridable settings>}`` or
+  plain names; what an account is, its name rules and the settings it may override: :mod:`tap_invoiz.accounts`.
+  Credentials are read from the account's own variables ``TAP_INVOIZ__<NAME>_API_KEY``, ``…_API_KEY_SECRET``,
+  ``…_INSTALLATION_ID`` (as for an extractor ``tap-invoiz--<name>``); tap-invoiz's own credential settings are never
+  used for an account. A bad entry or a duplicate stops the run before anything is sent.
 * every other tap-invoiz setting applies to all accounts unless an account entry overrides it.
 
-An account that fails (bad credentials,
-invoiz down) is logged and skipped; the others still sync. The exit status stays 0 (a non-zero exit makes Meltano
-stop the target, which could lose the other accounts' last batch): read the result lines, one per account:
-``fleet account 'acme': ok: sync done in …`` or ``fleet account 'acme': FAILED: <reason>``.
+An account that fails (bad credentials, invoiz down) is logged and skipped; the others still sync. The exit status
+stays 0 (a non-zero exit makes Meltano stop the target, which could lose the other accounts' last batch): each
+account's outcome is its result line (``tap-invoiz result {...}``, :mod:`tap_invoiz.results`), which orchestrators
+read, and a human line ``fleet account 'acme': ok: sync done in …`` or ``fleet account 'acme': FAILED: <reason>``.
 
 ``--about`` and ``--discover`` are tap-invoiz's.
 """
@@ -32,40 +34,21 @@ import sys
 import time
 from pathlib import Path
 
+from tap_invoiz import results
+from tap_invoiz.accounts import Account, AccountError, account_from_entry, duplicate_problems, parse_entries
 from tap_invoiz.tap import TapInvoiz
 
 LOGGER = logging.getLogger("tap-invoiz-fleet")
-CREDENTIALS = ("api_key", "api_key_secret", "installation_id")
-OVERRIDABLE = (
-    "start_date",
-    "page_size",
-    "max_concurrency",
-    "request_timeout",
-    "max_retries",
-    "api_url",
-    "app_url",
-    "user_agent",
-)
 
 
-def credential_var(name: str, setting: str) -> str:
-    return f"TAP_INVOIZ__{name.upper().replace('-', '_')}_{setting.upper()}"
-
-
-def account_config(base: dict, entry: dict, env: dict) -> tuple[dict, list[str]]:
-    """The config of one account and the names of its missing credential variables."""
-    name = str(entry["name"])
-    config = {k: v for k, v in base.items() if k not in (*CREDENTIALS, "accounts")}
-    config.update({k: entry[k] for k in OVERRIDABLE if entry.get(k) not in (None, "")})
-    config["account"] = str(entry.get("account") or name)
-    missing = []
-    for setting in CREDENTIALS:
-        value = env.get(credential_var(name, setting))
-        if value:
-            config[setting] = value
-        else:
-            missing.append(credential_var(name, setting))
-    return config, missing
+def read_accounts(config: dict) -> list[Account]:
+    """The ``accounts`` setting (a list, or its JSON text when Meltano passes it through a variable), checked as a
+    whole: a bad entry or a duplicate stops the run before anything is sent."""
+    accounts = [account_from_entry(entry) for entry in parse_entries(config.get("accounts"))]
+    problems = duplicate_problems(accounts)
+    if problems:
+        raise AccountError("; ".join(problems))
+    return accounts
 
 
 def _read_configs(paths: list[str]) -> dict:
@@ -75,19 +58,20 @@ def _read_configs(paths: list[str]) -> dict:
     return config
 
 
-def sync_accounts(config: dict, catalog: dict | None, state: dict, env: dict) -> tuple[dict, list[str]]:
-    """Sync every account in turn; returns the final state and the names of the accounts that failed."""
-    entries = config.get("accounts") or []
-    if isinstance(entries, str):
-        entries = json.loads(entries)
+def sync_accounts(
+    config: dict, catalog: dict | None, state: dict, env: dict, accounts: list[Account] | None = None
+) -> tuple[dict, list[str]]:
+    """Sync every account in turn; returns the final state and the names of the accounts that failed. Each account
+    ends with its result line (tap_invoiz.results), the human line ``fleet account '<name>': ok|FAILED: …`` too."""
+    accounts = read_accounts(config) if accounts is None else accounts
     failed = []
-    for entry in entries:
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        name = entry["name"]
-        account_cfg, missing = account_config(config, entry, env)
+    for acct in accounts:
+        name = acct.name
+        account_cfg, missing = acct.tap_config(config, env)
         if missing:
-            LOGGER.error("fleet account '%s': FAILED: no credentials (%s)", name, ", ".join(missing))
+            error = f"no credentials ({', '.join(missing)})"
+            LOGGER.error("fleet account '%s': FAILED: %s", name, error)
+            results.write_result(results.not_started(acct.account, error))
             failed.append(name)
             continue
         started = time.monotonic()
@@ -102,17 +86,26 @@ def sync_accounts(config: dict, catalog: dict | None, state: dict, env: dict) ->
             tap.sync_all()
         except SystemExit as exc:
             if exc.code not in (0, None):
-                LOGGER.error("fleet account '%s': FAILED: exit %s (see the error above)", name, exc.code)
+                reason = results.first_line(exc)  # the message itself, or "exit N" after an error logged above
+                LOGGER.error("fleet account '%s': FAILED: %s", name, reason)
                 failed.append(name)
+                _report_unless_reported(tap, acct, exc)
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the shard
             LOGGER.error("fleet account '%s': FAILED: %s: %s", name, type(exc).__name__, exc)  # noqa: TRY400
             failed.append(name)
+            _report_unless_reported(tap, acct, exc)
         else:
             LOGGER.info("fleet account '%s': ok: %s", name, tap.sync_summary(time.monotonic() - started))
         if tap is not None:
             # what was emitted (STATE follows the records it covers) stays, also after a failure
             state = copy.deepcopy(tap.state)
     return state, failed
+
+
+def _report_unless_reported(tap: TapInvoiz | None, acct: Account, error: BaseException) -> None:
+    """An account that failed before its sync began (e.g. invalid settings) has written no result line yet."""
+    if tap is None or tap.last_result is None:
+        results.write_result(results.not_started(acct.account, results.first_line(error) or "failed"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,9 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     config = _read_configs(args.config)
     catalog = json.loads(Path(args.catalog).read_text()) if args.catalog else None
     state = json.loads(Path(args.state).read_text() or "{}") if args.state else {}
+    try:
+        accounts = read_accounts(config)
+    except AccountError as exc:
+        # nothing was sent yet: a plain-text last line naming the setting, as tap-invoiz does for bad settings
+        raise SystemExit(f"setting {exc}") from None
     started = time.monotonic()
-    _, failed = sync_accounts(config, catalog, state, dict(os.environ))
-    total = len(config.get("accounts") or [])
+    _, failed = sync_accounts(config, catalog, state, dict(os.environ), accounts)
+    total = len(accounts)
     LOGGER.info(
         "fleet: %d accounts in %.1f s, %d failed%s",
         total,
@@ -143,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         f" ({', '.join(failed)})" if failed else "",
     )
     # Exit 0 even when accounts failed: Meltano stops the target when the extractor exits non-zero, and the target
-    # could then drop the last batch of the accounts that did sync. Failures are the FAILED lines above.
+    # could then drop the last batch of the accounts that did sync. Failures are the result lines above.
     return 0
 
 

@@ -16,7 +16,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 
-from tap_invoiz import streams
+from tap_invoiz import results, streams
 from tap_invoiz.account_state import installation_hash, stored_installations
 from tap_invoiz.auth import InvoizAuthenticator
 from tap_invoiz.errors import InvoizConfigError
@@ -81,6 +81,8 @@ class TapInvoiz(Tap):
     ]
 
     config_jsonschema = CONFIG_SCHEMA
+    #: The result of the last sync_all (tap_invoiz.results), None before one ended.
+    last_result: dict | None = None
 
     # -- checks before any data moves ------------------------------------------------------------------------------
 
@@ -142,24 +144,40 @@ class TapInvoiz(Tap):
 
     def sync_all(self) -> None:
         """Check the installation (state) and the credentials (one token request) before any stream starts, then
-        sync."""
-        try:
-            self._check_installation()
-            _ = self.invoiz_authenticator.token
-        except InvoizConfigError as exc:
-            # The message naming the settings to fix must be the last line on stderr (`meltano config test` shows only
-            # that line), and plain text: through the logger it would be a JSON line when Meltano asks for structured
-            # logs. SystemExit prints it as it is and exits 1; `meltano run` shows it, then "Extractor failed".
-            raise SystemExit(str(exc)) from None
+        sync. Ends with the account's result line (:mod:`tap_invoiz.results`), also when the sync fails."""
         started = time.monotonic()
-        super().sync_all()
-        self.logger.info("%s", self.sync_summary(time.monotonic() - started))
+        try:
+            try:
+                self._check_installation()
+                _ = self.invoiz_authenticator.token
+            except InvoizConfigError as exc:
+                # The message naming the settings to fix must be the last line on stderr (`meltano config test` shows
+                # only that line), and plain text: through the logger it would be a JSON line when Meltano asks for
+                # structured logs. SystemExit prints it as it is and exits 1; `meltano run` shows it, then "Extractor
+                # failed".
+                raise SystemExit(str(exc)) from None
+            super().sync_all()
+        except (Exception, SystemExit) as exc:
+            self.report_result(time.monotonic() - started, exc)
+            raise
+        seconds = time.monotonic() - started
+        self.logger.info("%s", self.sync_summary(seconds))
+        self.report_result(seconds)
+
+    def _progress(self) -> list:
+        synced = [s for s in self.streams.values() if s.selected and hasattr(s, "progress")]
+        return [s.progress for s in synced]  # type: ignore[attr-defined]
 
     def sync_summary(self, seconds: float) -> str:
         """One line over all streams: records emitted (per stream, and new/changed/deleted), requests, retries."""
-        synced = [s for s in self.streams.values() if s.selected and hasattr(s, "progress")]
-        progress = [s.progress for s in synced]  # type: ignore[attr-defined]
-        return sync_summary(progress, self.invoiz_authenticator.token_requests, seconds)
+        return sync_summary(self._progress(), self.invoiz_authenticator.token_requests, seconds)
+
+    def report_result(self, seconds: float, error: BaseException | None = None) -> None:
+        """Write the account's result line (also kept as ``last_result``, for tap-invoiz-fleet)."""
+        self.last_result = results.account_result(
+            self.account, self._progress(), self.invoiz_authenticator.token_requests, seconds, error
+        )
+        results.write_result(self.last_result)
 
     # -- tap-invoiz --diagnose [--output FILE] ------------------------------------------------------------------------
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from invoiz_ops.fleet import accounts
+from invoiz_ops import accounts
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -98,13 +99,13 @@ def test_check_refuses_secrets_in_yaml_borrowed_variables_and_stale_generated_fi
 
 def test_fleet_list_refuses_credentials_and_bad_names(project):
     (project / "accounts" / "fleet.yml").write_text("accounts:\n- name: acme\n  api_key: oops\n")
-    with pytest.raises(accounts.FleetError, match="credentials in the file"):
+    with pytest.raises(accounts.AccountsError, match="has credentials"):
         accounts.generate(project)
     (project / "accounts" / "fleet.yml").write_text("accounts:\n- name: Acme_1\n")
-    with pytest.raises(accounts.FleetError, match="lower-case"):
+    with pytest.raises(accounts.AccountsError, match="lower-case"):
         accounts.generate(project)
     (project / "accounts" / "fleet.yml").write_text("accounts:\n- name: acme\n- acme\n")
-    with pytest.raises(accounts.FleetError, match="declared twice"):
+    with pytest.raises(accounts.AccountsError, match="declared twice"):
         accounts.generate(project)
 
 
@@ -134,3 +135,62 @@ def test_a_step_sees_only_its_own_accounts_credentials(project):
     assert not {k for k in step if k.startswith(("TAP_INVOIZ__ACME", "TAP_INVOIZ_API_KEY", "TAP_INVOIZ_INSTALLATION"))}
     from_file = accounts.step_env(acme, {}, creds("acme", "i9"))
     assert from_file["TAP_INVOIZ__ACME_INSTALLATION_ID"] == "i9"
+
+
+def test_a_double_hyphen_name_is_refused_by_the_list_the_cli_and_the_check(project, capsys):
+    (project / "accounts" / "fleet.yml").write_text("accounts:\n- name: a--b\n")
+    with pytest.raises(accounts.AccountsError, match="single hyphens"):
+        accounts.generate(project)
+    assert accounts.main(["--project", str(project), "add", "a--b"]) == 2
+    assert "single hyphens" in capsys.readouterr().err
+    assert not (project / "accounts" / "a--b.meltano.yml").exists()
+    (project / "accounts" / "fleet.yml").write_text("accounts:\n- name: acme\n")
+    accounts.generate(project)
+    (project / "accounts" / "hand.meltano.yml").write_text(
+        "plugins:\n  extractors:\n  - name: tap-invoiz--a--b\n    inherit_from: tap-invoiz\n    config:\n"
+        "      api_key: $TAP_INVOIZ__A__B_API_KEY\n      api_key_secret: $TAP_INVOIZ__A__B_API_KEY_SECRET\n"
+        "      installation_id: $TAP_INVOIZ__A__B_INSTALLATION_ID\n"
+    )
+    env = {**creds("acme", "i1"), **creds("a--b", "i2")}
+    assert [p for p in accounts.check(project, env) if "single hyphens" in p] == [
+        "accounts/hand.meltano.yml: tap-invoiz--a--b: account name 'a--b' must be lower-case letters and digits "
+        "joined by single hyphens, at most 63 characters (it becomes the extractor name tap-invoiz--<name> and part "
+        "of its variable names)"
+    ]
+
+
+def test_one_cli_adds_and_lists_every_account_and_not_the_generated_file(project, capsys):
+    assert accounts.main(["--project", str(project), "add", "cora"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote accounts/cora.meltano.yml" in out and "TAP_INVOIZ__CORA_INSTALLATION_ID=..." in out
+    assert accounts.main(["--project", str(project), "add", "acme"]) == 2  # declared in fleet.yml already
+    assert "tap-invoiz--acme is declared already, in accounts/fleet.meltano.yml" in capsys.readouterr().err
+    assert accounts.main(["--project", str(project), "add", "fleet"]) == 2  # the generated file's name
+    capsys.readouterr()
+    assert accounts.main(["--project", str(project), "list"]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert listed == [
+        ["tap-invoiz--cora", "account=cora", "accounts/cora.meltano.yml"],
+        ["tap-invoiz--acme", "account=acme", "accounts/fleet.meltano.yml"],
+        ["tap-invoiz--bolt-gmbh", "account=bolt-gmbh", "accounts/fleet.meltano.yml"],
+    ]
+    env = {**creds("acme", "i1"), **creds("bolt-gmbh", "i2"), **creds("cora", "i3")}
+    assert accounts.check(project, env) == []  # the added file passes the check as it is
+
+
+def test_a_shard_gets_its_accounts_and_their_credentials_only(project):
+    (project / "accounts" / "fleet.yml").write_text(
+        "accounts:\n- name: acme\n  full_scan_every: 4\n- name: bolt-gmbh\n- name: cora\n"
+    )
+    accounts.generate(project)
+    acme, bolt, cora = accounts.load_accounts(project)
+    env = {**creds("acme", "i1"), **creds("bolt-gmbh", "i2"), **creds("cora", "i3"), "TAP_INVOIZ_API_KEY": "parent"}
+    shard = accounts.shard_env([acme, bolt], env, {})
+    assert json.loads(shard["TAP_INVOIZ_FLEET_ACCOUNTS"]) == [
+        {"name": "acme", "account": "acme", "full_scan_every": 4},
+        {"name": "bolt-gmbh", "account": "bolt-gmbh"},
+    ]
+    assert {k for k in shard if accounts.is_credential_variable(k)} == {
+        *creds("acme", "i1"),
+        *creds("bolt-gmbh", "i2"),
+    }

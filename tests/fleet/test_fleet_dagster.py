@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env, demo_project
-from invoiz_ops.pipeline import connect, drop_database
+from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env
+from invoiz_ops.pipeline import connect, drop_database, project_copy
 from invoiz_sandbox import FleetSandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -45,7 +45,7 @@ def cycles(request, pg_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("fleet")
     suffix = uuid.uuid4().hex[:10]
     with FleetSandbox(installations=len(names), seed=5, invoices=INVOICES, today="2026-11-01") as sandbox:
-        project = demo_project(folder, names)
+        project = project_copy(folder, fleet=names)
         credentials = credentials_env(sandbox, names, sandbox.installation_ids)
         # one account's credentials come from a private secrets file instead of the environment
         secrets = folder / "fleet.secrets.env"

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from invoiz_sandbox import FleetSandbox
+from tap_invoiz.results import read_results
 
 NAMES = ["acme", "bolt-gmbh", "cora"]
 
@@ -20,7 +21,7 @@ def fleet():
         yield f
 
 
-def run(tmp_path, fleet, env_overrides=None, state=None):
+def run(tmp_path, fleet, env_overrides=None, state=None, accounts=None):
     env = {"PATH": "/usr/bin:/bin"}
     for name, installation in zip(NAMES, fleet.installation_ids):
         for setting, value in fleet.credentials(installation).items():
@@ -30,7 +31,7 @@ def run(tmp_path, fleet, env_overrides=None, state=None):
     config = {
         "api_url": fleet.api_url,
         "app_url": fleet.app_url,
-        "accounts": [{"name": n} for n in NAMES],
+        "accounts": [{"name": n} for n in NAMES] if accounts is None else accounts,
         # tap-invoiz's own credentials are never used for an account
         "api_key": "parent",
         "api_key_secret": "parent",
@@ -58,6 +59,10 @@ def test_every_account_syncs_into_one_stream_with_its_own_state(tmp_path, fleet)
     state = [m for m in messages if m["type"] == "STATE"][-1]["value"]
     assert set(state["bookmarks"]["invoices"]["accounts"]) == set(NAMES)
     assert proc.stderr.count("fleet account '") == 3 and "FAILED" not in proc.stderr
+    outcomes = read_results(proc.stderr)
+    assert {name: (r["status"], r["streams"]["invoices"]) for name, r in outcomes.items()} == {
+        name: ("ok", 30) for name in NAMES
+    }
     # the next run, from that state, sends only what changed in one account
     fleet.installation(fleet.installation_ids[1]).create_invoice()
     proc, messages = run(tmp_path, fleet, state=state)
@@ -73,6 +78,28 @@ def test_a_failing_account_is_skipped_and_the_others_sync(tmp_path, fleet):
     assert records_per_account(messages) == {"acme": 30}
     assert "fleet account 'bolt-gmbh': FAILED" in proc.stderr
     assert "fleet account 'cora': FAILED: no credentials (TAP_INVOIZ__CORA_INSTALLATION_ID)" in proc.stderr
+    outcomes = read_results(proc.stderr)
+    assert {name: r["status"] for name, r in outcomes.items()} == {
+        "acme": "ok",
+        "bolt-gmbh": "failed",
+        "cora": "failed",
+    }
+    assert outcomes["cora"]["error"] == "no credentials (TAP_INVOIZ__CORA_INSTALLATION_ID)"
+    assert outcomes["bolt-gmbh"]["error"] and outcomes["bolt-gmbh"]["records"] == 0
     assert "wrong" not in proc.stderr and "sandbox-secret" not in proc.stderr
     # the parent's credentials were not used for cora (its installation would have answered)
     assert fleet.installation(fleet.installation_ids[2]).requests["token"] == 0
+
+
+def test_accounts_may_come_as_json_text_and_a_bad_entry_stops_the_run_before_anything_is_sent(tmp_path, fleet):
+    # Meltano passes an array setting given through a variable (TAP_INVOIZ_FLEET_ACCOUNTS) as its JSON text
+    entries = json.dumps([{"name": "acme", "full_scan_every": 2}, "bolt-gmbh"])
+    proc, messages = run(tmp_path, fleet, accounts=entries)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert records_per_account(messages) == {"acme": 30, "bolt-gmbh": 30}
+    assert "fleet: 2 accounts in" in proc.stderr and "0 failed" in proc.stderr
+    for entries in ([{"name": "acme"}, {"name": "a--b"}], ["acme", "acme"], [{"name": "acme", "api_key": "k"}]):
+        proc, messages = run(tmp_path, fleet, accounts=entries)
+        assert proc.returncode != 0 and messages == []
+        assert proc.stderr.strip().splitlines()[-1].startswith("setting accounts: ")
+    assert sum(fleet.installation(i).requests["token"] for i in fleet.installation_ids) == 2  # the first run's only

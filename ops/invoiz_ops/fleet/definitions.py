@@ -36,7 +36,7 @@ from dagster import (
     op,
 )
 
-from invoiz_ops.fleet import accounts as fleet_accounts
+from invoiz_ops import accounts as fleet_accounts
 from invoiz_ops.fleet import runner
 
 ACCOUNT_GROUP = "invoiz_accounts"
@@ -54,7 +54,7 @@ def _op_name(name: str) -> str:
     return "load_" + name.replace("-", "_")
 
 
-def _load_op(account: fleet_accounts.Account):
+def _load_op(account: fleet_accounts.Declared):
     asset_key = AssetKey(["invoiz", account.name])
 
     @op(
@@ -67,7 +67,7 @@ def _load_op(account: fleet_accounts.Account):
     def load(context: OpExecutionContext):
         try:
             env = fleet_accounts.step_env(account, dict(os.environ), _secrets())
-        except (fleet_accounts.FleetError, OSError) as exc:  # e.g. a secrets file others can read
+        except (fleet_accounts.AccountsError, OSError) as exc:  # e.g. a secrets file others can read
             yield Output(None, "done")
             raise Failure(description=f"{account.extractor} not started: {exc}") from None
         result = runner.meltano(["run", account.extractor, "target-postgres"], env, step=f"account-{account.name}")
@@ -104,7 +104,7 @@ def _shard_op(index: int, count: int, shard: list):
     def load(context: OpExecutionContext):
         try:
             env = fleet_accounts.shard_env(shard, dict(os.environ), _secrets())
-        except (fleet_accounts.FleetError, OSError) as exc:
+        except (fleet_accounts.AccountsError, OSError) as exc:
             yield Output(None, "done")
             raise Failure(description=f"{label} not started: {exc}") from None
         # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
@@ -116,7 +116,7 @@ def _shard_op(index: int, count: int, shard: list):
         explained = result.ok
         failed = []
         for acct in shard:
-            outcome = result.accounts.get(acct.name)
+            outcome = result.accounts.get(acct.account)  # the tap's result lines, by `account`
             if outcome and outcome["ok"] and explained:
                 metadata = {
                     "account": acct.account,

@@ -27,9 +27,10 @@ from urllib.parse import quote
 
 from psycopg import sql
 
+from invoiz_ops import accounts as fleet_accounts
 from invoiz_ops import embedded_db
-from invoiz_ops.fleet import accounts as fleet_accounts
-from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, load_dotenv_database_settings
+from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, load_dotenv_database_settings, project_copy
+from tap_invoiz.accounts import credential_variables
 
 DAGSTER_VENV = PROJECT_ROOT / ".venv-dagster"
 DEFINITIONS = Path(__file__).resolve().parent / "definitions.py"
@@ -211,31 +212,11 @@ def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
 DEMO_ACCOUNTS = ("nordlicht", "alpenblick", "rheinwerk")
 
 
-def demo_project(folder: Path, names: tuple[str, ...] | list[str]) -> Path:
-    """A Meltano project for a demo or test fleet: this checkout's meltano.yml and dbt project copied, the tap linked
-    in, and an accounts/fleet.yml of its own (so the checkout's accounts/ and transform/ are never touched)."""
-    project = folder / "project"
-    (project / "accounts").mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "meltano.yml", project / "meltano.yml")
-    if not (project / "transform").exists():
-        shutil.copytree(
-            PROJECT_ROOT / "transform",
-            project / "transform",
-            ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"),
-        )
-    if not (project / "tap-invoiz").exists():
-        (project / "tap-invoiz").symlink_to(PROJECT_ROOT / "tap-invoiz", target_is_directory=True)
-    (project / "accounts" / "fleet.yml").write_text("accounts:\n" + "".join(f"- name: {name}\n" for name in names))
-    fleet_accounts.generate(project)
-    return project
-
-
 def credentials_env(fleet_sandbox, names, installation_ids) -> dict[str, str]:
     env = {}
     for name, installation in zip(names, installation_ids):
         creds = fleet_sandbox.credentials(installation)
-        for setting in fleet_accounts.CREDENTIALS:
-            env[fleet_accounts.credential_var(fleet_accounts.PREFIX + name, setting)] = creds[setting]
+        env.update({variable: creds[setting] for setting, variable in credential_variables(name).items()})
     return env
 
 
@@ -248,7 +229,7 @@ def run_demo(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="invoiz-fleet-demo-"))
     try:
         with FleetSandbox(installations=len(names), seed=42, invoices=300, today="2026-11-01") as sandbox:
-            project = demo_project(folder, names)
+            project = project_copy(folder, fleet=names)
             extra = {
                 "TAP_INVOIZ_API_URL": sandbox.api_url,
                 "TAP_INVOIZ_APP_URL": sandbox.app_url,
@@ -343,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return run_demo(args)
     if args.command == "check":
-        return fleet_accounts.main(["check", "--project", args.project])
+        return fleet_accounts.main(["--project", args.project, "check"])
     fleet, _ = from_environment(args)
     if args.command == "env":
         for key, value in fleet.env().items():

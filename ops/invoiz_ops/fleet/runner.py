@@ -1,7 +1,8 @@
 """What one Dagster step runs: `meltano run` for one account (or shard) or for the marts, in private folders.
 
-Standard library only (runs inside the Dagster code location's virtualenv; Meltano, the tap and dbt stay in the
-project's .venv/.meltano and are started as subprocesses).
+Standard library, invoiz_ops and tap_invoiz.results only (runs inside the Dagster code location's virtualenv, which
+has the tap installed without its dependencies; Meltano, the tap and dbt run from the project's .venv/.meltano as
+subprocesses).
 
 Settings, all from the environment (``ops/invoiz_ops/fleet/deploy.py`` sets them; see docs/FLEET.md):
   INVOIZ_FLEET_PROJECT   the Meltano project (default: this checkout)
@@ -22,13 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parents[3]  # ops/invoiz_ops/fleet/runner.py → the checkout
+from invoiz_ops.run_dirs import private_run_dirs
+from tap_invoiz.results import COUNTS, OK, read_results
 
-_SUMMARY = re.compile(
-    r"sync done in (?P<seconds>[\d.,]+) s: (?P<records>[\d,]+) records? emitted.*?; (?P<new>[\d,]+) new, "
-    r"(?P<changed>[\d,]+) changed, (?P<deleted>[\d,]+) deleted; (?P<requests>[\d,]+) requests?.*?(?P<retries>[\d,]+) "
-    r"retr(?:y|ies)"
-)
+CHECKOUT = Path(__file__).resolve().parents[3]  # ops/invoiz_ops/fleet/runner.py → the checkout
 
 
 def project_root() -> Path:
@@ -40,23 +38,10 @@ def meltano_executable() -> str:
 
 
 def step_dirs(step: str) -> dict[str, str]:
-    """Own Meltano system dir (plugin venvs linked in) and dbt target/log dirs for one step: two `meltano run`s in one
-    project overwrite each other's .meltano/run/<plugin>/ files and dbt's target/ (same as invoiz_ops.pipeline.private_run_dirs)."""
+    """The step's private Meltano system dir and dbt dirs (invoiz_ops.run_dirs), under INVOIZ_FLEET_WORK/<step>."""
     work = Path(os.environ.get("INVOIZ_FLEET_WORK") or project_root() / ".fleet" / "steps")
-    folder = work / step
-    sys_dir = folder / "meltano-sys"
-    sys_dir.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)  # .meltano/run/<plugin>/ holds the running plugin's config, secrets included
     plugins = Path(os.environ.get("INVOIZ_FLEET_PLUGINS") or CHECKOUT / ".meltano")
-    for plugin_type in ("extractors", "loaders", "utilities"):
-        link = sys_dir / plugin_type
-        if not link.exists():
-            link.symlink_to(plugins / plugin_type, target_is_directory=True)
-    return {
-        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
-        "DBT_TARGET_PATH": str(folder / "dbt-target"),
-        "DBT_LOG_PATH": str(folder / "dbt-logs"),
-    }
+    return private_run_dirs(work / step, plugins)
 
 
 @dataclass
@@ -65,37 +50,32 @@ class RunResult:
     returncode: int
     seconds: float
     cpu_seconds: float
-    summary: dict = field(default_factory=dict)  # the tap's "sync done" numbers (records, new, …, requests)
+    summary: dict = field(default_factory=dict)  # the tap's numbers over its accounts (records, new, …, requests)
     tail: str = ""  # last log lines (the tap and Meltano log no secrets)
-    accounts: dict = field(default_factory=dict)  # shard runs: {name: {"ok", records, …, "error"}}
+    accounts: dict = field(default_factory=dict)  # {account: {"ok", records, …, "error"}} from the tap's result lines
     tail_full: str = field(default="", repr=False)  # the last 20,000 characters of the log
     retried: bool = False  # run twice after losing a CREATE race (see _DDL_RACE)
 
 
-def parse_summary(log: str) -> dict:
-    found = list(_SUMMARY.finditer(log))
-    if not found:
-        return {}
-    totals: dict[str, float] = {}
-    for match in found:  # a shard logs one summary per account
-        for key, value in match.groupdict().items():
-            totals[key] = totals.get(key, 0) + float(value.replace(",", ""))
-    return {k: (round(v, 1) if k == "seconds" else int(v)) for k, v in totals.items()}
-
-
-_ACCOUNT_LINE = re.compile(r"fleet account '(?P<name>[^']+)': (?P<status>ok|FAILED): (?P<rest>.*)")
-
-
 def parse_accounts(log: str) -> dict[str, dict]:
-    """Per-account results of a shard run (tap-invoiz-fleet's `fleet account '<name>': ok|FAILED: …` lines)."""
-    results = {}
-    for match in _ACCOUNT_LINE.finditer(log):
-        rest = match.group("rest").strip()
-        entry = {"ok": match.group("status") == "ok", **parse_summary(rest)}
+    """Per-account outcome of a run from the tap's result lines (tap_invoiz.results), by the tap's `account`:
+    {"ok", records, new, changed, deleted, requests, retries, seconds, and "error" (its first line) when failed}."""
+    outcomes = {}
+    for account, result in read_results(log).items():
+        entry = {"ok": result.get("status") == OK, **{k: int(result.get(k) or 0) for k in COUNTS}}
+        entry["seconds"] = round(float(result.get("seconds") or 0), 1)
         if not entry["ok"]:
-            entry["error"] = rest[:500]
-        results[match.group("name")] = entry
-    return results
+            entry["error"] = result.get("error") or "failed (no error line)"
+        outcomes[account] = entry
+    return outcomes
+
+
+def summarise(outcomes: dict[str, dict]) -> dict:
+    """The run's numbers over its accounts (one for a step per account): records, new, …, requests, seconds."""
+    if not outcomes:
+        return {}
+    totals = {k: sum(o[k] for o in outcomes.values()) for k in COUNTS}
+    return {**totals, "seconds": round(sum(o["seconds"] for o in outcomes.values()), 1)}
 
 
 # Two targets creating the same schema or table at once in a fresh warehouse (the first cycle of a fleet): PostgreSQL
@@ -160,13 +140,14 @@ def _meltano_once(args: list[str], env: dict[str, str], step: str, timeout: floa
         cpu_after.children_system - cpu_before.children_system
     )
     tail = "\n".join(log.strip().splitlines()[-25:])
+    outcomes = parse_accounts(log)
     return RunResult(
         ok=returncode == 0,
         returncode=returncode,
         seconds=round(time.monotonic() - started, 1),
         cpu_seconds=round(cpu, 2),
-        summary=parse_summary(log),
+        summary=summarise(outcomes),
         tail=tail,
-        accounts=parse_accounts(log),
+        accounts=outcomes,
         tail_full=log[-20000:],
     )
