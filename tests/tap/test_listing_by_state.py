@@ -396,7 +396,7 @@ def test_when_it_lists_every_invoice_and_says_why(invoiz_sandbox, tap_log):
 
 @pytest.mark.invoiz_sandbox(**SANDBOX)
 def test_a_full_refresh_killed_midway_is_completed_by_a_full_listing(invoiz_sandbox, tap_log, monkeypatch):
-    import tap_invoiz.state as tap_state
+    import tap_invoiz.sync as tap_state
 
     sb = invoiz_sandbox
     monkeypatch.setattr(tap_state, "STATE_EVERY", 100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tap_helpers import run_tap, sandbox_config
 
-import tap_invoiz.state as tap_state
+import tap_invoiz.sync as tap_state
 
 
 def first_and_reset(sb, **config):

@@ -30,26 +30,29 @@ two thirds of the full listing's requests (small accounts) also list everything.
 
 from __future__ import annotations
 
-from tap_invoiz.listing.plan import (
+from tap_invoiz.ledger import (
     CODE,
     COUNT_KEYS,
+    STATES,
+    STATES_FORMAT,
+    decode_states,
+    encode_states,
+    parse_counts,
+    state_code,
+)
+from tap_invoiz.listing.by_state import StateListing
+from tap_invoiz.listing.full import FullListing
+from tap_invoiz.listing.plan import (
     DEFAULT_FULL_SCAN_EVERY,
     LISTED,
     QUIET,
-    STATES,
-    STATES_FORMAT,
     TARGETED_PAGES,
     Fallback,
     audit_pages,
-    decode_states,
-    encode_states,
     estimated_requests,
     full_scan_every,
-    parse_counts,
     plan,
-    state_code,
 )
-from tap_invoiz.listing.run import StateListing
 
 __all__ = [
     "CODE",
@@ -61,6 +64,7 @@ __all__ = [
     "STATES_FORMAT",
     "TARGETED_PAGES",
     "Fallback",
+    "FullListing",
     "StateListing",
     "audit_pages",
     "decode_states",
