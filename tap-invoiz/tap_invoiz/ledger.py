@@ -195,6 +195,12 @@ class Ledger:
             else:
                 entry.pop("counts", None)
             entry["runs"] = self.runs
+            if self.start_date:
+                entry["start_date"] = self.start_date
+                entry["outside"] = encode_outside({i: self.codes.get(i, 0) for i in self.outside})
+            else:
+                entry.pop("start_date", None)
+                entry.pop("outside", None)
         accounts[self.account] = entry
 
 
