@@ -21,7 +21,7 @@ from tap_invoiz import retry
 from tap_invoiz.account_state import utc_now
 from tap_invoiz.auth import CREDENTIAL_SETTINGS
 from tap_invoiz.ledger import Ledger
-from tap_invoiz.listing import FullListing
+from tap_invoiz.listing import FullListing, StateListing
 from tap_invoiz.mapping_version import mapping_version
 from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY, DEFAULT_PAGE_SIZE, Answer, PageWindow, read_answer
 from tap_invoiz.progress import StreamProgress
@@ -35,7 +35,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_invoiz.auth import InvoizAuthenticator
-    from tap_invoiz.listing import StateListing
     from tap_invoiz.retry import RetryPacer
 
 
@@ -323,7 +322,8 @@ class InvoizStream(RESTStream):
     def detail(self, row_id: int) -> dict | None:
         """The row as its detail request shows it, or None if invoiz says it does not exist."""
         url = self.url_base + self.detail_path.format(id=row_id)
-        response = self.send(self.build_prepared_request(method="GET", url=url, headers=self.http_headers), None, True)
+        prepared = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
+        response = self.send(prepared, None, not_found_ok=True)
         return None if is_not_found(response) else self.detail_object(response_body(response).get("data"))
 
     def tombstone(self, row_id: int, deleted_at: str) -> dict:
