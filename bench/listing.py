@@ -1,6 +1,7 @@
 """Listing invoices by state against the full listing, side by side in one run.
 
     .venv/bin/python -m bench.listing [--invoices 10000 100000] [--mix realistic default] [--latency-ms 100]
+                                      [--start-date 2024-01-01]
 
 For each size and state mix: an in-process invoiz sandbox (seed 42, clock 2026-11-01) and the tap in-process
 (invoices only: contacts are listed fully either way), page_size 500, max_concurrency 2, full_scan_every 96.
@@ -8,6 +9,8 @@ After a first run (the backfill) it measures, from the same state:
 
 * a run without changes, listing everything (``full_scan_every = 1``, the behaviour before listing by state),
 * a run without changes, listing by state,
+* the same two with ``start_date`` (about a third of the invoices are dated before it), from the state of a backfill
+  with that start_date: listed and counted by invoiz, never emitted,
 * after a few changes (one each: written and paid, open → paid, paid → cancelled, payment deleted, open → dunned,
   a finalised invoice deleted), the full listing and the listing by state, both from the state of the backfill.
 
@@ -93,7 +96,7 @@ def _few_changes(sb: Sandbox) -> int:
     return 6
 
 
-def bench(invoices: int, mix: str, latency_ms: float, every: int) -> dict:
+def bench(invoices: int, mix: str, latency_ms: float, every: int, start_date: str) -> dict:
     with Sandbox(seed=42, invoices=invoices, contacts=max(8, invoices // 5), mix=mix, today="2026-11-01") as sb:
         base = {
             **sb.credentials,
@@ -106,6 +109,8 @@ def bench(invoices: int, mix: str, latency_ms: float, every: int) -> dict:
         }
         catalog = _catalog(base)
         backfill = _run(sb, base, catalog, None)
+        dated = {**base, "start_date": start_date}
+        dated_backfill = _run(sb, dated, catalog, None)
         counts = dict(
             zip(listing.COUNT_KEYS, backfill["state"]["bookmarks"]["invoices"]["accounts"]["bench"]["counts"])
         )
@@ -118,6 +123,8 @@ def bench(invoices: int, mix: str, latency_ms: float, every: int) -> dict:
             "state_kb": len(backfill["state"]["bookmarks"]["invoices"]["accounts"]["bench"]["states"]) / 1000,
             "quiet_full": _run(sb, full, catalog, backfill["state"]),
             "quiet_state": _run(sb, base, catalog, backfill["state"]),
+            "quiet_dated_full": _run(sb, {**dated, "full_scan_every": 1}, catalog, dated_backfill["state"]),
+            "quiet_dated_state": _run(sb, dated, catalog, dated_backfill["state"]),
         }
         result["changes"] = _few_changes(sb)
         result["changed_full"] = _run(sb, full, catalog, backfill["state"])
@@ -128,12 +135,13 @@ def bench(invoices: int, mix: str, latency_ms: float, every: int) -> dict:
         return result
 
 
-def render(results: list[dict], latency_ms: float, every: int) -> str:
+def render(results: list[dict], latency_ms: float, every: int, start_date: str) -> str:
     lines = [
         f"`python -m bench.listing` on {platform.python_implementation()} {platform.python_version()}, "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC: sandbox latency {latency_ms:g} ms per request, "
         f"page_size 500, max_concurrency 2, full_scan_every {every}, invoices only. One run per cell; the full "
-        "listing and the listing by state run one after the other from the same state.",
+        "listing and the listing by state run one after the other from the same state. Rows with start_date: "
+        f"start_date {start_date}, from the state of a backfill with it.",
         "",
         "| invoices | mix (paid / cancelled / open+draft) | run | invoice requests | wall time | records | "
         "requests ÷ full | time ÷ full |",
@@ -148,6 +156,8 @@ def render(results: list[dict], latency_ms: float, every: int) -> str:
         for label, full_key, key in (
             ("no change: full listing", "quiet_full", "quiet_full"),
             ("no change: **by state**", "quiet_full", "quiet_state"),
+            ("no change, start_date: full listing", "quiet_dated_full", "quiet_dated_full"),
+            ("no change, start_date: **by state**", "quiet_dated_full", "quiet_dated_state"),
             (f"{r['changes']} changes: full listing", "changed_full", "changed_full"),
             (f"{r['changes']} changes: **by state**", "changed_full", "changed_state"),
         ):
@@ -180,11 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", nargs="+", default=["realistic", "default"])
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--full-scan-every", type=int, default=listing.DEFAULT_FULL_SCAN_EVERY)
+    parser.add_argument(
+        "--start-date", default="2024-01-01", help="for the rows with start_date (about a third before)"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("tap-invoiz").setLevel(logging.WARNING)
     logging.getLogger("singer_sdk").setLevel(logging.WARNING)
-    results = [bench(n, mix, args.latency_ms, args.full_scan_every) for mix in args.mix for n in args.invoices]
-    print(render(results, args.latency_ms, args.full_scan_every))
+    results = [
+        bench(n, mix, args.latency_ms, args.full_scan_every, args.start_date) for mix in args.mix for n in args.invoices
+    ]
+    print(render(results, args.latency_ms, args.full_scan_every, args.start_date))
     return 0
 
 

@@ -6,22 +6,26 @@ The rows of a listing are always handled strictly in offset order — the same r
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import typing as t
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import OffsetPaginator
 
+from tap_invoiz.records import Unconvertible, to_integer
 from tap_invoiz.responses import response_body
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    import logging
+    from collections.abc import Callable, Iterable
 
     import requests
-    from singer_sdk.helpers.types import Context
 
-    from tap_invoiz.sync import InvoizListStream
+    from tap_invoiz.progress import StreamProgress
+    from tap_invoiz.retry import RetryPacer
 
 #: Largest value of the setting page_size.
 PAGE_SIZE_MAX = 1000
@@ -49,7 +53,7 @@ class InvoizPaginator(OffsetPaginator):
         return body.get("data") or []
 
     def get_next(self, response: requests.Response) -> int | None:
-        return self._value + len(self._rows(response))
+        return self.current_value + len(self._rows(response))
 
     def has_more(self, response: requests.Response) -> bool:
         rows = self._rows(response)
@@ -57,29 +61,73 @@ class InvoizPaginator(OffsetPaginator):
         if not rows:
             return False
         if isinstance(count, int):
-            return self._value + len(rows) < count
+            return self.current_value + len(rows) < count
         return len(rows) >= self.page_size
 
 
+class Answer(t.NamedTuple):
+    """One list answer as the listings read it."""
+
+    rows: list[dict]
+    count: int | None  # meta.count
+    meta: object
+
+
+def read_answer(response: requests.Response, path: str) -> Answer:
+    """Rows and ``meta.count`` of a list answer; its ``data`` must be a list (else retried, then fatal)."""
+    body = response_body(response)
+    data = body.get("data")
+    if not isinstance(data, list):
+        msg = f"invoiz answered {path} with 'data' that is a JSON {type(data).__name__}, not a list"
+        raise RetriableAPIError(msg, response)
+    meta = body.get("meta")
+    count = meta.get("count") if isinstance(meta, dict) else None
+    try:
+        count = to_integer(count) if count is not None else None
+    except Unconvertible:
+        count = None
+    return Answer([row for row in data if isinstance(row, dict)], count, meta)
+
+
 class PageWindow:
-    """One listing of a stream, its rows strictly in offset order.
+    """One listing, its rows strictly in offset order.
+
+    ``fetch(offset)`` sends the list request for one page (with retries) and ``read(response)`` turns its answer
+    into an :class:`Answer` (and may raise to end the listing); the window knows nothing else of the stream.
 
     The first page is fetched alone: it gives ``meta.count`` and the effective page size (the rows actually
-    received; the server may cap ``limit`` silently). Then a window of at most ``max_concurrency`` requests runs
-    ahead at offsets one stride apart while the rows are handled in order, so memory stays bounded by the window.
-    Where to go next is still decided page by page by :class:`InvoizPaginator`, exactly as without concurrency;
-    if a page before the end comes back with another number of rows than the first one (a server that changes
-    its cap mid-scan), the pages fetched ahead would skip (or repeat) rows: they are dropped and the rest is
-    listed one page after another. Without ``meta.count`` the whole listing is sequential. A page that fails for
-    good ends the scan with its error once the pages before it have been handled; the other workers are woken and
-    give up.
+    received; the server may cap ``limit`` silently). Then a window of at most ``workers`` requests runs ahead at
+    offsets one stride apart while the rows are handled in order, so memory stays bounded by the window. Where to go
+    next is still decided page by page by :class:`InvoizPaginator`, exactly as without concurrency; if a page before
+    the end comes back with another number of rows than the first one (a server that changes its cap mid-scan), the
+    pages fetched ahead would skip (or repeat) rows: they are dropped and the rest is listed one page after another.
+    Without ``meta.count`` the whole listing is sequential. A page that fails for good ends the scan with its error
+    once the pages before it have been handled; the other workers are woken and give up.
     """
 
-    def __init__(self, stream: InvoizListStream, context: Context | None) -> None:
-        self.stream = stream
-        self.context = context
-        self.workers = stream.max_concurrency
-        self.fetch = stream.request_decorator(stream._request)  # noqa: SLF001 - the stream's own send, with retries
+    def __init__(
+        self,
+        fetch: Callable[[int], requests.Response],
+        read: Callable[[requests.Response], Answer],
+        *,
+        page_size: int,
+        workers: int,
+        pacer: RetryPacer,
+        progress: StreamProgress,
+        logger: logging.Logger,
+        name: str,
+        counter: t.ContextManager[t.Any] | None = None,
+    ) -> None:
+        self.fetch = fetch
+        self.counter = counter  # the SDK's request counter (a metric), counted per page
+        self.read = read
+        self.page_size = page_size
+        self.workers = workers
+        self.pacer = pacer
+        self.progress = progress
+        self.logger = logger
+        self.name = name
+        self.counts: list[int | None] = []  # meta.count of every page, for the completeness check
         self.cancelled = threading.Event()
         self.ahead: deque[tuple[int, Future[requests.Response]]] = deque()  # (offset, response to come), in order
         self.executor: ThreadPoolExecutor | None = None
@@ -89,24 +137,24 @@ class PageWindow:
         self.last_rows = 0
 
     def rows(self) -> Iterable[dict]:
-        """Every row of the listing, page after page (the stream's parse_response), counted as SDK metrics."""
-        stream = self.stream
-        paginator = stream.get_new_paginator()
+        """Every row of the listing, page after page (each page counted by the SDK's request counter, if given)."""
+        paginator = InvoizPaginator(self.page_size, self.counts)
         if self.workers > 1:
-            self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{stream.name}-page")
-        stream.progress.scan_started()
+            self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{self.name}-page")
+        self.progress.scan_started()
         try:
-            with stream.get_http_request_counter() as request_counter:
-                request_counter.with_context(self.context)
+            with self.counter or contextlib.nullcontext() as counter:
                 while not paginator.finished:
                     response = self._response(paginator.current_value)
-                    request_counter.increment()
-                    rows = list(stream.parse_response(response))
-                    self.last_rows = len(rows)
-                    self.stride = self.stride or len(rows)
+                    answer = self.read(response)
+                    if counter is not None:
+                        counter.increment()
+                    self.counts.append(answer.count)
+                    self.last_rows = len(answer.rows)
+                    self.stride = self.stride or len(answer.rows)
                     paginator.advance(response)
-                    stream.progress.page_listed(len(rows), stream.page_counts[-1], self.workers)
-                    yield from rows
+                    self.progress.page_listed(len(answer.rows), answer.count, self.workers)
+                    yield from answer.rows
         finally:
             self.cancelled.set()  # wakes workers that wait for a retry; they give up (ScanCancelled)
             if self.executor is not None:
@@ -118,16 +166,16 @@ class PageWindow:
         self._fill(offset)
         if self.ahead:
             return self.ahead.popleft()[1].result()
-        return self.fetch(self.stream.list_request(self.context, offset), self.context)
+        return self.fetch(offset)
 
     def _drop_misaligned(self, offset: int) -> None:
         """The previous page had fewer (or more) rows than the stride: the pages fetched ahead would leave a gap (or
         overlap), so they are dropped and the rest is listed one page after another."""
         if not self.ahead or self.ahead[0][0] == offset:
             return
-        self.stream.logger.info(
+        self.logger.info(
             "%s: a page before the end had %d rows instead of %d; listing the rest one page after another",
-            self.stream.name,
+            self.name,
             self.last_rows,
             self.stride,
         )
@@ -137,9 +185,8 @@ class PageWindow:
         self.run_ahead = False
 
     def _fill(self, offset: int) -> None:
-        """Keep up to ``max_concurrency`` pages in flight, once the stride and ``meta.count`` are known."""
-        counts = self.stream.page_counts
-        count = counts[-1] if counts else None
+        """Keep up to ``workers`` pages in flight, once the stride and ``meta.count`` are known."""
+        count = self.counts[-1] if self.counts else None
         if not (self.run_ahead and self.stride and isinstance(count, int)) or self.executor is None:
             return
         self.next_ahead = max(self.next_ahead, offset)
@@ -148,9 +195,8 @@ class PageWindow:
             self.next_ahead += self.stride
 
     def _fetch_in_worker(self, offset: int) -> requests.Response:
-        pacer = self.stream.pacer
-        pacer.bind(self.cancelled)
+        self.pacer.bind(self.cancelled)
         try:
-            return self.fetch(self.stream.list_request(self.context, offset), self.context)
+            return self.fetch(offset)
         finally:
-            pacer.bind(None)
+            self.pacer.bind(None)

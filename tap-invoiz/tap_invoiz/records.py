@@ -175,7 +175,7 @@ class RecordMapper:
     """Maps API objects of one stream to records; remembers which names it already logged."""
 
     def __init__(self, stream_name: str, fields: Iterable[tuple[str, ...]], logger: logging.Logger) -> None:
-        """``fields``: (api name, column, kind, ...) with kind one of :data:`CONVERTERS` (streams.Field fits)."""
+        """``fields``: (api name, column, kind, ...) with kind one of :data:`CONVERTERS` (schemas.Field fits)."""
         self.stream_name = stream_name
         self.fields = [tuple(field[:3]) for field in fields]
         self.known = {api for api, _, _ in self.fields}

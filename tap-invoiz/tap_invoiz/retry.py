@@ -10,12 +10,23 @@ import email.utils
 import threading
 import time
 import typing as t
+from http import HTTPStatus
+
+import requests
+from singer_sdk.exceptions import RetriableAPIError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Generator, Mapping
 
-    import requests
-
+#: Exceptions a stream's request is retried after (as singer-sdk's own retry decorator).
+RETRIED_EXCEPTIONS = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 #: Default of the setting max_retries: retries per request after 429, 5xx, timeouts, connection errors, bad answers.
 DEFAULT_MAX_RETRIES = 5
 #: Default of the setting request_timeout (seconds for one answer before the request counts as failed).
@@ -109,6 +120,26 @@ class RetryPacer:
     def last_wait(self) -> float:
         """The wait set by this thread's last failure (for the retry log line)."""
         return float(getattr(self._local, "last_wait", 0.0))
+
+    def waits(self) -> Generator[float, t.Any, None]:
+        """backoff's wait generator for the streams: 1, 2, 4, ... 60 s — or what the server's Retry-After asks for
+        (capped at 300 s). The wait is set here and kept by :meth:`wait_turn` before the next attempt; backoff itself
+        sleeps 0 s. A 429 or a Retry-After pauses every worker, other failures only this request."""
+        exception = yield  # type: ignore[misc]
+        attempt = 0
+        while True:
+            response = getattr(exception, "response", None)
+            response = response if isinstance(response, requests.Response) else None
+            wait = retry_after_seconds(response)
+            shared = wait is not None or (response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS)
+            if wait is None:
+                wait = backoff_seconds(attempt)
+            attempt += 1
+            if shared:
+                self.pause_all(wait)
+            else:
+                self.pause_this_request(wait)
+            exception = yield 0.0
 
     def wait_turn(self) -> None:
         """Block until this thread may send (shared pause and its own retry time); ScanCancelled if given up."""

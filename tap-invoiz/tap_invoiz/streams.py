@@ -8,24 +8,19 @@
 
 from __future__ import annotations
 
-import binascii
 import logging
-import time
 import typing as t
-import zlib
 
 from singer_sdk import Stream
+from singer_sdk.streams import RESTStream
 
 from tap_invoiz import listing
-from tap_invoiz.account_state import AccountEntry, utc_now
 from tap_invoiz.client import InvoizStream
 from tap_invoiz.records import (
     RecordMapper,
-    Unconvertible,
     berlin_date_or_none,
     first_non_empty,
     invoice_status,
-    to_integer,
 )
 from tap_invoiz.responses import is_not_found, response_body
 from tap_invoiz.schemas import (
@@ -37,7 +32,6 @@ from tap_invoiz.schemas import (
     PAYMENTS_SCHEMA,
     SYNC_STATUS_SCHEMA,
 )
-from tap_invoiz.sync import InvoizListStream
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -45,13 +39,16 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+    from tap_invoiz.ledger import Ledger
+
 
 def _extra(extra: dict) -> dict | None:
     return extra or None
 
 
-class InvoicesStream(InvoizListStream):
-    """Invoices (Rechnungen), from the invoice list; changes detected by fingerprint, deletions confirmed."""
+class InvoicesStream(InvoizStream):
+    """Invoices (Rechnungen), from the invoice list; changes detected by fingerprint, deletions confirmed; listed by
+    state when that saves requests (:mod:`tap_invoiz.listing`)."""
 
     name = "invoices"
     path = "invoice"
@@ -62,102 +59,46 @@ class InvoicesStream(InvoizListStream):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self.mapper = RecordMapper(self.name, INVOICE_FIELDS, self.logger)
-        self._payments_fps: dict[int, int] | None = None
-        self._payments_had_state = False
-        self._payments_entry: AccountEntry | None = None
         start = self.config.get("start_date")
-        self._start_date = str(start)[:10] if start else None
-        # listing by state (tap_invoiz.listing): per-id state codes, run counter, meta.filter counts of the last answer
-        self._codes: dict[int, int] = {}
-        self._codes_loaded: dict[int, int] | None = None
-        self._runs = 0
-        self._list_counts: dict[str, int] | None = None
-        self._listing_check: tuple[listing.StateListing, str] | None = None
-        self._filter_params: dict[str, t.Any] | None = None
+        self.start_date = str(start)[:10] if start else None
 
     def in_scope(self, raw: dict) -> bool:
-        """``start_date`` bounds the sync by invoice date; rows with an unreadable date stay in scope.
-
-        Every row a full listing handles passes here (list rows and confirmed details): its state is remembered for
-        listing by state."""
-        try:
-            self._codes[to_integer(raw.get("id"))] = listing.state_code(raw)
-        except Unconvertible:
-            pass
-        if not self._start_date:
+        """``start_date`` bounds the sync by invoice date; rows with an unreadable date stay in scope."""
+        if not self.start_date:
             return True
         day = berlin_date_or_none(raw.get("date"))
-        return day is None or day >= self._start_date
+        return day is None or day >= self.start_date
 
-    # -- listing by state (tap_invoiz.listing) -----------------------------------------------------------------------
+    def ledger_for_run(self) -> Ledger:
+        return self.open_ledger(with_states=True, start_date=self.start_date)
 
-    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
-        params = super().get_url_params(context, next_page_token)
-        if self._filter_params:
-            params.update(self._filter_params)
-        return params
+    def open_children(self) -> Stream | None:
+        """invoice_payments, when selected: read from the details of new or changed invoices."""
+        for child in self.child_streams:
+            if isinstance(child, InvoicePaymentsStream) and child.selected:
+                return child
+        return None
 
-    def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        body = response_body(response)
-        meta = body.get("meta") if isinstance(body, dict) else None
-        if self._listing_check is not None:
-            run, active = self._listing_check
-            data = body.get("data") if isinstance(body, dict) else None
-            run.check_answer(active, meta, [row for row in data or [] if isinstance(row, dict)])
-        else:
-            self._list_counts = listing.parse_counts(meta)
-        yield from super().parse_response(response)
-
-    def _load_listing_state(self) -> None:
-        entry = self.account_states(self).get(self.account)
-        if not isinstance(entry, dict) or not self._fps:
-            return
-        try:
-            self._codes_loaded = listing.decode_states(entry.get("states"), self._fps)
-        except (ValueError, TypeError, zlib.error, binascii.Error):
-            self._codes_loaded = None
-        self._codes = dict(self._codes_loaded or {})
-        runs = entry.get("runs")
-        self._runs = runs if isinstance(runs, int) and not isinstance(runs, bool) and runs >= 0 else 0
-
-    def _store_map(self, stream: InvoizStream, fps: dict[int, int], entry: AccountEntry, *, final: bool) -> None:
-        super()._store_map(stream, fps, entry, final=final)
-        if stream is self:
-            entry = self.account_states(self)[self.account]
-            entry["states"] = listing.encode_states(self._codes, fps)
-            if self._list_counts is not None:
-                entry["counts"] = [self._list_counts[key] for key in listing.COUNT_KEYS]
-            else:
-                entry.pop("counts", None)
-            entry["runs"] = self._runs
-
-    def get_records(self, context: Context | None) -> Iterable[dict]:
-        self._load_state()
-        self._load_listing_state()
-        reason = listing.plan(self)
-        if reason is None:
-            self._runs += 1
-            self.progress.started = time.monotonic()
-            self._now = utc_now()
-            run = listing.StateListing(self, context)
-            try:
-                yield from run.run()
-            except listing.Fallback as exc:
-                self.logger.warning(
-                    "%s: listing by state is off for this run: %s; listing every invoice", self.name, exc
-                )
-                self._list_counts = None
-            else:
-                self._list_counts = run.snapshot
-                self._commit_state(final=True)
-                self._tap.sync_status_rows.append(self.sync_status(run.listed))  # type: ignore[attr-defined]
-                self.logger.info(
-                    "%s (listed by state)", self.progress.summary(self.account, run.listed, len(self._fps))
-                )
-                return
-        elif self._had_prior_state:
-            self.logger.info("%s: listing every invoice (%s)", self.name, reason)
-        yield from super().get_records(context)
+    def choose_listing(self, context: Context | None) -> listing.FullListing | listing.StateListing:
+        assert self.ledger is not None
+        every = listing.full_scan_every(self.config)
+        reason = listing.plan(self.ledger, self.children, selected=self.selected, every=every, page_size=self.page_size)
+        if reason is not None:
+            if self.ledger.had_prior_state:
+                self.logger.info("%s: listing every invoice (%s)", self.name, reason)
+            return self.full_listing(context)
+        self.ledger.runs += 1
+        return listing.StateListing(
+            lambda params, on_answer: self.open_listing(context, params, on_answer),
+            lambda params: self.fetch_page(context, params),
+            self.ledger,
+            page_size=self.page_size,
+            every=every,
+            name=self.name,
+            path=self.path,
+            logger=self.logger,
+            progress=self.progress,
+        )
 
     def detail_object(self, data: t.Any) -> dict | None:
         """Detail envelope: ``data.invoice`` if present (docs/invoiz-api.md §3.2), else ``data``."""
@@ -175,71 +116,8 @@ class InvoicesStream(InvoizListStream):
             "extra_fields": _extra(extra),
         }
 
-    # -- invoice_payments bookkeeping --------------------------------------------------------------------------------
 
-    @property
-    def payments_stream(self) -> InvoicePaymentsStream | None:
-        for child in self.child_streams:
-            if isinstance(child, InvoicePaymentsStream) and child.selected:
-                return child
-        return None
-
-    def _payments_map(self) -> dict[int, int] | None:
-        child = self.payments_stream
-        if child is None:
-            return None
-        if self._payments_fps is None:
-            self._payments_fps, self._payments_had_state = self._read_map(child)
-            self._payments_entry = self.account_entry(child, had_prior_state=self._payments_had_state)
-        return self._payments_fps
-
-    def child_needs(self, row_id: int, fp: int) -> bool:
-        fps = self._payments_map()
-        return fps is not None and fps.get(row_id) != fp
-
-    def child_done(self, row_id: int, fp: int | None) -> None:
-        fps = self._payments_map()
-        if fps is None:
-            return
-        if fp is None:
-            fps.pop(row_id, None)
-        else:
-            fps[row_id] = fp
-
-    def _commit_children(self, *, final: bool) -> None:
-        child = self.payments_stream
-        if child is not None and self._payments_fps is not None and self._payments_entry is not None:
-            self._store_map(child, self._payments_fps, self._payments_entry, final=final)
-
-    def sync_status(self, listed: int) -> dict:
-        """Also reports invoice_payments (synced inside this stream) when it is selected."""
-        own = super().sync_status(listed)
-        child = self.payments_stream
-        entry = self._payments_entry
-        if child is not None and entry is not None and self._payments_fps is not None:
-            full_refresh = entry.full_refresh
-            self._tap.sync_status_rows.append(
-                {  # type: ignore[attr-defined]
-                    **own,
-                    "stream": child.name,
-                    "full_refresh": not self._payments_had_state,
-                    "full_refresh_started_at": full_refresh.started_at if full_refresh else None,
-                    "full_refresh_rows": None,  # payments are not tracked one by one: no commit check (see staging)
-                    "last_full_refresh_started_at": entry.confirmed.started_at if entry.confirmed else None,
-                    "rows_listed": None,
-                    "records_emitted": child.progress.records,
-                    "new": None,
-                    "changed": None,
-                    "deleted": None,
-                    "tracked": None,
-                    "requests": child.progress.requests,
-                    "retries": child.progress.retries,
-                }
-            )
-        return own
-
-
-class ContactsStream(InvoizListStream):
+class ContactsStream(InvoizStream):
     """Contacts (invoiz customers), from the customer list, ordered by customer number (stable, new ones last)."""
 
     name = "contacts"
@@ -287,7 +165,7 @@ class InvoicePaymentsStream(InvoizStream):
     primary_keys: t.ClassVar[list[str]] = ["account", "invoice_id", "id"]
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one state entry, not one per invoice
     schema = PAYMENTS_SCHEMA
-    _not_found_ok = True  # the invoice may be deleted between the list and the detail request
+    not_found_ok = True  # the invoice may be deleted between the list and the detail request
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -298,6 +176,10 @@ class InvoicePaymentsStream(InvoizStream):
 
     def get_new_paginator(self) -> None:
         return None
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """One invoice detail per context: the SDK's request loop, not the list streams' record loop."""
+        return RESTStream.get_records(self, context)
 
     def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
         """singer-sdk's per-sync INFO lines come once per invoice here: demoted to DEBUG."""

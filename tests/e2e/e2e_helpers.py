@@ -202,7 +202,7 @@ def state_fingerprints(state: dict, stream: str, account: str = "test") -> dict[
 
 
 def row_fingerprint(row: dict, app_url: str) -> int:
-    """The fingerprint the tap records for a list row (tap_invoiz.state: salt = mapping version | app_url)."""
+    """The fingerprint the tap records for a list row (InvoizStream.fingerprint_salt: mapping version | app_url)."""
     from tap_invoiz import fingerprint  # noqa: PLC0415
     from tap_invoiz.mapping_version import mapping_version  # noqa: PLC0415
 

@@ -11,7 +11,7 @@ import random
 import pytest
 from tap_helpers import run_tap, sandbox_config
 
-from tap_invoiz import fingerprint, listing
+from tap_invoiz import fingerprint, ledger, listing
 
 INVOICES = 600
 PAGE = 25  # a full listing of 600 invoices: 24 pages; listed by state: 6 pages of open states + the audit
@@ -38,6 +38,16 @@ def ids_in(sb, state: str) -> list[int]:
 def open_pages(sb) -> int:
     """Requests of listing the open states fully (draft, locked, partiallyPaid, dunned), at least one each."""
     return sum(max(1, -(-len(ids_in(sb, state)) // PAGE)) for state in listing.LISTED)
+
+
+def date_of_a_third(sb) -> str:
+    """A start_date with about a third of the invoices dated before it."""
+    dates = sorted(sb.invoice_row(i)["date"][:10] for i in sb.invoice_ids())
+    return dates[len(dates) // 3]
+
+
+def before(sb, start_date: str) -> set[int]:
+    return {i for i in sb.invoice_ids() if sb.invoice_row(i)["date"][:10] < start_date}
 
 
 def setup_run(sb, **config):
@@ -334,19 +344,63 @@ def _random_change(sb, rng) -> None:
 
 
 @pytest.mark.invoiz_sandbox(invoices=800, contacts=60)
-def test_randomised_differential_many_runs_of_random_changes(invoiz_sandbox, tap_log):
-    """After every run the emitted history, applied to a table, equals the sandbox — a missed change fails."""
+@pytest.mark.parametrize("with_start_date", [False, True], ids=["all invoices", "start_date"])
+def test_randomised_differential_many_runs_of_random_changes(invoiz_sandbox, tap_log, with_start_date):
+    """After every run the emitted history, applied to a table, equals the sandbox — a missed change fails. With
+    start_date, a third of the invoices are before it: listed and counted by invoiz, never emitted."""
     sb = invoiz_sandbox
     rng = random.Random(20261130)
-    cfg, first, table = setup_run(sb, full_scan_every=10, page_size=20)
+    start_date = date_of_a_third(sb) if with_start_date else None
+    cfg, first, table = setup_run(sb, full_scan_every=10, page_size=20, start_date=start_date)
     state = first.state
     for _ in range(30):
         for _ in range(rng.choice([0, 1, 2, 3, 6])):
             _random_change(sb, rng)
         run = run_tap(cfg, state)
         state = run.state
-        assert apply(table, run) == truth(sb)
+        assert apply(table, run) == truth(sb, start_date=start_date)
     assert sum("(listed by state)" in m for m in tap_log) >= 25  # the runs really listed by state
+
+
+@pytest.mark.invoiz_sandbox(**SANDBOX)
+def test_with_start_date_a_run_without_changes_costs_what_one_without_start_date_costs(invoiz_sandbox, tap_log):
+    """The invoices before start_date are counted by invoiz: the state keeps their ids and states (never emitting
+    them), so the counts still add up and the run lists only the open states."""
+    sb = invoiz_sandbox
+    start_date = date_of_a_third(sb)
+    old = before(sb, start_date)
+    cfg, first, table = setup_run(sb, full_scan_every=1000, start_date=start_date)
+    assert set(first.live("invoices")) == set(sb.invoice_ids()) - old
+    entry = first.state["bookmarks"]["invoices"]["accounts"]["test"]
+    assert entry["start_date"] == start_date and set(ledger.decode_outside(entry["outside"])) == old
+    quiet = run_tap(cfg, first.state)
+    assert quiet.records("invoices") == [] and any("(listed by state)" in m for m in tap_log)
+    assert sb.requests["invoice_list"] == open_pages(sb) and sb.requests["invoice_detail"] == 0
+    # changes before start_date are not emitted, and the counts still add up: listed by state, no fallback
+    old_open = sorted(i for i in old if sb.invoice_row(i)["state"] in ("locked", "dunned"))
+    sb.pay(old_open[0])
+    sb.delete_invoice(old_open[1], finalised=True)
+    changed, deleted = _open_paid(sb)[0], _finalised_deleted(sb)[1]
+    tap_log.clear()
+    run = run_tap(cfg, quiet.state)
+    assert any("(listed by state)" in m for m in tap_log)
+    assert not any("listing by state is off" in m for m in tap_log)
+    assert set(run.live("invoices")) == changed - old and run.tombstones("invoices") == deleted - old
+    assert apply(table, run) == truth(sb, start_date=start_date)
+    # start_date removed: the invoices before it come in scope, so that run lists every invoice and sends them
+    tap_log.clear()
+    widened = run_tap({k: v for k, v in cfg.items() if k != "start_date"}, run.state)
+    assert any("listing every invoice (start_date differs from the last run's)" in m for m in tap_log)
+    assert set(widened.live("invoices")) == before(sb, start_date)
+
+
+def test_small_accounts_list_every_invoice(invoiz_sandbox_factory, tap_log):
+    """Listing by state only when a run without changes is expected to cost less: 60 invoices are one page."""
+    sb = invoiz_sandbox_factory(invoices=60, contacts=10)
+    cfg, first, _ = setup_run(sb, page_size=100)
+    quiet = run_tap(cfg, first.state)
+    assert quiet.records("invoices") == [] and sb.requests["invoice_list"] == 1
+    assert any("listing by state would not save requests (4.0 vs 1 per run without changes)" in m for m in tap_log)
 
 
 @pytest.mark.invoiz_sandbox(**SANDBOX)
@@ -379,11 +433,11 @@ def test_when_it_lists_every_invoice_and_says_why(invoiz_sandbox, tap_log):
     tap_log.clear()
     run_tap(cfg, upgraded.state)
     assert any("(listed by state)" in m for m in tap_log)
-    # start_date: the counts include invoices outside it
+    # another start_date than the last run's: the invoices before it are not known yet
     tap_log.clear()
-    dated = {**cfg, "start_date": "2000-01-01"}
-    run_tap(dated, run_tap(dated).state)
-    assert any("listing every invoice (start_date is set)" in m for m in tap_log)
+    dated = run_tap({**cfg, "start_date": date_of_a_third(sb)}, upgraded.state)
+    assert any("listing every invoice (start_date differs from the last run's)" in m for m in tap_log)
+    assert dated.records("invoices") == []  # nothing new in scope; the earlier ones stay (no tombstones)
     # an invoice in a state the tap does not know
     tap_log.clear()
     sb.set_raw_fields("invoice", ids_in(sb, "paid")[0], {"state": "archived"})  # counts and filters unchanged
@@ -396,7 +450,7 @@ def test_when_it_lists_every_invoice_and_says_why(invoiz_sandbox, tap_log):
 
 @pytest.mark.invoiz_sandbox(**SANDBOX)
 def test_a_full_refresh_killed_midway_is_completed_by_a_full_listing(invoiz_sandbox, tap_log, monkeypatch):
-    import tap_invoiz.state as tap_state
+    import tap_invoiz.sync as tap_state
 
     sb = invoiz_sandbox
     monkeypatch.setattr(tap_state, "STATE_EVERY", 100)

@@ -126,11 +126,13 @@ def test_odd_amounts_are_never_silently_altered(streams, caplog):
     assert record["status"] == "open"
 
 
-def test_a_row_without_integer_id_fails_clearly(streams):
+def test_a_row_without_integer_id_fails_clearly():
     from singer_sdk.exceptions import FatalAPIError
 
-    with pytest.raises(FatalAPIError, match="no integer id"):
-        streams["invoices"]._row_id({"id": "abc"})
+    from tap_invoiz.ledger import row_id
+
+    with pytest.raises(FatalAPIError, match="invoices: a row from invoice has no integer id"):
+        row_id({"id": "abc"}, "invoices", "invoice")
 
 
 def test_contact_flat_columns(streams):

@@ -24,32 +24,39 @@ Self-check: every answer must carry ``meta.filter`` with integer counts for ``al
 to ``all``; ``meta.count`` must equal the active filter's count; every row of ``filter=X`` must have ``state == X``;
 the counts must not move during the run. Anything else → :class:`Fallback` → the run lists everything
 (``filter=all``) as without this module, saying why once (WARNING). A first run, ``--full-refresh``,
-``full_scan_every = 1``, ``start_date``, a state without the per-id states, or a plan that would not save at least
-two thirds of the full listing's requests (small accounts) also list everything.
+``full_scan_every = 1``, a ``start_date`` other than the last run's, a state without the per-id states, or a plan
+that would not make a run without changes cheaper than a full listing (small accounts) also list everything.
+
+With ``start_date``, the invoices dated before it are listed and counted by invoiz like any other: the ledger keeps
+their ids and states (never emitting them), so the counts stay comparable and such a run costs what one without
+``start_date`` costs.
 """
 
 from __future__ import annotations
 
-from tap_invoiz.listing.plan import (
+from tap_invoiz.ledger import (
     CODE,
     COUNT_KEYS,
+    STATES,
+    STATES_FORMAT,
+    decode_states,
+    encode_states,
+    parse_counts,
+    state_code,
+)
+from tap_invoiz.listing.by_state import StateListing
+from tap_invoiz.listing.full import FullListing
+from tap_invoiz.listing.plan import (
     DEFAULT_FULL_SCAN_EVERY,
     LISTED,
     QUIET,
-    STATES,
-    STATES_FORMAT,
     TARGETED_PAGES,
     Fallback,
     audit_pages,
-    decode_states,
-    encode_states,
     estimated_requests,
     full_scan_every,
-    parse_counts,
     plan,
-    state_code,
 )
-from tap_invoiz.listing.run import StateListing
 
 __all__ = [
     "CODE",
@@ -61,6 +68,7 @@ __all__ = [
     "STATES_FORMAT",
     "TARGETED_PAGES",
     "Fallback",
+    "FullListing",
     "StateListing",
     "audit_pages",
     "decode_states",

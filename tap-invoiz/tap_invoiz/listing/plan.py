@@ -1,23 +1,17 @@
-"""Listing invoices by state, the plan: the per-id states in the state, the counts of ``meta.filter``, and whether
-this run may list by state at all (:func:`plan`)."""
+"""Listing invoices by state, the plan: which states are listed and reconciled, the audit slices, the cost formula,
+and whether this run may list by state at all (:func:`plan`). The per-id states and counts are kept by
+:mod:`tap_invoiz.ledger`."""
 
 from __future__ import annotations
 
-import base64
 import math
 import typing as t
-import zlib
-
-from tap_invoiz.records import Unconvertible, to_integer
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Mapping
 
-    from tap_invoiz.streams import InvoicesStream
+    from tap_invoiz.ledger import Ledger
 
-#: Invoice states in the order of their one-byte codes (code 0: anything else, never tracked incrementally).
-STATES = ("draft", "locked", "partiallyPaid", "paid", "dunned", "cancelled")
-CODE = {name: code for code, name in enumerate(STATES, start=1)}
 #: Listed fully on every incremental run (their rows change without leaving the state).
 LISTED = ("draft", "locked", "partiallyPaid", "dunned")
 #: Reconciled by counts, in this order (invoices never leave ``cancelled``).
@@ -26,72 +20,17 @@ QUIET = ("cancelled", "paid")
 TARGETED_PAGES = 2
 #: Default of the setting full_scan_every (see README, "State-aware listing").
 DEFAULT_FULL_SCAN_EVERY = 96
-STATES_FORMAT = "st1"  # "st1:" + base64(zlib(one byte per id, ids in ascending order like the fingerprints))
-COUNT_KEYS = ("all", *STATES)
 
 
 class Fallback(Exception):  # noqa: N818 - a decision, not an error
     """The incremental plan cannot be trusted for this run: list everything instead."""
 
 
-# -- state encoding ----------------------------------------------------------------------------------------------
-
-
-def encode_states(codes: dict[int, int], ids: Iterable[int]) -> str:
-    """One byte per id of ``ids`` (ascending, as the fingerprints are stored), compressed."""
-    raw = bytes(codes.get(row_id, 0) for row_id in sorted(ids))
-    return f"{STATES_FORMAT}:" + base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
-
-
-def decode_states(text: object, ids: Iterable[int]) -> dict[int, int]:
-    """Inverse of :func:`encode_states`; ValueError if it does not fit ``ids``."""
-    if not isinstance(text, str):
-        msg = "no per-id states"
-        raise ValueError(msg)
-    prefix, _, payload = text.partition(":")
-    if prefix != STATES_FORMAT:
-        msg = f"unknown states format {prefix!r}"
-        raise ValueError(msg)
-    raw = zlib.decompress(base64.b64decode(payload))
-    ordered = sorted(ids)
-    if len(raw) != len(ordered):
-        msg = "per-id states do not match the fingerprints"
-        raise ValueError(msg)
-    return dict(zip(ordered, raw))
-
-
-def state_code(raw: dict) -> int:
-    state = raw.get("state")
-    return CODE.get(state, 0) if isinstance(state, str) else 0
-
-
-def parse_counts(meta: object) -> dict[str, int] | None:
-    """``meta.filter`` as ``{all, draft, …, cancelled: int}``, or None unless present, integer and consistent."""
-    flt = meta.get("filter") if isinstance(meta, dict) else None
-    if not isinstance(flt, dict):
-        return None
-    counts = {}
-    for key in COUNT_KEYS:
-        entry = flt.get(key)
-        value = entry.get("count") if isinstance(entry, dict) else None
-        if isinstance(value, bool) or value is None:
-            return None
-        try:
-            counts[key] = to_integer(value)
-        except Unconvertible:
-            return None
-        if counts[key] < 0:
-            return None
-    if sum(counts[s] for s in STATES) != counts["all"]:
-        return None
-    return counts
-
-
 # -- planning ----------------------------------------------------------------------------------------------------
 
 
-def full_scan_every(stream: InvoicesStream) -> int:
-    value = stream.config.get("full_scan_every")
+def full_scan_every(config: Mapping) -> int:
+    value = config.get("full_scan_every")
     return DEFAULT_FULL_SCAN_EVERY if value is None else max(1, int(value))
 
 
@@ -108,35 +47,30 @@ def estimated_requests(counts: dict[str, int], page: int, every: int) -> tuple[f
     return incremental, full
 
 
-def plan(stream: InvoicesStream) -> str | None:
+def plan(ledger: Ledger, payments: Ledger | None, *, selected: bool, every: int, page_size: int) -> str | None:
     """None if this run may list by state; else why it lists everything (for the log)."""
-    every = full_scan_every(stream)
     if every == 1:
         return "full_scan_every is 1"
-    if not stream.selected:
+    if not selected:
         return "invoices not selected"
-    if not stream._had_prior_state or not stream._fps:
+    if not ledger.had_prior_state or not ledger.fingerprints:
         return "no prior state"
-    if stream._entry is not None and stream._entry.must_list_everything:
+    if ledger.entry.must_list_everything:
         return "a full refresh of this account is not complete yet"
-    if stream._start_date:
-        return "start_date is set"
-    entry = stream.account_states(stream).get(stream.account) or {}
-    counts = entry.get("counts")
-    if not isinstance(counts, list) or len(counts) != len(COUNT_KEYS):
+    if not ledger.same_start_date:  # the invoices before start_date are known for the last run's start_date
+        return "start_date differs from the last run's"
+    counts = ledger.previous_counts
+    if counts is None:
         return "no counts from an earlier run"
-    counts = dict(zip(COUNT_KEYS, counts))
-    if stream._codes_loaded is None:
+    if not ledger.codes_loaded or ledger.codes is None:
         return "no per-id states in the state"
-    if any(code == 0 for code in stream._codes_loaded.values()):
+    if any(code == 0 for code in ledger.codes.values()):
         return "invoices in a state the tap does not list by state"
-    payments = stream._payments_map()
-    payments_entry = stream._payments_entry
     if payments is not None and (
-        set(payments) != set(stream._fps) or (payments_entry is not None and payments_entry.must_list_everything)
+        set(payments.fingerprints) != set(ledger.fingerprints) or payments.entry.must_list_everything
     ):
         return "invoice_payments needs every invoice once"
-    incremental, full = estimated_requests(counts, stream.page_size, every)
-    if incremental * 3 > full:  # a run with changes adds detail requests and maybe scans: worth it from a third
-        return f"listing by state would not save two thirds of the requests ({incremental:.1f} vs {full})"
+    incremental, full = estimated_requests(counts, page_size, every)
+    if incremental >= full:  # both are exact: by state whenever a run without changes is expected to cost less
+        return f"listing by state would not save requests ({incremental:.1f} vs {full} per run without changes)"
     return None
