@@ -14,8 +14,11 @@ from http import HTTPStatus
 import backoff
 import requests
 import requests.adapters
+from singer_sdk import singerlib as singer
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import RESTStream
 
 from tap_invoiz import retry
@@ -58,6 +61,32 @@ class InvoizStream(RESTStream):
         super().__init__(*args, **kwargs)
         self.progress = StreamProgress(self.name, self.logger)
         self._pool_sized = False
+        self._passthrough_for: tuple[object, object] | None = None  # (mask, stream maps) it was decided for
+        self._passthrough = False
+
+    def _generate_record_messages(self, record: dict) -> t.Iterator[singer.RecordMessage]:
+        """singer-sdk's RECORD message, without its per-record walks when they cannot change the record: every
+        property selected (nothing for ``pop_deselected_record_properties`` to remove), no conformance (see
+        TYPE_CONFORMANCE_LEVEL) and no stream map or flattening (the same record, under the stream's name). Otherwise,
+        and for every decision the SDK makes on its own, the SDK's code."""
+        mask, maps = self.mask, self.stream_maps
+        decided = self._passthrough_for
+        if decided is None or decided[0] is not mask or decided[1] is not maps:
+            self._passthrough_for = (mask, maps)
+            self._passthrough = (
+                self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
+                and mask[()]
+                and all(mask.values())
+                and len(maps) == 1
+                and type(maps[0]) is SameRecordTransform
+                and not maps[0].flattening_enabled
+            )
+        if not self._passthrough:
+            yield from super()._generate_record_messages(record)
+            return
+        yield singer.RecordMessage(
+            stream=maps[0].stream_alias, record=record, version=self._stream_version, time_extracted=utc_now()
+        )
 
     @property
     def replication_method(self) -> str:
