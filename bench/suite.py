@@ -2,9 +2,11 @@
 
     .venv/bin/python -m bench.suite            # full: 100k and 10k invoices, medians of 3 runs; writes docs/BENCHMARKS.md
     .venv/bin/python -m bench.suite --quick    # small numbers, 1 run, prints only (for development)
+    .venv/bin/python -m bench.suite --only tap [--quick]   # only 2 and 1b, the tap's throughput; prints only
 
 Measured side by side (targets in TARGETS):
 1. backfill (`meltano run --full-refresh tap-invoiz target-postgres`) ÷ the latency floor, 100 ms per request;
+1b. backfill at max_concurrency 8 (60,000 invoices, 100 ms) ÷ its latency floor: the tap alone and tap | target;
 2. the tap's rows/s without latency ÷ a plain requests + json loop over the same pages;
 3. end-to-end load rate into PostgreSQL through `meltano run`, default vs BATCH vs target-postgres settings;
 4. a no-change incremental run ÷ the backfill (time, requests; it must emit 0 records);
@@ -99,6 +101,10 @@ class Plan:
     page_sizes: tuple[int, ...]
     concurrencies: tuple[int, ...]
     load_variants: tuple[LoadVariant, ...]
+    # backfill at the highest concurrency against its latency floor (the tap's CPU per row shows here)
+    wide_invoices: int = 60_000
+    wide_concurrency: int = 8
+    only_tap: bool = False  # --only tap: sections 2 and 1b alone
 
     @classmethod
     def full(cls) -> Plan:
@@ -136,6 +142,7 @@ class Plan:
             page_sizes=(100, 500),
             concurrencies=(1, 4),
             load_variants=variants,
+            wide_invoices=20_000,
         )
 
 
@@ -178,6 +185,9 @@ class Results:
     incrementals: list[Outcome] = field(default_factory=list)
     taps: list[Outcome] = field(default_factory=list)
     loops: list[Outcome] = field(default_factory=list)
+    wide_taps: list[Outcome] = field(default_factory=list)  # 1b: tap-invoiz > /dev/null at wide_concurrency
+    wide_loads: list[Outcome] = field(default_factory=list)  # 1b: tap-invoiz | target-postgres at wide_concurrency
+    load_averages: dict[str, tuple[str, str]] = field(default_factory=dict)  # section → (before, after)
     loads: dict[str, list[Outcome]] = field(default_factory=dict)
     memory: dict[int, list[Outcome]] = field(default_factory=dict)
     dbt: dict[int, list[float]] = field(default_factory=dict)
@@ -312,6 +322,23 @@ class Bench:
                 f"loop {loop_outcome.rows or 0:,} rows in {loop_outcome.seconds:.1f} s"
             )
 
+    # 1b ---------------------------------------------------------------------------------------------------------------
+    def wide_backfill(self, source: Source) -> None:
+        """Backfills at the highest concurrency, 100 ms per request: the tap alone and tap | target-postgres, run
+        directly (no Meltano start-up), against the latency floor."""
+        source.sandbox.set_latency(self.plan.latency_ms)
+        tap = TapSettings(page_size=self.results.defaults.page_size, max_concurrency=self.plan.wide_concurrency)
+        for run in range(self.plan.runs):  # interleaved, for the same reason as in 2
+            alone = self.direct(source, tap, target=None)
+            loaded = self.direct(source, tap)
+            self.results.wide_taps.append(alone)
+            self.results.wide_loads.append(loaded)
+            say(
+                f"  run {run + 1}: tap alone {alone.seconds:.1f} s, tap | target-postgres {loaded.seconds:.1f} s; "
+                f"{alone.requests} requests, {alone.peak_concurrency} in flight"
+                + (f"; problems: {loaded.problems}" if loaded.problems else "")
+            )
+
     # 3 ----------------------------------------------------------------------------------------------------------------
     def load_rates(self, source: Source) -> None:
         source.sandbox.set_latency(0)
@@ -384,19 +411,36 @@ def run_bench(plan: Plan) -> Results:
     bench = Bench(plan, pg_env, results)
 
     def phase(title: str) -> None:
-        say(f"[{time.monotonic() - started:5.0f} s] {title}")
+        say(f"[{time.monotonic() - started:5.0f} s] {title} (load average {bench_machine.load_average()})")
+
+    def measured(key: str, step: Callable[[], None]) -> None:
+        """Run one section, keeping the machine's load average before and after it (the report shows both)."""
+        before = bench_machine.load_average()
+        step()
+        results.load_averages[key] = (before, bench_machine.load_average())
 
     try:
         with Sandbox(seed=SEED, invoices=plan.big, today=TODAY) as sandbox:
             big = Source.of(sandbox, plan.big)
-            phase(f"1+4+6: backfill and no-change run, {plan.big:,} invoices, {plan.latency_ms:g} ms per request")
-            bench.backfill_and_incremental(big)
+            if not plan.only_tap:
+                phase(f"1+4+6: backfill and no-change run, {plan.big:,} invoices, {plan.latency_ms:g} ms per request")
+                bench.backfill_and_incremental(big)
             phase(f"2: tap vs plain loop, {plan.big:,} invoices, no latency")
-            bench.tap_vs_loop(big)
-            phase(f"3: load rates through meltano run, {plan.big:,} invoices, no latency")
-            bench.load_rates(big)
-            phase(f"5: peak RSS, {plan.big:,} invoices")
-            bench.memory(big, then_dbt=False)
+            measured("2", lambda: bench.tap_vs_loop(big))
+            if not plan.only_tap:
+                phase(f"3: load rates through meltano run, {plan.big:,} invoices, no latency")
+                bench.load_rates(big)
+                phase(f"5: peak RSS, {plan.big:,} invoices")
+                bench.memory(big, then_dbt=False)
+        with Sandbox(seed=SEED, invoices=plan.wide_invoices, today=TODAY) as sandbox:
+            wide = Source.of(sandbox, plan.wide_invoices)
+            phase(
+                f"1b: backfill at max_concurrency {plan.wide_concurrency}, {plan.wide_invoices:,} invoices, "
+                f"{plan.latency_ms:g} ms per request"
+            )
+            measured("1b", lambda: bench.wide_backfill(wide))
+        if plan.only_tap:
+            return results
         with Sandbox(seed=SEED, invoices=plan.small, today=TODAY) as sandbox:
             small = Source.of(sandbox, plan.small)
             phase(f"5+6: peak RSS and dbt build, {plan.small:,} invoices")
@@ -409,8 +453,8 @@ def run_bench(plan: Plan) -> Results:
         bench.close()
         if started_db:
             embedded_db.stop()
-    results.seconds_total = time.monotonic() - started
-    say(f"[{results.seconds_total:5.0f} s] done")
+        results.seconds_total = time.monotonic() - started
+        say(f"[{results.seconds_total:5.0f} s] done")
     return results
 
 
@@ -418,6 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10k/2k invoices, 1 run, small grid; prints only")
     parser.add_argument("--runs", type=int, help="runs per figure (median); default 3, --quick 1")
+    parser.add_argument(
+        "--only",
+        choices=["tap"],
+        help="tap: only the tap's throughput (2: tap vs plain loop, 1b: backfill at max_concurrency 8); prints only "
+        "unless --output is given",
+    )
     parser.add_argument("--save", type=Path, help="also pickle the raw results here (to re-render the report)")
     parser.add_argument("--render", type=Path, metavar="SAVED", help="only render the report from --save'd results")
     parser.add_argument(
@@ -430,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.quick_plan() if args.quick else Plan.full()
     if args.runs:
         plan.runs = args.runs
+    plan.only_tap = args.only == "tap"
     if args.render:
         results = pickle.loads(args.render.read_bytes())  # noqa: S301 - our own file
         plan = results.plan
@@ -443,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             args.save.write_bytes(pickle.dumps(results))
     report = render(results)
     say("\n" + report)
-    output = args.output or (None if plan.quick else DOC_PATH)
+    output = args.output or (None if plan.quick or plan.only_tap else DOC_PATH)
     if output:
         from bench.fleet import keep_fleet_section  # noqa: PLC0415
 

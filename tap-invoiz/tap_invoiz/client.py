@@ -12,20 +12,21 @@ from http import HTTPStatus
 
 import backoff
 import requests
-import requests.adapters
+from singer_sdk import singerlib as singer
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
-from tap_invoiz import retry
+from tap_invoiz import __version__, retry
 from tap_invoiz.account_state import utc_now
 from tap_invoiz.auth import CREDENTIAL_SETTINGS
 from tap_invoiz.ledger import Ledger
 from tap_invoiz.listing import FullListing, StateListing
 from tap_invoiz.mapping_version import mapping_version
-from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY, DEFAULT_PAGE_SIZE, Answer, PageWindow, read_answer
+from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY, DEFAULT_PAGE_SIZE, Answer, PageWindow, read_answer, size_pool
 from tap_invoiz.progress import StreamProgress
 from tap_invoiz.responses import invoiz_error_summary, is_not_found, response_body
+from tap_invoiz.singer_writer import PassthroughDecision
 from tap_invoiz.sync import RecordLoop
 
 if t.TYPE_CHECKING:
@@ -59,6 +60,12 @@ class InvoizStream(RESTStream):
         self.ledger: Ledger | None = None
         self.children: Ledger | None = None  # invoice_payments, synced inside the invoices stream
         self.loop: RecordLoop | None = None
+        self._passthrough = PassthroughDecision()  # RECORD messages without the SDK's walks, where they change nothing
+
+    def _generate_record_messages(self, record: dict) -> t.Iterator[singer.RecordMessage]:
+        if self._passthrough.applies(self):
+            return iter((self._passthrough.message(self, record),))
+        return super()._generate_record_messages(record)
 
     @property
     def replication_method(self) -> str:
@@ -94,21 +101,14 @@ class InvoizStream(RESTStream):
 
     @property
     def requests_session(self) -> requests.Session:
-        """The SDK's session with a connection pool as large as the page workers (requests keeps 10 per host, and
-        would open and drop extra connections beyond that)."""
+        """The SDK's session with a connection pool as large as the page workers (:func:`paging.size_pool`)."""
         session = super().requests_session
         if not self._pool_sized:
-            size = max(10, self.max_concurrency + 1)
-            adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=size)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._pool_sized = True
+            self._pool_sized = size_pool(session, self.max_concurrency)
         return session
 
     @cached_property
     def user_agent(self) -> str:
-        from tap_invoiz import __version__
-
         return self.config.get("user_agent") or f"tap-invoiz/{__version__}"
 
     @property
@@ -310,7 +310,7 @@ class InvoizStream(RESTStream):
     def run_id(self) -> str:
         return self._tap.run_id  # type: ignore[attr-defined]
 
-    def map_row(self, raw: dict) -> dict:
+    def map_row(self, raw: dict) -> dict:  # each stream's (records.py)
         raise NotImplementedError
 
     def in_scope(self, raw: dict) -> bool:  # noqa: ARG002

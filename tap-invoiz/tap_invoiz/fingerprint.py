@@ -20,6 +20,10 @@ import json
 import zlib
 from collections.abc import Mapping
 
+import msgspec
+
+from tap_invoiz import responses
+
 #: Bytes of the blake2b digest kept per row: 40 bits. The chance that a changed row keeps its fingerprint is 2^-40
 #: per change; a full refresh (``meltano run --full-refresh``) re-sends everything anyway.
 FP_BYTES = 5
@@ -33,13 +37,29 @@ def _json_default(value: object) -> object:
 
 
 def canonical_json(value: object) -> str:
-    """The row as JSON with sorted keys and no whitespace: equal rows give equal text."""
+    """The row as JSON with sorted keys and no whitespace: equal rows give equal text. The definition of a
+    fingerprint's input; :func:`canonical_bytes` writes the same text faster."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+# The same text as canonical_json for everything JSON decodes to (dict, list, str, int, bool, None, and Decimal, which
+# msgspec writes as its str() in a JSON string, like _json_default), in UTF-8, about six times faster.
+_CANONICAL = msgspec.json.Encoder(order="sorted")
+
+
+def canonical_bytes(row: object) -> bytes:
+    """``canonical_json(row).encode("utf-8")`` for a row as the tap decodes it (:mod:`tap_invoiz.responses`)."""
+    if not responses.float_constants_seen:  # floats (from NaN/Infinity only) are written differently by msgspec
+        try:
+            return _CANONICAL.encode(row)
+        except (TypeError, ValueError):
+            pass  # e.g. an unpaired surrogate: the stdlib's text (and its error) below
+    return canonical_json(row).encode("utf-8")
 
 
 def fingerprint(row: Mapping, salt: str = "") -> int:
     """An integer of :data:`FP_BYTES` bytes hashing the row exactly as the API returned it (plus ``salt``)."""
-    digest = hashlib.blake2b((salt + "\x00" + canonical_json(row)).encode("utf-8"), digest_size=FP_BYTES).digest()
+    digest = hashlib.blake2b(salt.encode("utf-8") + b"\x00" + canonical_bytes(row), digest_size=FP_BYTES).digest()
     return int.from_bytes(digest, "big")
 
 
@@ -64,10 +84,13 @@ def encode(fingerprints: Mapping[int, int]) -> str:
     _write_varint(out, len(ids))
     previous = 0
     for row_id in ids:
-        _write_varint(out, row_id - previous)
+        gap = row_id - previous
+        if gap < 0x80:  # most gaps (dense ids): one byte, without the call
+            out.append(gap)
+        else:
+            _write_varint(out, gap)
         previous = row_id
-    for row_id in ids:
-        out += fingerprints[row_id].to_bytes(FP_BYTES, "big")
+    out += b"".join([fingerprints[row_id].to_bytes(FP_BYTES, "big") for row_id in ids])
     return f"{FORMAT}:" + base64.b64encode(zlib.compress(bytes(out), 9)).decode("ascii")
 
 

@@ -12,6 +12,8 @@ import typing as t
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import requests
+import requests.adapters
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import OffsetPaginator
 
@@ -21,8 +23,6 @@ from tap_invoiz.responses import response_body
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Iterable
-
-    import requests
 
     from tap_invoiz.progress import StreamProgress
     from tap_invoiz.retry import RetryPacer
@@ -200,3 +200,12 @@ class PageWindow:
             return self.fetch(offset)
         finally:
             self.pacer.bind(None)
+
+
+def size_pool(session: requests.Session, workers: int) -> bool:
+    """Give ``session`` a connection pool as large as the page workers: requests keeps 10 per host, and would open
+    and drop extra connections beyond that. True once done."""
+    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=max(10, workers + 1))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return True

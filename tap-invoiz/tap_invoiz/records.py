@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import logging
 import re
 import typing as t
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -75,6 +78,21 @@ def find_nul(value: object, path: str = "") -> str | None:
             if found:
                 return found
     return None
+
+
+# JSON writes every U+0000 in a string or a key as the escape \u0000, so text without that escape has no NUL: one fast
+# encoding spares most rows the recursive walk of find_nul (the escape can also come from a literal backslash followed by
+# "u0000"; find_nul then decides).
+_NUL_ESCAPE = b"\\u0000"
+_NUL_CHECK = msgspec.json.Encoder()
+
+
+def may_contain_nul(value: object) -> bool:
+    """False only when no string or key in ``value`` contains U+0000 (then :func:`find_nul` returns None)."""
+    try:
+        return _NUL_ESCAPE in _NUL_CHECK.encode(value)
+    except (TypeError, ValueError):  # something msgspec cannot write (an unpaired surrogate): let find_nul look
+        return True
 
 
 def _is_number(value: object) -> bool:
@@ -139,7 +157,27 @@ def parse_iso(value: str) -> dt.datetime | dt.date:
 
 def to_berlin_date(value: object) -> str:
     """The Europe/Berlin calendar date of an API date (``YYYY-MM-DD``)."""
+    if type(value) is str:
+        return _berlin_date_of_text(value)
     if not isinstance(value, str) or not value.strip():
+        raise Unconvertible
+    return _berlin_date_of_text.__wrapped__(value)
+
+
+def to_datetime(value: object) -> str:
+    """An ISO date-time text: the API's own when it has a time; a plain date becomes midnight UTC."""
+    if type(value) is str:
+        return _datetime_of_text(value)
+    if not isinstance(value, str) or not value.strip():
+        raise Unconvertible
+    return _datetime_of_text.__wrapped__(value)
+
+
+# Dates repeat across rows (invoices of a day, due dates): converted once per distinct text. Values that raise
+# Unconvertible are not cached (and are rare).
+@functools.lru_cache(maxsize=8192)
+def _berlin_date_of_text(value: str) -> str:
+    if not value.strip():
         raise Unconvertible
     parsed = parse_iso(value)
     if isinstance(parsed, dt.datetime):
@@ -149,9 +187,9 @@ def to_berlin_date(value: object) -> str:
     return parsed.isoformat()
 
 
-def to_datetime(value: object) -> str:
-    """An ISO date-time text: the API's own when it has a time; a plain date becomes midnight UTC."""
-    if not isinstance(value, str) or not value.strip():
+@functools.lru_cache(maxsize=8192)
+def _datetime_of_text(value: str) -> str:
+    if not value.strip():
         raise Unconvertible
     parsed = parse_iso(value)
     if isinstance(parsed, dt.datetime):
@@ -170,6 +208,19 @@ CONVERTERS: dict[str, Callable[[object], object]] = {
     "date-time": to_datetime,
 }
 
+#: Types a kind's converter returns unchanged (the same object, no warning): RecordMapper.map keeps them without the
+#: call. Exact types: a subclass takes the converter's way.
+UNCHANGED: dict[str, frozenset[type]] = {
+    "integer": frozenset({int}),
+    "number": frozenset({int, float, decimal.Decimal}),
+    "string": frozenset({str}),
+    "boolean": frozenset({bool}),
+    "object": frozenset({dict}),
+    "array": frozenset({list}),
+    "date": frozenset(),
+    "date-time": frozenset(),
+}
+
 
 class RecordMapper:
     """Maps API objects of one stream to records; remembers which names it already logged."""
@@ -179,6 +230,11 @@ class RecordMapper:
         self.stream_name = stream_name
         self.fields = [tuple(field[:3]) for field in fields]
         self.known = {api for api, _, _ in self.fields}
+        # per field: (api, column, kind, types kept as they are, converter, "" means null (drafts' number))
+        self._plan = [
+            (api, column, kind, UNCHANGED[kind], CONVERTERS[kind], kind == "string" and column == "number")
+            for api, column, kind in self.fields
+        ]
         self.logger = logger
         self._logged_unknown: set[str] = set()
         self._logged_bad: set[str] = set()
@@ -190,7 +246,7 @@ class RecordMapper:
     def map(self, raw: Mapping[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
         """Return (columns, extra_fields) for one API object; raise :class:`RejectedRow` for a row PostgreSQL cannot
         store unaltered (a NUL character; the field is named, never its value)."""
-        nul_at = find_nul(raw)
+        nul_at = find_nul(raw) if may_contain_nul(raw) else None
         if nul_at is not None:
             raise RejectedRow(
                 self.stream_name,
@@ -200,16 +256,19 @@ class RecordMapper:
             )
         record: dict[str, t.Any] = {}
         extra: dict[str, t.Any] = {}
-        for api, column, kind in self.fields:
+        for api, column, kind, unchanged, convert, empty_is_null in self._plan:
             value = raw.get(api)
             if value is None:
                 record[column] = None
                 continue
-            if kind == "string" and value == "" and column == "number":
+            if empty_is_null and value == "":
                 record[column] = None  # drafts: "" → null (DESIGN.md)
                 continue
+            if type(value) in unchanged:
+                record[column] = value
+                continue
             try:
-                converted = CONVERTERS[kind](value)
+                converted = convert(value)
             except Unconvertible:
                 converted = None
                 extra[api] = value
@@ -219,7 +278,10 @@ class RecordMapper:
                     extra[api] = value
                     self._warn_bad(api, kind, value, converted=True)
             record[column] = converted
-        unknown = [name for name in raw if name not in self.known]
+        known = self.known
+        unknown = [name for name in raw if name not in known]
+        if not unknown:
+            return record, extra
         for name in unknown:
             extra[name] = raw[name]
         new_names = sorted(set(unknown) - self._logged_unknown)

@@ -23,6 +23,7 @@ from tap_invoiz.errors import InvoizConfigError
 from tap_invoiz.progress import sync_summary
 from tap_invoiz.retry import RetryPacer
 from tap_invoiz.settings import CONFIG_SCHEMA, config_errors
+from tap_invoiz.singer_writer import FastSingerWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -81,6 +82,7 @@ class TapInvoiz(Tap):
     ]
 
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = FastSingerWriter  # singer-sdk's bytes, faster (tap_invoiz.singer_writer)
     #: The result of the last sync_all (tap_invoiz.results), None before one ended.
     last_result: dict | None = None
 
@@ -156,7 +158,14 @@ class TapInvoiz(Tap):
                 # structured logs. SystemExit prints it as it is and exits 1; `meltano run` shows it, then "Extractor
                 # failed".
                 raise SystemExit(str(exc)) from None
-            super().sync_all()
+            try:
+                super().sync_all()
+            finally:
+                # RECORD lines the writer still holds (it writes them in blocks), also when the sync failed: they
+                # were emitted, as with singer-sdk's writer, which writes each one at once.
+                flush = getattr(self.message_writer, "flush", None)
+                if flush is not None:
+                    flush()
         except (Exception, SystemExit) as exc:
             self.report_result(time.monotonic() - started, exc)
             raise
