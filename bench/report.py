@@ -588,7 +588,7 @@ def render(results: Results) -> str:
 
 #: Sections of docs/BENCHMARKS.md written by other benchmark scripts, carried over verbatim when `make bench`
 #: rewrites the file (heading → the script that writes it).
-KEPT_SECTIONS = {"## Listing by state": "bench/listing.py"}
+KEPT_SECTIONS = {"## Listing by state": "bench/listing.py", "## Marts": "bench/marts.py"}
 
 
 def kept_sections() -> list[str]:

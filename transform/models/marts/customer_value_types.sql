@@ -1,15 +1,17 @@
 -- Long table of customer values: one row per (e-mail, value_type). 'invoices' (Kundenwert Rechnungen) comes from
 -- invoiz; every other value type comes from the seed customer_value_imports, so a new value type only adds rows.
+-- A view: the invoice totals are kept per customer incrementally, the seed is small.
+{{ config(materialized='view') }}
+
 with invoice_values as (
 
     select
-        customer_email                  as email,
+        email,
         cast('invoices' as text)        as value_type,
-        sum(value_amount)               as amount,
-        count(*)                        as source_row_count
-    from {{ ref('int_invoiz__invoices') }}
-    where is_assigned and counts_toward_value
-    group by customer_email
+        invoice_value                   as amount,
+        invoice_count                   as source_row_count
+    from {{ ref('int_invoiz__customer_invoice_totals') }}
+    where invoice_count > 0
 
 ),
 
