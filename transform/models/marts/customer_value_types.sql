@@ -18,7 +18,9 @@ with invoice_values as (
 imported_values as (
 
     select
-        {{ normalize_email('email') }}  as email,
+        -- the default collation, like every other e-mail column: a view mixing collations in a union keeps
+        -- PostgreSQL from pushing a lookup by e-mail into it (customer_values read by one e-mail)
+        {{ normalize_email('email') }} collate "default" as email,
         cast(trim(value_type) as text)  as value_type,
         sum(cast(amount as numeric))    as amount,
         count(*)                        as source_row_count
