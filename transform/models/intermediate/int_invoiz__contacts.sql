@@ -1,8 +1,23 @@
 -- Every contact version from staging (live and deleted) with its normalised e-mail and whether that is usable
 -- as a customer key (R2). Deleted contacts stay here so invoices can say "contact_deleted".
+-- Incremental by account: a run rebuilds the accounts whose raw data changed (macros/incremental_by_key.sql).
+{%- set versions = ref('int_invoiz__account_versions') %}
+{{ config(
+    materialized='incremental',
+    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version') }}",
+    indexes=[{'columns': ['account']}, {'columns': ['customer_email']}, {'columns': ['contact_key'], 'unique': true}],
+) }}
+
 with contacts as (
 
     select * from {{ ref('stg_invoiz__contacts') }}
+    where {{ changed_keys_in('account', 'account', versions, 'account_version', literal=true) }}
+
+),
+
+versions as (
+
+    select account, account_version from {{ versions }}
 
 ),
 
@@ -10,8 +25,11 @@ normalised as (
 
     select
         contacts.*,
-        {{ normalize_email('contacts.email') }} as email_normalized
+        {{ normalize_email('contacts.email') }} as email_normalized,
+        versions.account_version
     from contacts
+    left join versions
+        on versions.account = contacts.account
 
 )
 
@@ -43,5 +61,6 @@ select
     coalesce(nullif(trim(phone), ''), nullif(trim(phone1), ''), nullif(trim(mobile), ''), nullif(trim(phone2), '')) as phone,
     contact_url,
     is_deleted,
-    deleted_at
+    deleted_at,
+    account_version
 from normalised

@@ -4,10 +4,20 @@
 --      (latest invoice_date, then highest invoice_id, then account);
 --   2. contacts without such invoices after that;
 --   3. ties: account ascending, then the highest contact_id (the most recently created contact in invoiz).
+-- Incremental by customer (macros/incremental_by_key.sql): a customer is ranked again when an account it has
+-- contacts in changed.
+{%- set versions = ref('int_invoiz__customer_versions') %}
+{{ config(
+    materialized='incremental',
+    pre_hook="{{ delete_changed_keys('customer_email', ref('int_invoiz__customer_versions'), 'customer_version') }}",
+    indexes=[{'columns': ['customer_email']}, {'columns': ['contact_key'], 'unique': true}],
+) }}
+
 with contacts as (
 
     select * from {{ ref('int_invoiz__contacts') }}
     where customer_email is not null
+      and {{ changed_keys_in('customer_email', 'customer_email', versions, 'customer_version') }}
 
 ),
 
@@ -25,6 +35,8 @@ latest_invoice as (
             rank() over (partition by contact_key order by invoice_date desc nulls last) as date_rank
         from {{ ref('int_invoiz__invoices') }}
         where counts_toward_value and is_assigned
+          -- the invoices of these customers' contacts (an assigned invoice has its contact's e-mail)
+          and customer_email in (select customer_email from contacts)
     ) as ranked
     where date_rank = 1
     group by contact_key
@@ -44,7 +56,10 @@ select
             latest_invoice.last_invoice_id_on_last_date desc nulls last,
             contacts.account asc,
             contacts.contact_id desc
-    ) as bigint) as contact_rank
+    ) as bigint) as contact_rank,
+    versions.customer_version
 from contacts
 left join latest_invoice
     on latest_invoice.contact_key = contacts.contact_key
+left join {{ versions }} as versions
+    on versions.customer_email = contacts.customer_email

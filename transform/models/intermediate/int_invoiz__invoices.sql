@@ -1,24 +1,45 @@
 -- One row per live (not deleted) invoice: assignment to a customer e-mail (R2), value basis and the split of the
 -- invoice amount into open / paid / uncollectible / unclassified (R3, R4), days since the invoice date (R7) and
 -- receivables aging. All amount rules are documented in models/docs.md (doc block "amount_rules").
+-- Nothing here depends on the date of the run (days since, aging: computed in the views that show them), so a run
+-- without new data rebuilds nothing. Incremental by account (macros/incremental_by_key.sql).
 {%- set basis = value_basis() %}
+{%- set versions = ref('int_invoiz__account_versions') %}
+{%- set changed_accounts = changed_keys_in('account', 'account', versions, 'account_version', literal=true) %}
+{{ config(
+    materialized='incremental',
+    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version') }}",
+    indexes=[
+        {'columns': ['account']}, {'columns': ['customer_email']}, {'columns': ['contact_key']},
+        {'columns': ['invoice_key'], 'unique': true},
+    ],
+) }}
 
 with invoices as (
 
     select * from {{ ref('stg_invoiz__invoices') }}
     where not is_deleted
+      and {{ changed_accounts }}
+
+),
+
+versions as (
+
+    select account, account_version from {{ versions }}
 
 ),
 
 contacts as (
 
     select * from {{ ref('int_invoiz__contacts') }}
+    where {{ changed_accounts }}
 
 ),
 
 payments as (
 
     select * from {{ ref('int_invoiz__invoice_payment_totals') }}
+    where {{ changed_accounts }}
 
 ),
 
@@ -32,7 +53,7 @@ joined as (
         contacts.customer_email,
         payments.payment_count,
         payments.last_payment_at,
-        {{ as_of_date() }}          as as_of_date,
+        versions.account_version,
         coalesce(invoices.total_{{ basis }}, 0) as amount,
         {%- if basis == 'gross' %}
         invoices.outstanding_amount as outstanding_on_basis
@@ -45,6 +66,8 @@ joined as (
         on contacts.contact_key = invoices.contact_key   -- contact in the SAME account (key = account:id)
     left join payments
         on payments.invoice_key = invoices.invoice_key
+    left join versions
+        on versions.account = invoices.account
 
 ),
 
@@ -111,31 +134,27 @@ final as (
         counts_toward_value,
         cast('{{ basis }}' as text)                                             as value_basis,
         {{ currency() }}                                                        as currency,
-        total_net,
-        total_gross,
-        outstanding_amount,
-        amount,
-        case when counts_toward_value then amount else 0 end                    as value_amount,
-        case when status = 'open' then remaining_amount else 0 end              as open_amount,
-        case
+        -- typed as the contract declares them: an incremental run compares the column types with the table's
+        cast(total_net as numeric(18,4))                                        as total_net,
+        cast(total_gross as numeric(18,4))                                      as total_gross,
+        cast(outstanding_amount as numeric(18,4))                               as outstanding_amount,
+        cast(amount as numeric(18,4))                                           as amount,
+        cast(case when counts_toward_value then amount else 0 end as numeric(18,4)) as value_amount,
+        cast(case when status = 'open' then remaining_amount else 0 end as numeric(18,4)) as open_amount,
+        cast(case
             when status = 'paid' then amount
             when status in ('open', 'uncollectible') then amount - remaining_amount
             else 0
-        end                                                                     as paid_amount,
-        case when status = 'uncollectible' then remaining_amount else 0 end     as uncollectible_amount,
-        case when status = 'unknown' then amount else 0 end                     as unclassified_amount,
+        end as numeric(18,4))                                                   as paid_amount,
+        cast(case when status = 'uncollectible' then remaining_amount else 0 end as numeric(18,4)) as uncollectible_amount,
+        cast(case when status = 'unknown' then amount else 0 end as numeric(18,4)) as unclassified_amount,
         coalesce(payment_count, 0)                                              as payment_count,
         last_payment_at,
         cancellation_number,
         current_dunning_label,
         invoice_url,
-        as_of_date,
-        as_of_date - invoice_date                                               as days_since_invoice_date,
-        case when status = 'open'
-             then as_of_date - coalesce(due_date, invoice_date) end             as days_overdue,
-        case when status = 'open'
-             then {{ aging_bucket('as_of_date - coalesce(due_date, invoice_date)') }} end as aging_bucket,
-        loaded_at
+        loaded_at,
+        account_version
     from classified
 
 )

@@ -1,8 +1,18 @@
 -- The ticket view (R7): per customer e-mail every invoice of that customer (all live invoices assigned to the
 -- e-mail, drafts and cancelled ones included and flagged), with the customer's values alongside.
+-- A view: day counts are computed when it is read (the helpdesk panel reads one e-mail at a time, through the
+-- index on int_invoiz__invoices.customer_email).
+{{ config(materialized='view') }}
+
 with invoices as (
 
-    select * from {{ ref('int_invoiz__invoices') }}
+    select
+        *,
+        {{ as_of_date() }}                                                          as as_of_date,
+        {{ as_of_date() }} - invoice_date                                           as days_since_invoice_date,
+        case when status = 'open'
+             then {{ as_of_date() }} - coalesce(due_date, invoice_date) end         as days_overdue
+    from {{ ref('int_invoiz__invoices') }}
     where is_assigned
 
 ),

@@ -1,22 +1,26 @@
 -- Long table of customer values: one row per (e-mail, value_type). 'invoices' (Kundenwert Rechnungen) comes from
 -- invoiz; every other value type comes from the seed customer_value_imports, so a new value type only adds rows.
+-- A view: the invoice totals are kept per customer incrementally, the seed is small.
+{{ config(materialized='view') }}
+
 with invoice_values as (
 
     select
-        customer_email                  as email,
+        email,
         cast('invoices' as text)        as value_type,
-        sum(value_amount)               as amount,
-        count(*)                        as source_row_count
-    from {{ ref('int_invoiz__invoices') }}
-    where is_assigned and counts_toward_value
-    group by customer_email
+        invoice_value                   as amount,
+        invoice_count                   as source_row_count
+    from {{ ref('int_invoiz__customer_invoice_totals') }}
+    where invoice_count > 0
 
 ),
 
 imported_values as (
 
     select
-        {{ normalize_email('email') }}  as email,
+        -- the default collation, like every other e-mail column: a view mixing collations in a union keeps
+        -- PostgreSQL from pushing a lookup by e-mail into it (customer_values read by one e-mail)
+        {{ normalize_email('email') }} collate "default" as email,
         cast(trim(value_type) as text)  as value_type,
         sum(cast(amount as numeric))    as amount,
         count(*)                        as source_row_count

@@ -1,8 +1,18 @@
 -- One row per customer (= normalised e-mail, R2) with the R8 contact fields taken from the contact with
 -- contact_rank = 1 in int_invoiz__customer_contacts (see that model for the rule).
+-- Incremental by customer (macros/incremental_by_key.sql).
+{%- set versions = ref('int_invoiz__customer_versions') %}
+{{ config(
+    materialized='incremental',
+    pre_hook="{{ delete_changed_keys('email', ref('int_invoiz__customer_versions'), 'customer_version',
+                                     versions_key='customer_email') }}",
+    indexes=[{'columns': ['email'], 'unique': true}],
+) }}
+
 with ranked as (
 
     select * from {{ ref('int_invoiz__customer_contacts') }}
+    where {{ changed_keys_in('customer_email', 'email', versions, 'customer_version', versions_key='customer_email') }}
 
 ),
 
@@ -44,7 +54,8 @@ select
     contacts.contact_url        as source_contact_url,
     per_customer.contact_count,
     per_customer.account_count,
-    per_customer.accounts
+    per_customer.accounts,
+    ranked.customer_version
 from ranked
 join contacts
     on contacts.contact_key = ranked.contact_key

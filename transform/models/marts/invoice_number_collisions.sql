@@ -1,5 +1,8 @@
 -- Invoice numbers used by more than one live invoice (R5): in two accounts, or twice in one account.
 -- Invoices are never merged on the number (keys are account + id); this lists the numbers so they can be checked.
+-- A view: read by the warning test on every build anyway.
+{{ config(materialized='view') }}
+
 with numbered as (
 
     select * from {{ ref('int_invoiz__invoices') }}

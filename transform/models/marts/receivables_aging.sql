@@ -1,5 +1,28 @@
 -- Receivables aging: one row per open invoice (status = open), assigned or not, with days overdue against
 -- as_of_date and its bucket. Due date = due_date, or the invoice date when the invoice has none.
+-- A view: the day counts are computed when it is read, so no build is needed when only the date moves on.
+{{ config(materialized='view') }}
+
+with open_invoices as (
+
+    select
+        *,
+        {{ as_of_date() }}                                          as as_of_date,
+        {{ as_of_date() }} - coalesce(due_date, invoice_date)       as days_overdue
+    from {{ ref('int_invoiz__invoices') }}
+    where status = 'open'
+
+),
+
+aged as (
+
+    select
+        *,
+        {{ aging_bucket('days_overdue') }}                          as aging_bucket
+    from open_invoices
+
+)
+
 select
     invoice_key,
     account,
@@ -25,5 +48,4 @@ select
     value_basis,
     currency,
     invoice_url
-from {{ ref('int_invoiz__invoices') }}
-where status = 'open'
+from aged

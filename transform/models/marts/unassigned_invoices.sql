@@ -1,5 +1,8 @@
 -- Live invoices that belong to no customer (R2), with the reason. Drafts and cancelled invoices are listed too
 -- (counts_toward_value = false); the reconciliation test uses only those with counts_toward_value.
+-- A view over int_invoiz__invoices (which is incremental): nothing to build.
+{{ config(materialized='view') }}
+
 select
     invoice_key,
     account,

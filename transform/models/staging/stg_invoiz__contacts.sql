@@ -6,7 +6,9 @@ with latest as (
 
 cutoffs as (
 
-    {{ full_refresh_cutoffs('contacts', source('invoiz', 'contacts')) }}
+    select account, full_refresh_cutoff
+    from {{ ref('int_invoiz__full_refresh_cutoffs') }}
+    where stream = 'contacts'
 
 ),
 
@@ -14,7 +16,7 @@ source as (
 
     select latest.*, cutoffs.full_refresh_cutoff
     from latest
-    left join cutoffs on cutoffs.cutoff_account = latest.account
+    left join cutoffs on cutoffs.account = latest.account
 
 ),
 

@@ -1,35 +1,24 @@
 {#- target-postgres creates invoice_payments only once the tap has emitted that child stream (after the first
     invoice detail fetch). Until then this model is empty instead of failing the whole build. -#}
-{%- set src = source('invoiz', 'invoice_payments') -%}
-{%- set src_exists = true -%}
-{%- if execute and adapter.get_relation(database=src.database, schema=src.schema, identifier=src.identifier) is none -%}
-    {%- set src_exists = false -%}
-    {%- do log("stg_invoiz__invoice_payments: " ~ src ~ " does not exist yet; building an empty model", info=true) -%}
-{%- endif %}
+{%- set columns = {
+    'account': 'text', 'invoice_id': 'bigint', 'id': 'bigint', 'date': 'timestamp', 'amount': 'numeric', 'type': 'text',
+    'notes': 'text', 'cancellation_payment_id': 'bigint', 'extra_fields': 'jsonb', '_sdc_deleted_at': 'timestamp',
+    '_sdc_extracted_at': 'timestamp', '_sdc_batched_at': 'timestamp', '_sdc_sequence': 'bigint',
+    '_sdc_table_version': 'bigint',
+} %}
 
 with latest as (
 
-    {% if src_exists -%}
-    {{ singer_latest(src, ['account', 'invoice_id', 'id']) }}
-    {%- else -%}
-    select
-        cast(null as text) as account, cast(null as bigint) as invoice_id, cast(null as bigint) as id,
-        cast(null as timestamp) as date, cast(null as numeric) as amount, cast(null as text) as type,
-        cast(null as text) as notes, cast(null as bigint) as cancellation_payment_id, cast(null as jsonb) as extra_fields,
-        cast(null as timestamp) as _sdc_deleted_at, cast(null as timestamp) as _sdc_extracted_at,
-        cast(null as timestamp) as _sdc_batched_at
-    where false
-    {%- endif %}
+    {{ singer_latest('(' ~ relation_or_empty(source('invoiz', 'invoice_payments'), columns) ~ ')',
+                     ['account', 'invoice_id', 'id']) }}
 
 ),
 
 cutoffs as (
 
-    {% if src_exists -%}
-    {{ full_refresh_cutoffs('invoice_payments', src) }}
-    {%- else -%}
-    select cast(null as text) as cutoff_account, cast(null as timestamp) as full_refresh_cutoff where false
-    {%- endif %}
+    select account, full_refresh_cutoff
+    from {{ ref('int_invoiz__full_refresh_cutoffs') }}
+    where stream = 'invoice_payments'
 
 ),
 
@@ -37,7 +26,7 @@ source as (
 
     select latest.*, cutoffs.full_refresh_cutoff
     from latest
-    left join cutoffs on cutoffs.cutoff_account = latest.account
+    left join cutoffs on cutoffs.account = latest.account
 
 ),
 

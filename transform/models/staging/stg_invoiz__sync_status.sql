@@ -1,24 +1,14 @@
 {#- The tap's latest run per account and stream (empty until a run of a tap version that writes sync_status). -#}
-{%- set src = source('invoiz', 'sync_status') -%}
-{%- set src_exists = true -%}
-{%- if execute and adapter.get_relation(database=src.database, schema=src.schema, identifier=src.identifier) is none -%}
-    {%- set src_exists = false -%}
-{%- endif %}
+{%- set columns = {
+    'account': 'text', 'stream': 'text', 'run_id': 'text', 'started_at': 'timestamp', 'completed_at': 'timestamp',
+    'full_refresh': 'boolean', 'full_refresh_started_at': 'timestamp', 'full_refresh_rows': 'bigint',
+    'last_full_refresh_started_at': 'timestamp', 'records_emitted': 'bigint', 'new': 'bigint', 'changed': 'bigint',
+    'deleted': 'bigint', 'tracked': 'bigint', 'requests': 'bigint', 'retries': 'bigint',
+} %}
 
 with source as (
 
-    {% if src_exists -%}
-    select * from {{ src }}
-    {%- else -%}
-    select
-        cast(null as text) as account, cast(null as text) as stream, cast(null as text) as run_id,
-        cast(null as timestamp) as started_at, cast(null as timestamp) as completed_at,
-        cast(null as boolean) as full_refresh, cast(null as timestamp) as full_refresh_started_at,
-        cast(null as timestamp) as last_full_refresh_started_at, cast(null as bigint) as records_emitted,
-        cast(null as bigint) as new, cast(null as bigint) as changed, cast(null as bigint) as deleted,
-        cast(null as bigint) as tracked, cast(null as bigint) as requests, cast(null as bigint) as retries
-    where false
-    {%- endif %}
+    {{ relation_or_empty(source('invoiz', 'sync_status'), columns) }}
 
 ),
 
@@ -32,6 +22,7 @@ renamed as (
         cast(completed_at as timestamp)                      as completed_at,
         cast(full_refresh as boolean)                        as was_full_refresh,
         cast(full_refresh_started_at as timestamp)           as full_refresh_started_at,
+        cast(full_refresh_rows as bigint)                    as full_refresh_rows,
         cast(last_full_refresh_started_at as timestamp)      as last_full_refresh_started_at,
         cast(records_emitted as bigint)                      as records_emitted,
         cast(new as bigint)                                  as new_rows,
