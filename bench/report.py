@@ -592,7 +592,7 @@ KEPT_SECTIONS = {"## Listing by state": "bench/listing.py"}
 
 
 def kept_sections() -> list[str]:
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
     if not path.exists():

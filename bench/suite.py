@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs:
         plan.runs = args.runs
     if args.render:
-        results = pickle.loads(args.render.read_bytes())  # noqa: S301 - our own file
+        results = pickle.loads(args.render.read_bytes())  # our own file
         plan = results.plan
     else:
         try:
@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     say("\n" + report)
     output = args.output or (None if plan.quick else DOC_PATH)
     if output:
-        from bench.fleet import keep_fleet_section  # noqa: PLC0415
+        from bench.fleet import keep_fleet_section
 
         output.write_text(keep_fleet_section(output, report), encoding="utf-8")
         say(f"\nwritten to {output}")

@@ -101,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
 
     # never log (requests would contain tokens in headers only, but keep stderr clean anyway)
-    def log_message(self, format, *args):  # noqa: A002
+    def log_message(self, format, *args):
         pass
 
     def setup(self):
@@ -822,7 +822,7 @@ class Sandbox:
     def delete_contact(self, contact_id):
         return self.dataset.delete_contact(contact_id)
 
-    def set_raw_fields(self, kind, id, fields):  # noqa: A002
+    def set_raw_fields(self, kind, id, fields):
         """Serve raw API fields on one row: ``set_raw_fields("invoice", 100003, {"totalGross": "119,00"})``.
         Any JSON value (wrong types, NUL characters, 100 kB strings, unknown states); ``fields=None`` undoes it."""
         return self.dataset.set_raw_fields(kind, id, fields)

@@ -79,7 +79,7 @@ class PageWindow:
         self.stream = stream
         self.context = context
         self.workers = stream.max_concurrency
-        self.fetch = stream.request_decorator(stream._request)  # noqa: SLF001 - the stream's own send, with retries
+        self.fetch = stream.request_decorator(stream._request)  # the stream's own send, with retries
         self.cancelled = threading.Event()
         self.ahead: deque[tuple[int, Future[requests.Response]]] = deque()  # (offset, response to come), in order
         self.executor: ThreadPoolExecutor | None = None

@@ -104,8 +104,8 @@ def sync_accounts(config: dict, catalog: dict | None, state: dict, env: dict) ->
             if exc.code not in (0, None):
                 LOGGER.error("fleet account '%s': FAILED: exit %s (see the error above)", name, exc.code)
                 failed.append(name)
-        except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the shard
-            LOGGER.error("fleet account '%s': FAILED: %s: %s", name, type(exc).__name__, exc)  # noqa: TRY400
+        except Exception as exc:  # one account's failure must not stop the shard
+            LOGGER.error("fleet account '%s': FAILED: %s: %s", name, type(exc).__name__, exc)
             failed.append(name)
         else:
             LOGGER.info("fleet account '%s': ok: %s", name, tap.sync_summary(time.monotonic() - started))

@@ -59,7 +59,7 @@ class InvoizListStream(FingerprintStream):
     def map_row(self, raw: dict) -> dict:
         raise NotImplementedError
 
-    def in_scope(self, raw: dict) -> bool:  # noqa: ARG002
+    def in_scope(self, raw: dict) -> bool:
         return True
 
     def detail_object(self, data: t.Any) -> dict | None:
@@ -84,7 +84,7 @@ class InvoizListStream(FingerprintStream):
         self.page_counts = []
         return InvoizPaginator(self.page_size, self.page_counts)
 
-    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:  # noqa: ARG002
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         return {"offset": next_page_token or 0, "limit": self.page_size, **self.list_params}
 
     def validate_response(self, response: requests.Response) -> None:
@@ -119,13 +119,13 @@ class InvoizListStream(FingerprintStream):
 
     # -- children ----------------------------------------------------------------------------------------------------
 
-    def child_needs(self, row_id: int, fp: int) -> bool:  # noqa: ARG002
+    def child_needs(self, row_id: int, fp: int) -> bool:
         return False
 
     def child_done(self, row_id: int, fp: int | None) -> None:
         """Record that the children of ``row_id`` were synced (fp None: the row was deleted)."""
 
-    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context | None]:  # noqa: ARG002
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context | None]:
         if self._emit_children and record.get("_sdc_deleted_at") is None:
             yield {"account": record["account"], "invoice_id": record["id"]}
 

@@ -113,7 +113,7 @@ class FieldChecks(Checks):
         lines += ["", "</details>"]
         self.table(section, lines)
 
-    def _invoice_fields(self, invoices: Probe, detail: Probe | None, invoice: dict | None) -> None:  # noqa: ARG002
+    def _invoice_fields(self, invoices: Probe, detail: Probe | None, invoice: dict | None) -> None:
         schema = {f.api for f in INVOICE_FIELDS}
         self._invoice_list_fields(invoices.rows, schema)
         if invoice is not None:

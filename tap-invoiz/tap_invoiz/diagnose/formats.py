@@ -266,11 +266,11 @@ class FormatChecks(Checks):
             else "no JSON body"
         )
         not_found = unknown.not_found
-        if unknown.status == 404:  # noqa: PLR2004
+        if unknown.status == 404:
             self.add(
                 "formats.not_found", section, OK, "Unknown id", f"HTTP 404, {shape}: the tap marks such rows deleted"
             )
-        elif unknown.status == 400 and not_found:  # noqa: PLR2004
+        elif unknown.status == 400 and not_found:
             self.add(
                 "formats.not_found",
                 section,

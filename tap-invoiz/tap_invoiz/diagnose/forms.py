@@ -114,7 +114,7 @@ def type_list(counter: Counter) -> str:
 def token_form(token: str) -> tuple[str, str | None]:
     """A description of the token's form (never the token) and, for a JWT with ``exp`` and ``iat``, its lifetime."""
     parts = token.split(".")
-    if len(parts) == 3:  # noqa: PLR2004
+    if len(parts) == 3:
         try:
             payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
         except (ValueError, TypeError):

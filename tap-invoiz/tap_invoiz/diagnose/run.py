@@ -54,7 +54,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         try:
             self._run()
         except CannotConnect as exc:
-            LOGGER.error("diagnose: %s", exc)  # noqa: TRY400
+            LOGGER.error("diagnose: %s", exc)
             report = Report([], {}, self._probes(), self.api, started, fatal=str(exc))
         else:
             report = Report(self.findings, self.tables, self._probes(), self.api, started)
@@ -150,7 +150,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
             )
         else:
             self.add("auth.token", section, OK, "Token", text + ", no lifetime field (as the contract says)")
-        if bad_token.status == 401:  # noqa: PLR2004
+        if bad_token.status == 401:
             self.add(
                 "auth.bad_token",
                 section,
@@ -168,7 +168,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                 f"answered {status}, not 401: the tap renews its token only on 401, so an expired token would "
                 "stop a long run. Send us this report (the tap must renew on this status too)",
             )
-        limited = sum(max(probe.rate_limited, int(probe.status == 429)) for probe in self._probes())  # noqa: PLR2004
+        limited = sum(max(probe.rate_limited, int(probe.status == 429)) for probe in self._probes())
         headers = sorted({name for probe in self._probes() for name in probe.headers})
         seen = {
             name: next(probe.headers[name] for probe in self._probes() if name in probe.headers) for name in headers

@@ -30,7 +30,7 @@ STATES_FORMAT = "st1"  # "st1:" + base64(zlib(one byte per id, ids in ascending 
 COUNT_KEYS = ("all", *STATES)
 
 
-class Fallback(Exception):  # noqa: N818 - a decision, not an error
+class Fallback(Exception):  # a decision, not an error
     """The incremental plan cannot be trusted for this run: list everything instead."""
 
 
