@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from bench.runs import Outcome, TapSettings
 
 if t.TYPE_CHECKING:
-    from bench.suite import Results
+    from bench.plan import Results
 
 TARGETS = {
     "backfill_ratio": 1.25,  # ≤
