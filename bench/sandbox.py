@@ -29,7 +29,7 @@ def api_url_of(start_line: str) -> str:
 
 def measure(invoices: int, seed: int = 42, page: int = 500) -> dict:
     exe = os.path.join(os.path.dirname(sys.executable), "invoiz-sandbox")
-    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "invoiz_sandbox.server"]
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "invoiz_sandbox"]
     t0 = time.perf_counter()
     p = subprocess.Popen(
         cmd + ["--port", "0", "--seed", str(seed), "--invoices", str(invoices)], stdout=subprocess.PIPE, text=True

@@ -399,7 +399,7 @@ def test_100k_starts_fast_and_sorts():
 # ------------------------------------------------------------------------------------------ CLI & fixture
 def test_cli_prints_one_line_with_url_and_credentials_and_stops_on_sigterm():
     exe = os.path.join(os.path.dirname(sys.executable), "invoiz-sandbox")
-    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "invoiz_sandbox.server"]
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "invoiz_sandbox"]
     p = subprocess.Popen(
         cmd
         + [

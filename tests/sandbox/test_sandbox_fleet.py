@@ -107,7 +107,7 @@ def test_sizes_follow_a_skewed_distribution_deterministically():
 
 def test_cli_serves_several_installations():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoiz_sandbox.server", "--installations", "4", "--invoices", "5"],
+        [sys.executable, "-m", "invoiz_sandbox", "--installations", "4", "--invoices", "5"],
         stdout=subprocess.PIPE,
         text=True,
     )

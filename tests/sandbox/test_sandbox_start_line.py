@@ -23,7 +23,7 @@ FLEET = ["--installations", "2", "--invoices", "5"]
 )
 def test_the_urls_read_from_the_start_line_answer(args, installation_id):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoiz_sandbox.server", "--port", "0", *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "invoiz_sandbox", "--port", "0", *args], stdout=subprocess.PIPE, text=True
     )
     try:
         line = proc.stdout.readline()
