@@ -9,6 +9,7 @@ from collections import Counter
 from urllib.parse import urlparse
 
 from tap_invoiz.auth import CREDENTIAL_SETTINGS
+from tap_invoiz.diagnose.contacts import ContactChecks
 from tap_invoiz.diagnose.contract import (
     CONTRACT_DEFAULT_LIMIT,
     FAIL,
@@ -33,7 +34,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
+class Diagnosis(FieldChecks, ContactChecks, FilterChecks, FormatChecks):
     """Runs the probes and judges them. ``Diagnosis(config).run()`` → :class:`Report`."""
 
     @property
@@ -108,7 +109,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         self._auth(token, bad_token)
         self._paging(invoices_default, invoices, contacts_default, contacts)
         detail_invoice = self._invoice_detail_object(detail)
-        self._invoice_fields(invoices, detail, detail_invoice)
+        self._invoice_fields(invoices, detail_invoice)
         contact_obj = contact.data if contact is not None and isinstance(contact.data, dict) else None
         self._contacts(contacts, contact, contact_obj)
         self._timestamps(invoices.rows, detail_invoice, contacts.rows)
