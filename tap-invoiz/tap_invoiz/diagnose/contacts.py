@@ -6,7 +6,7 @@ from collections import Counter
 
 from tap_invoiz.diagnose.checks import Checks
 from tap_invoiz.diagnose.contract import CONTACT_EXPECTED, CONTACT_KNOWN, FAIL, OK, SKIP, TIMESTAMP_FIELDS, WARN
-from tap_invoiz.diagnose.forms import census, name_list, plural, values_at
+from tap_invoiz.diagnose.forms import census, counts_text, name_list, plural, values_at
 from tap_invoiz.diagnose.probes import Probe
 from tap_invoiz.schemas import CONTACT_FIELDS
 
@@ -33,27 +33,16 @@ class ContactChecks(Checks):
 
     def _contact_fields(self, fields: dict[str, Counter]) -> None:
         section = "Contacts"
+        say = self.verdict("contacts.fields", section, "Contact fields")
         top = {path for path in fields if "." not in path}
         missing = [name for name in CONTACT_EXPECTED if name not in top and name != "email"]
         extra = sorted(top - set(CONTACT_EXPECTED) - set(CONTACT_KNOWN) - set(TIMESTAMP_FIELDS))
         if "id" in missing:
-            self.add(
-                "contacts.fields",
-                section,
-                FAIL,
-                "Contact fields",
-                "contact rows have no `id`: the tap cannot key contacts. Send us this report",
-            )
+            say(FAIL, "contact rows have no `id`: the tap cannot key contacts. Send us this report")
         elif missing:
-            self.add(
-                "contacts.fields",
-                section,
-                WARN,
-                "Contact fields",
-                f"rows lack {name_list(missing)}. Handled: those columns stay empty",
-            )
+            say(WARN, f"rows lack {name_list(missing)}. Handled: those columns stay empty")
         else:
-            self.add("contacts.fields", section, OK, "Contact fields", "every field of the contract is there")
+            say(OK, "every field of the contract is there")
         self.unknown_fields(
             "contacts.unknown", section, extra, "kept verbatim in `extra_fields` (and in the fingerprint)"
         )
@@ -61,6 +50,7 @@ class ContactChecks(Checks):
     def _contact_email(self, rows: list[dict], total: int, contact: dict | None) -> None:
         """e-mail: a customer is an e-mail address (the product's key)."""
         section = "Contacts"
+        say = self.verdict("contacts.email", section, "E-mail")
         with_key = sum(1 for row in rows if "email" in row)
         filled = sum(1 for row in rows if isinstance(row.get("email"), str) and row["email"].strip())
         person_emails = sum(
@@ -68,13 +58,7 @@ class ContactChecks(Checks):
         )
         detail_has = contact is not None and "email" in contact
         if with_key:
-            self.add(
-                "contacts.email",
-                section,
-                OK,
-                "E-mail",
-                f"`email` on {with_key} of {plural(total, 'row')}, non-empty on {filled}",
-            )
+            say(OK, f"`email` on {with_key} of {plural(total, 'row')}, non-empty on {filled}")
         else:
             where = (
                 "the contact detail has it, the list rows do not"
@@ -82,11 +66,8 @@ class ContactChecks(Checks):
                 else "neither the list rows nor the contact detail have it"
             )
             hint = f"; {person_emails} contact persons carry one" if person_emails else ""
-            self.add(
-                "contacts.email",
-                section,
+            say(
                 FAIL,
-                "E-mail",
                 f"no `email` on contacts ({where}{hint}): invoices cannot be tied to customers by e-mail, the "
                 "product's key (every invoice would be unassigned). Send us this report; the tap must read the "
                 "e-mail from where invoiz keeps it",
@@ -95,6 +76,7 @@ class ContactChecks(Checks):
     def _contact_country(self, rows: list[dict], total: int) -> None:
         """address.countryIso vs isoCountry."""
         section = "Contacts"
+        say = self.verdict("contacts.country_key", section, "Country key")
         forms: Counter = Counter()
         for row in rows:
             address = row.get("address")
@@ -106,43 +88,23 @@ class ContactChecks(Checks):
                 forms["isoCountry"] += 1
             else:
                 forms["neither"] += 1
-        shown = ", ".join(f"{name} {number}" for name, number in forms.most_common())
+        shown = counts_text(forms)
         if forms["isoCountry"]:
-            self.add(
-                "contacts.country_key",
-                section,
-                WARN,
-                "Country key",
-                f"`address.isoCountry` ({shown}). Handled: country_iso falls back to `isoCountry`",
-            )
+            say(WARN, f"`address.isoCountry` ({shown}). Handled: country_iso falls back to `isoCountry`")
         elif forms["countryIso"] == total:
-            self.add("contacts.country_key", section, OK, "Country key", "`address.countryIso` on every row")
+            say(OK, "`address.countryIso` on every row")
         else:
-            self.add(
-                "contacts.country_key",
-                section,
-                WARN,
-                "Country key",
-                f"{shown}: country_iso stays empty where neither key is sent",
-            )
+            say(WARN, f"{shown}: country_iso stays empty where neither key is sent")
 
     def _contact_detail(self, detail: Probe, contact: dict | None) -> None:
         section = "Contacts"
+        say = self.verdict("contacts.detail_envelope", section, "Contact detail envelope")
         if contact is not None and "id" in contact:
-            self.add(
-                "contacts.detail_envelope",
-                section,
-                OK,
-                "Contact detail envelope",
-                "the customer directly under `data`, as the contract says",
-            )
+            say(OK, "the customer directly under `data`, as the contract says")
         else:
             inner = sorted(contact) if isinstance(contact, dict) else []
-            self.add(
-                "contacts.detail_envelope",
-                section,
+            say(
                 WARN,
-                "Contact detail envelope",
                 f"`GET customer/{{id}}` → HTTP {detail.status}"
                 + (f", `data` holds {name_list(inner)}" if inner else "")
                 + ": used only to confirm a contact's deletion; a contact missing from the list is then "

@@ -24,16 +24,14 @@ class FieldChecks(Checks):
 
     def _invoice_detail_object(self, detail: Probe | None) -> dict | None:
         section = "Invoice detail"
+        say = self.verdict("invoice_detail.envelope", section, "Detail envelope")
         if detail is None:
-            self.add("invoice_detail.envelope", section, SKIP, "Detail envelope", "no invoice in this account")
+            say(SKIP, "no invoice in this account")
             return None
         data = detail.data
         if not detail.ok or not isinstance(data, dict):
-            self.add(
-                "invoice_detail.envelope",
-                section,
+            say(
                 FAIL,
-                "Detail envelope",
                 f"`GET invoice/{{id}}` → HTTP {detail.status}, `data` is "
                 f"{json_type(data) if detail.json_ok else 'not JSON'}: the tap cannot confirm deletions or read "
                 "payments. Send us this report",
@@ -41,29 +39,17 @@ class FieldChecks(Checks):
             return None
         if isinstance(data.get("invoice"), dict):
             others = sorted(name for name in data if name != "invoice")
-            self.add(
-                "invoice_detail.envelope",
-                section,
-                OK,
-                "Detail envelope",
-                "`data.invoice`" + (f" (beside {name_list(others)})" if others else "") + ", as the contract says",
-            )
+            say(OK, "`data.invoice`" + (f" (beside {name_list(others)})" if others else "") + ", as the contract says")
             return data["invoice"]
         if "id" in data:
-            self.add(
-                "invoice_detail.envelope",
-                section,
+            say(
                 WARN,
-                "Detail envelope",
                 "the invoice is directly under `data` (not `data.invoice`). Handled: the tap uses `data.invoice` "
                 "if present, else `data`",
             )
             return data
-        self.add(
-            "invoice_detail.envelope",
-            section,
+        say(
             FAIL,
-            "Detail envelope",
             f"`data` holds {name_list(sorted(data))} but no invoice: the tap cannot confirm deletions or read "
             "payments. Send us this report",
         )
@@ -121,36 +107,22 @@ class FieldChecks(Checks):
     def _invoice_list_presence(self, missing: list[str], partial: list[str]) -> None:
         """Whether every list row carries the list fields of the contract."""
         section = "Invoice list"
+        say = self.verdict("invoice_list.fields", section, "List fields")
         if "id" in missing:
-            self.add(
-                "invoice_list.fields",
-                section,
-                FAIL,
-                "List fields",
-                "list rows have no `id`: the tap cannot key invoices. Send us this report",
-            )
+            say(FAIL, "list rows have no `id`: the tap cannot key invoices. Send us this report")
         elif missing or partial:
             text = []
             if missing:
                 text.append(f"list rows lack {name_list(missing)}")
             if partial:
                 text.append(f"only some rows carry {name_list(partial)}")
-            self.add(
-                "invoice_list.fields",
-                section,
+            say(
                 WARN,
-                "List fields",
                 "; ".join(text) + ". Handled: those columns stay empty (the tap reads list rows); nothing "
                 "else depends on them",
             )
         else:
-            self.add(
-                "invoice_list.fields",
-                section,
-                OK,
-                "List fields",
-                f"every row carries the {len(INVOICE_LIST_EXPECTED)} list fields of the contract",
-            )
+            say(OK, f"every row carries the {len(INVOICE_LIST_EXPECTED)} list fields of the contract")
 
     def _invoice_detail_fields(self, invoice: dict, schema: set[str]) -> None:
         section = "Invoice detail"
@@ -200,6 +172,7 @@ class FieldChecks(Checks):
         )
 
     def _timestamps(self, rows: list[dict], invoice: dict | None, contacts: list[dict]) -> None:
+        say = self.verdict("invoice_list.timestamps", "Invoice list", "createdAt / updatedAt")
         where = []
         for label, objects in (
             ("invoice list rows", rows),
@@ -210,21 +183,12 @@ class FieldChecks(Checks):
             if names:
                 where.append(f"{name_list(names)} on {label}")
         if where:
-            self.add(
-                "invoice_list.timestamps",
-                "Invoice list",
+            say(
                 WARN,
-                "createdAt / updatedAt",
                 "; ".join(where) + " (the contract found none). Handled: kept in `extra_fields` and part of the "
                 "fingerprint; `updatedAt` could later become a bookmark",
             )
         else:
-            self.add(
-                "invoice_list.timestamps",
-                "Invoice list",
-                OK,
-                "createdAt / updatedAt",
-                "absent, as the contract says: the tap detects changes by fingerprint",
-            )
+            say(OK, "absent, as the contract says: the tap detects changes by fingerprint")
 
     # -- filters ---------------------------------------------------------------------------------------------------

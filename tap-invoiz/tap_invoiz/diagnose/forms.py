@@ -128,3 +128,8 @@ def token_form(token: str) -> tuple[str, str | None]:
             return f"a JWT with claims {name_list(claims)}", lifetime
     kind = "hexadecimal" if all(c in "0123456789abcdefABCDEF" for c in token) else "opaque"
     return f"an {kind} string of {len(token)} characters", None
+
+
+def counts_text(counts: Counter) -> str:
+    """Counts as text, most frequent first: ``integer 40, numeric string 2``."""
+    return ", ".join(f"{kind} {number}" for kind, number in counts.most_common())
