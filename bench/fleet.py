@@ -111,7 +111,7 @@ def change_every_account(sandbox, installations: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    from invoiz_sandbox import FleetSandbox  # noqa: PLC0415
+    from invoiz_sandbox import FleetSandbox
 
     load_dotenv_database_settings()
     pg_env, started = database_server()

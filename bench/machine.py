@@ -84,7 +84,7 @@ def postgres_version(pg_env: dict[str, str]) -> str:
     try:
         with connect(pg_env) as conn:
             return str(conn.execute("show server_version").fetchone()[0])
-    except Exception as exc:  # noqa: BLE001 - a description must not fail the benchmark
+    except Exception as exc:  # a description must not fail the benchmark
         return f"unknown ({type(exc).__name__})"
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from bench.runs import Outcome, TapSettings
 
 if t.TYPE_CHECKING:
-    from bench.suite import Results
+    from bench.plan import Results
 
 TARGETS = {
     "backfill_ratio": 1.25,  # ≤
@@ -659,11 +659,11 @@ OWN_HEADINGS = (
 def kept_sections(text: str | None = None) -> list[str]:
     """The sections of docs/BENCHMARKS.md (or of ``text``) that other scripts write, each followed by an empty line."""
     if text is None:
-        from pathlib import Path  # noqa: PLC0415
+        from pathlib import Path
 
         path = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
         text = path.read_text(encoding="utf-8") if path.exists() else ""
-    from bench.fleet import BEGIN, END  # noqa: PLC0415
+    from bench.fleet import BEGIN, END
 
     if BEGIN in text and END in text:
         text = text[: text.index(BEGIN)] + text[text.index(END) + len(END) :]

@@ -178,7 +178,7 @@ def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) 
         for table, want in expected.items():
             try:
                 live, unbatched = conn.execute(
-                    f"select count(*) filter (where _sdc_deleted_at is null), "  # noqa: S608 - fixed names
+                    f"select count(*) filter (where _sdc_deleted_at is null), "  # fixed names
                     f"count(*) filter (where _sdc_batched_at is null) from {RAW_SCHEMA}.{table}"
                 ).fetchone()
                 columns = [
@@ -192,10 +192,10 @@ def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) 
                 # Order-independent sum of row hashes: no 100 MB string_agg.
                 row = ", ".join(f'"{c}"' for c in columns)
                 count, total = conn.execute(
-                    f"select count(*), coalesce(sum(hashtextextended(row({row})::text, 0)::numeric), 0) "  # noqa: S608
+                    f"select count(*), coalesce(sum(hashtextextended(row({row})::text, 0)::numeric), 0) "
                     f"from {RAW_SCHEMA}.{table}"
                 ).fetchone()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 problems.append(f"{table}: not readable ({type(exc).__name__})")
                 conn.rollback()
                 continue
@@ -255,8 +255,8 @@ def direct_run(sandbox, tap_cfg: dict, target_cfg: dict | None) -> Outcome:
     tap = target = None
     try:
         tap_args = [str(TAP_EXE), "--config", str(_write_json(workdir / "tap.json", tap_cfg))]
-        tap_log = open(workdir / "tap.log", "w+b")  # noqa: SIM115 - closed below
-        target_log = open(workdir / "target.log", "w+b")  # noqa: SIM115
+        tap_log = open(workdir / "tap.log", "w+b")  # closed below
+        target_log = open(workdir / "target.log", "w+b")
         sandbox.reset_counters()
         started = time.perf_counter()
         if target_cfg is None:

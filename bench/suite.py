@@ -31,12 +31,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from bench import machine as bench_machine
+from bench.plan import Plan, Results
 from bench.report import render
 from bench.runs import (
     TAP_EXE,
@@ -71,81 +72,6 @@ DATABASE = "bench_load"
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 
 
-@dataclass(frozen=True)
-class LoadVariant:
-    name: str
-    batch: bool = False
-    target: TargetSettings = TargetSettings()
-
-
-FULL_LOAD_VARIANTS = (
-    LoadVariant("default (meltano.yml)"),
-    LoadVariant("BATCH jsonl + gzip", batch=True),
-    LoadVariant("validate_records=false", target=TargetSettings((("validate_records", False),))),
-    LoadVariant("use_copy=true", target=TargetSettings((("use_copy", True),))),
-    LoadVariant(
-        "validate_records=false, use_copy=true, batch_size_rows=50000",
-        target=TargetSettings((("validate_records", False), ("use_copy", True), ("batch_size_rows", 50000))),
-    ),
-)
-
-
-@dataclass
-class Plan:
-    quick: bool
-    runs: int
-    big: int
-    small: int
-    grid_runs: int
-    latency_ms: float
-    page_sizes: tuple[int, ...]
-    concurrencies: tuple[int, ...]
-    load_variants: tuple[LoadVariant, ...]
-    # backfill at the highest concurrency against its latency floor (the tap's CPU per row shows here)
-    wide_invoices: int = 60_000
-    wide_concurrency: int = 8
-    only_tap: bool = False  # --only tap: sections 2 and 1b alone
-
-    @classmethod
-    def full(cls) -> Plan:
-        return cls(
-            quick=False,
-            runs=3,
-            big=100_000,
-            small=10_000,
-            grid_runs=1,
-            latency_ms=100,
-            page_sizes=(100, 250, 500),
-            concurrencies=(1, 2, 4, 8),
-            load_variants=FULL_LOAD_VARIANTS,
-        )
-
-    @classmethod
-    def quick_plan(cls) -> Plan:
-        variants = tuple(
-            v
-            for v in FULL_LOAD_VARIANTS
-            if v.name
-            in (
-                "default (meltano.yml)",
-                "BATCH jsonl + gzip",
-                "validate_records=false, use_copy=true, batch_size_rows=50000",
-            )
-        )
-        return cls(
-            quick=True,
-            runs=1,
-            big=10_000,
-            small=2_000,
-            grid_runs=1,
-            latency_ms=100,
-            page_sizes=(100, 500),
-            concurrencies=(1, 4),
-            load_variants=variants,
-            wide_invoices=20_000,
-        )
-
-
 # -- small helpers ------------------------------------------------------------------------------------------------
 
 
@@ -173,28 +99,6 @@ def tap_declares_concurrency() -> bool:
 
 
 # -- the benchmark --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Results:
-    plan: Plan
-    defaults: TapSettings
-    declares_concurrency: bool
-    machine: dict[str, str] = field(default_factory=dict)
-    backfills: list[Outcome] = field(default_factory=list)
-    incrementals: list[Outcome] = field(default_factory=list)
-    taps: list[Outcome] = field(default_factory=list)
-    loops: list[Outcome] = field(default_factory=list)
-    wide_taps: list[Outcome] = field(default_factory=list)  # 1b: tap-invoiz > /dev/null at wide_concurrency
-    wide_loads: list[Outcome] = field(default_factory=list)  # 1b: tap-invoiz | target-postgres at wide_concurrency
-    load_averages: dict[str, tuple[str, str]] = field(default_factory=dict)  # section → (before, after)
-    loads: dict[str, list[Outcome]] = field(default_factory=dict)
-    memory: dict[int, list[Outcome]] = field(default_factory=dict)
-    dbt: dict[int, list[float]] = field(default_factory=dict)
-    dbt_summary: dict[int, str] = field(default_factory=dict)
-    grid: dict[TapSettings, list[Outcome]] = field(default_factory=dict)
-    seconds_total: float = 0.0
-    started_at: str = ""
 
 
 @dataclass
@@ -482,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.runs = args.runs
     plan.only_tap = args.only == "tap"
     if args.render:
-        results = pickle.loads(args.render.read_bytes())  # noqa: S301 - our own file
+        results = pickle.loads(args.render.read_bytes())
         plan = results.plan
     else:
         try:
@@ -496,11 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     say("\n" + report)
     output = args.output or (None if plan.quick or plan.only_tap else DOC_PATH)
     if output:
-        from bench.fleet import keep_fleet_section  # noqa: PLC0415
+        from bench.fleet import keep_fleet_section
 
         output.write_text(keep_fleet_section(output, report), encoding="utf-8")
         say(f"\nwritten to {output}")
-        from bench import marts  # noqa: PLC0415
+        from bench import marts
 
         marts.main(["--output", str(output)])  # its own section: 1,000,000 invoices, incremental vs full rebuild
     return 0

@@ -49,8 +49,8 @@ def pg_env():
         yield env
         return
     # imported here: tests that need no database (tap, sandbox) need neither psycopg nor the pipeline tooling
-    from invoiz_ops import embedded_db  # noqa: PLC0415
-    from invoiz_ops.pipeline import database_server  # noqa: PLC0415
+    from invoiz_ops import embedded_db
+    from invoiz_ops.pipeline import database_server
 
     env, started = database_server()  # PGHOST was removed above: always the embedded server here
     yield env

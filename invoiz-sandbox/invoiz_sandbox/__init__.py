@@ -11,11 +11,12 @@ except ModuleNotFoundError as _missing:
         raise SystemExit(f"invoiz-sandbox: {_HOW}") from None
     raise ModuleNotFoundError(f"{_HOW} ({_missing})", name=_missing.name) from _missing
 
+from .cli import main
 from .data import NotFound, SandboxError
 from .faults import KINDS as FAULT_KINDS
 from .faults import REQUEST_KINDS
 from .multi_tenant import FleetSandbox
-from .server import DEMO_CREDENTIALS, VARIANTS, Sandbox, main
+from .server import DEMO_CREDENTIALS, VARIANTS, Sandbox
 
 __all__ = [
     "Sandbox",

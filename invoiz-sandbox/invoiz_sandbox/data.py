@@ -36,6 +36,7 @@ NEW_PAYMENT_ID_BASE = 700000000
 STATE_DELETED = 0
 STATES = ["", "draft", "locked", "partiallyPaid", "paid", "dunned", "cancelled"]
 ST = {name: code for code, name in enumerate(STATES) if name}
+OPEN_STATES = ("locked", "partiallyPaid", "dunned")  # finalised and not (fully) paid: can be paid and dunned
 OPEN_CODES = (ST["locked"], ST["partiallyPaid"], ST["dunned"])
 INVOICE_FILTERS = ["all", "draft", "locked", "partiallyPaid", "paid", "dunned", "cancelled", "overdue"]
 TYPES = ["invoice", "depositInvoice", "closingInvoice", "recurringInvoice", "recurringInvoiceTemplate"]
@@ -215,6 +216,14 @@ def default_today(seed: int) -> dt.date:
 
 
 # ---------------------------------------------------------------------------------------------- dataset
+def _index(label: str, ident, id_base: int) -> int:
+    """The array index of an API id (``id_base + index + 1``); NotFound when it is no integer."""
+    try:
+        return int(ident) - id_base - 1
+    except (TypeError, ValueError):
+        raise NotFound(f"{label} {ident!r} not found") from None
+
+
 class Dataset:
     """All sandbox data plus the scenario mutations.  Thread-safe through ``self.lock``."""
 
@@ -367,10 +376,7 @@ class Dataset:
         return INVOICE_ID_BASE + idx + 1
 
     def inv_idx(self, invoice_id) -> int:
-        try:
-            idx = int(invoice_id) - INVOICE_ID_BASE - 1
-        except (TypeError, ValueError):
-            raise NotFound(f"invoice {invoice_id!r} not found") from None
+        idx = _index("invoice", invoice_id, INVOICE_ID_BASE)
         if not 0 <= idx < self.n or self.state[idx] == STATE_DELETED:
             raise NotFound(f"invoice {invoice_id} not found")
         return idx
@@ -380,10 +386,7 @@ class Dataset:
         return CONTACT_ID_BASE + idx + 1
 
     def con_idx(self, contact_id) -> int:
-        try:
-            idx = int(contact_id) - CONTACT_ID_BASE - 1
-        except (TypeError, ValueError):
-            raise NotFound(f"customer {contact_id!r} not found") from None
+        idx = _index("customer", contact_id, CONTACT_ID_BASE)
         if not 0 <= idx < self.nc or self.c_deleted[idx]:
             raise NotFound(f"customer {contact_id} not found")
         return idx
@@ -1187,13 +1190,18 @@ class Dataset:
             self._sync_arrays(idx, inv)
             return inv["id"]
 
+    def _invoice_that_can_be(self, done: str, invoice_id, states: tuple[str, ...]) -> tuple[int, dict]:
+        """The invoice's index and materialised row, if it is in one of ``states``; else SandboxError NOT_ALLOWED."""
+        idx = self.inv_idx(invoice_id)
+        inv = self._materialise(idx)
+        if inv["state"] not in states:
+            raise SandboxError(f"invoice in state {inv['state']} cannot be {done}", field="state", code="NOT_ALLOWED")
+        return idx, inv
+
     def pay(self, invoice_id, amount=None, type=None, date=None, notes=""):
         """Record a payment (amount=None → the full outstanding amount). Returns the payment id."""
         with self.lock:
-            idx = self.inv_idx(invoice_id)
-            inv = self._materialise(idx)
-            if inv["state"] not in ("locked", "partiallyPaid", "dunned"):
-                raise SandboxError(f"invoice in state {inv['state']} cannot be paid", field="state", code="NOT_ALLOWED")
+            idx, inv = self._invoice_that_can_be("paid", invoice_id, OPEN_STATES)
             out = round(inv["outstandingAmount"] * 100)
             cents = out if amount is None else round(float(amount) * 100)
             if cents <= 0:
@@ -1255,12 +1263,7 @@ class Dataset:
     def dun(self, invoice_id):
         """Send the next dunning level (Zahlungserinnerung → 1. Mahnung → …); state becomes dunned."""
         with self.lock:
-            idx = self.inv_idx(invoice_id)
-            inv = self._materialise(idx)
-            if inv["state"] not in ("locked", "partiallyPaid", "dunned"):
-                raise SandboxError(
-                    f"invoice in state {inv['state']} cannot be dunned", field="state", code="NOT_ALLOWED"
-                )
+            idx, inv = self._invoice_that_can_be("dunned", invoice_id, OPEN_STATES)
             cur = inv["metaData"].get("currentDunning") or {}
             labels = [lab for _, lab in DUNNING_LEVELS]
             level = labels.index(cur["label"]) + 1 if cur.get("label") in labels else 0
@@ -1284,12 +1287,7 @@ class Dataset:
     def cancel(self, invoice_id):
         """Cancel (Storno): state cancelled, outstanding 0, metaData.cancellation {id, number, date, totals}."""
         with self.lock:
-            idx = self.inv_idx(invoice_id)
-            inv = self._materialise(idx)
-            if inv["state"] in ("draft", "cancelled"):
-                raise SandboxError(
-                    f"invoice in state {inv['state']} cannot be cancelled", field="state", code="NOT_ALLOWED"
-                )
+            idx, inv = self._invoice_that_can_be("cancelled", invoice_id, (*OPEN_STATES, "paid"))
             cid = self._next_cancellation_id
             self._next_cancellation_id += 1
             number = self.next_cancel_number

@@ -6,7 +6,8 @@ CLI:     ``invoiz-sandbox --installations 200 --seed 42`` prints the usual
 
 How it works: every installation is an ordinary :class:`invoiz_sandbox.Sandbox` (its own deterministic dataset,
 tokens, faults, counters and scenario control), built lazily on first use and never started itself; one HTTP server
-routes each request to the installation it belongs to:
+(server.py's, with :meth:`FleetSandbox.route` as its ``Host.route``) routes each request to the installation it
+belongs to:
 
 * ``POST auth/token`` by the ``installationId`` in its body (an unknown installation → 401, as invoiz answers);
 * every other API call by its bearer token (a token is valid only for the installation that issued it);
@@ -22,14 +23,12 @@ invoices, about 1 in 10 has 2,000–20,000 and about 1 in 35 more than 20,000 (s
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import math
 import threading
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from .server import RequestCounter, Sandbox, _Handler, _Server
+from .server import Host, RequestCounter, Route, Sandbox, SandboxHandler
 
 DEFAULT_ID_PREFIX = "sandbox-installation-"
 FLEET_API_KEY = "sandbox-key"
@@ -72,100 +71,7 @@ class _Installation(Sandbox):
         pass
 
 
-class _View:
-    """What a request handler sees as its server while it answers for one installation."""
-
-    def __init__(self, sandbox: Sandbox):
-        self.sandbox = sandbox
-
-
-class _FleetHandler(_Handler):
-    def setup(self):
-        self._fleet_server = self.server
-        super().setup()
-
-    def finish(self):
-        self.server = self._fleet_server
-        super().finish()
-
-    def _dispatch(self, method):
-        fleet: FleetSandbox = self._fleet_server.fleet
-        self.server = self._fleet_server
-        url = urlsplit(self.path)
-        parts = [unquote(p) for p in url.path.split("/") if p]
-        try:
-            if parts[:2] == ["_sandbox", "installations"] and len(parts) >= 4:
-                if parts[2] not in fleet._id_set:
-                    fleet.requests.hit("admin")
-                    return self._error(
-                        404, "NotFoundError", "unknown installation", {"installation": [{"code": "NOT_FOUND"}]}
-                    )
-                return self._as(fleet.installation(parts[2]), method, "/_sandbox/" + "/".join(parts[3:]))
-            if parts[:1] == ["_sandbox"]:
-                fleet.requests.hit("admin")
-                return self._fleet_admin(method, parts[1:])
-            if parts[:1] != ["api"]:
-                return super()._dispatch(method)  # deep-link pages: no installation needed
-            if method == "POST" and parts[1:] == ["auth", "token"]:
-                return self._token_for_installation(method)
-            auth = self.headers.get("Authorization") or ""
-            owner = fleet._token_owner.get(auth[7:].strip()) if auth[:7].lower() == "bearer " else None
-            if owner is None:
-                fleet.requests.hit("unrouted")
-                return self._error(401, "UnauthorizedError", "Unauthorized: missing, invalid or expired token")
-            return self._as(owner, method, self.path)
-        except OSError:
-            self.close_connection = True
-
-    def _as(self, installation: Sandbox, method: str, path: str):
-        original = self.path
-        self.server, self.path = _View(installation), path
-        try:
-            return super()._dispatch(method)
-        finally:
-            self.server, self.path = self._fleet_server, original
-
-    def _token_for_installation(self, method):
-        fleet: FleetSandbox = self._fleet_server.fleet
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        try:
-            body = json.loads(raw.decode("utf-8")) if raw else {}
-        except (ValueError, UnicodeDecodeError):
-            body = {}
-        wanted = body.get("installationId") if isinstance(body, dict) else None
-        if not isinstance(wanted, str) or wanted not in fleet.installation_ids:
-            fleet.requests.hit("unrouted")
-            return self._error(
-                401,
-                "UnauthorizedError",
-                "Invalid api key, secret or installation id",
-                {"apiKey": [{"code": "INCORRECT"}]},
-            )
-        rfile = self.rfile
-        self.rfile = io.BytesIO(raw)
-        try:
-            return self._as(fleet.installation(wanted), method, self.path)
-        finally:
-            self.rfile = rfile
-
-    def _fleet_admin(self, method, parts):
-        fleet: FleetSandbox = self._fleet_server.fleet
-        if not self.client_address[0].startswith("127."):
-            return self._error(403, "ForbiddenError", "admin endpoints are loopback only")
-        if method == "GET" and parts == ["stats"]:
-            return self._json(200, fleet.stats())
-        if method == "GET" and parts == ["installations"]:
-            return self._json(200, {"result": fleet.describe()})
-        return self._error(
-            404,
-            "NotFoundError",
-            "fleet sandbox: use GET /_sandbox/stats, GET /_sandbox/installations "
-            "or /_sandbox/installations/<installation id>/<action>",
-        )
-
-
-class FleetSandbox:
+class FleetSandbox(Host):
     """One server, many installations; see the module docstring."""
 
     def __init__(
@@ -201,9 +107,6 @@ class FleetSandbox:
         self._token_owner: dict[str, Sandbox] = {}
         self.requests = RequestCounter()
         self.requests["unrouted"] = 0
-        self._conns: set = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ installations
     def size(self, installation_id: str) -> int:
@@ -264,32 +167,64 @@ class FleetSandbox:
             "per_installation": built,
         }
 
-    # ------------------------------------------------------------------ lifecycle (like Sandbox)
+    # ------------------------------------------------------------------ serving (see Host)
+    thread_name = "invoiz-fleet-sandbox"
+
     def start(self) -> FleetSandbox:
-        if self._server is not None:
-            return self
-        srv = _Server(("127.0.0.1", self.port), _FleetHandler)
-        srv.fleet = self
-        srv.sandbox = self  # _Handler.setup/finish track connections on it (so stop() can close them)
-        self._server = srv
-        self.port = srv.server_address[1]
+        super().start()
         for sb in self.installations.values():
             sb.port = self.port
-        self._thread = threading.Thread(
-            target=srv.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name=f"invoiz-fleet-sandbox-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
         return self
 
-    stop = Sandbox.stop
-    __enter__ = Sandbox.__enter__
-    __exit__ = Sandbox.__exit__
-    base_url = Sandbox.base_url
-    api_url = Sandbox.api_url
-    app_url = Sandbox.app_url
+    def start_line_details(self) -> str:
+        ids = self.installation_ids
+        return (
+            f"{len(ids)} installations {ids[0]} … {ids[-1]}; credentials: api_key={self.api_key} "
+            f"api_key_secret={self.api_key_secret} installation_id=<one of them>"
+        )
+
+    def route(self, request: SandboxHandler, method: str, parts: list[str]) -> Route | None:
+        """An installation's admin endpoint by the id in its path, ``auth/token`` by the ``installationId`` in its
+        body, every other API call by its bearer token; the fleet's own admin endpoints are answered here."""
+        if parts[0] == "_sandbox":
+            return self._admin_route(request, method, parts[1:])
+        if method == "POST" and parts[1:] == ["auth", "token"]:
+            try:
+                body = request.json_body()
+            except (ValueError, UnicodeDecodeError):
+                body = {}
+            wanted = body.get("installationId") if isinstance(body, dict) else None
+            if isinstance(wanted, str) and wanted in self._id_set:
+                return Route(self.installation(wanted), parts)
+            self.requests.hit("unrouted")
+            return request.answer_bad_credentials()
+        auth = request.headers.get("Authorization") or ""
+        owner = self._token_owner.get(auth[7:].strip()) if auth[:7].lower() == "bearer " else None
+        if owner is not None:
+            return Route(owner, parts)
+        self.requests.hit("unrouted")
+        return request.answer_unauthorized()
+
+    def _admin_route(self, request: SandboxHandler, method: str, parts: list[str]) -> Route | None:
+        if parts[:1] == ["installations"] and len(parts) >= 3:
+            installation_id = unquote(parts[1])
+            if installation_id in self._id_set:
+                return Route(self.installation(installation_id), ["_sandbox", *parts[2:]])
+            self.requests.hit("admin")
+            return request.answer_error(
+                404, "NotFoundError", "unknown installation", {"installation": [{"code": "NOT_FOUND"}]}
+            )
+        self.requests.hit("admin")
+        if method == "GET" and parts == ["stats"]:
+            return request.answer_json(200, self.stats())
+        if method == "GET" and parts == ["installations"]:
+            return request.answer_json(200, {"result": self.describe()})
+        return request.answer_error(
+            404,
+            "NotFoundError",
+            "fleet sandbox: use GET /_sandbox/stats, GET /_sandbox/installations "
+            "or /_sandbox/installations/<installation id>/<action>",
+        )
 
     def __repr__(self):
         return f"FleetSandbox(installations={len(self.installation_ids)}, seed={self.seed}, api_url={self.api_url!r})"

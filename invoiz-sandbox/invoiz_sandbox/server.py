@@ -1,20 +1,20 @@
 """The invoiz sandbox: a local HTTP server that follows docs/invoiz-api.md (the reconstructed contract).
 
 Python:  ``with Sandbox(seed=42, invoices=200) as sb: requests.get(sb.api_url + "invoice", ...)``
-CLI:     ``invoiz-sandbox --port 0 --seed 42 --invoices 200`` prints
-         ``invoiz-sandbox listening on http://127.0.0.1:PORT/api/`` and serves until SIGTERM/SIGINT.
+(the console script is cli.py).
 
-Credentials and tokens are never logged.
+One :class:`SandboxServer` serves a :class:`Host`; its :class:`SandboxHandler` answers web-app pages itself and every
+``/api/…`` and ``/_sandbox/…`` request through the Sandbox that :meth:`Host.route` names: a Sandbox routes to itself,
+a FleetSandbox (multi_tenant.py) to one of its installations. Credentials and tokens are never logged.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
+import functools
 import json
 import secrets
-import signal
 import socket
 import sys
 import threading
@@ -22,9 +22,10 @@ import time
 import traceback
 from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from .data import CONTACT_ORDER_BY, INVOICE_FILTERS, INVOICE_ORDER_BY, STATE_MIXES, Dataset, NotFound, SandboxError
+from .data import CONTACT_ORDER_BY, INVOICE_FILTERS, INVOICE_ORDER_BY, Dataset, NotFound, SandboxError
 from .faults import REQUEST_KINDS, FaultSet
 
 DEMO_CREDENTIALS = {
@@ -83,38 +84,55 @@ class RequestCounter(Counter):
                 self[k] = 0
 
 
-class _Server(ThreadingHTTPServer):
+class Route(NamedTuple):
+    """Who answers a request: a :class:`Sandbox` and the path segments it sees (its own ``/api/…``, ``/_sandbox/…``)."""
+
+    sandbox: Sandbox
+    parts: list[str]
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """The HTTP server of a :class:`Host`: its connections are tracked, so that stopping closes them."""
+
     daemon_threads = True
     allow_reuse_address = True
-    sandbox: Sandbox
+
+    def __init__(self, host: Host, port: int):
+        self.host = host
+        self.connections: set = set()
+        super().__init__(("127.0.0.1", port), SandboxHandler)
 
 
 def _bool(v) -> bool:
     return str(v).strip().lower() in ("1", "true", "yes", "on")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class SandboxHandler(BaseHTTPRequestHandler):
+    """Answers one connection's requests: web-app pages itself; ``/api/…`` and ``/_sandbox/…`` by the Sandbox that
+    its host's :meth:`Host.route` names."""
+
     protocol_version = "HTTP/1.1"
     server_version = "invoiz-sandbox"
     sys_version = ""
     timeout = 60
     disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
+    server: SandboxServer
 
     # never log (requests would contain tokens in headers only, but keep stderr clean anyway)
-    def log_message(self, format, *args):  # noqa: A002
+    def log_message(self, format, *args):
         pass
 
     def setup(self):
         super().setup()
-        self.server.sandbox._conns.add(self.connection)
+        self.server.connections.add(self.connection)
 
     def finish(self):
         try:
             super().finish()
         finally:
-            self.server.sandbox._conns.discard(self.connection)
+            self.server.connections.discard(self.connection)
 
-    # ------------------------------------------------------------------ plumbing
+    # ------------------------------------------------------------------ plumbing (also for a Host's route())
     def _send(self, status, body: bytes, ctype="application/json; charset=utf-8", headers=None):
         entry = getattr(self, "_log_entry", None)
         if entry is not None:
@@ -128,21 +146,34 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status, obj, headers=None, corrupt=False):
+    def answer_json(self, status, obj, headers=None, corrupt=False):
         body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if corrupt:
             body = body[: max(1, len(body) // 2)] + b'{"\xc3'
         self._send(status, body, headers=headers)
 
-    def _error(self, status, name, message, meta=None, headers=None):
-        self._json(status, {"name": name, "message": message, "meta": meta or {}}, headers=headers)
+    def answer_error(self, status, name, message, meta=None, headers=None):
+        self.answer_json(status, {"name": name, "message": message, "meta": meta or {}}, headers=headers)
 
-    def _body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        if not raw:
-            return {}
-        return json.loads(raw.decode("utf-8"))
+    def answer_bad_credentials(self):
+        self.answer_error(
+            401, "UnauthorizedError", "Invalid api key, secret or installation id", {"apiKey": [{"code": "INCORRECT"}]}
+        )
+
+    def answer_unauthorized(self):
+        self.answer_error(401, "UnauthorizedError", "Unauthorized: missing, invalid or expired token")
+
+    def raw_body(self) -> bytes:
+        """The request body, read once per request (a route may read it before the Sandbox that answers)."""
+        if self._raw_body is None:
+            n = int(self.headers.get("Content-Length") or 0)
+            self._raw_body = self.rfile.read(n) if n else b""
+        return self._raw_body
+
+    def json_body(self):
+        """The body as JSON ({} when empty); ValueError/UnicodeDecodeError when it is not JSON."""
+        raw = self.raw_body()
+        return json.loads(raw.decode("utf-8")) if raw else {}
 
     def do_GET(self):
         self._dispatch("GET")
@@ -158,61 +189,65 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routing
     def _dispatch(self, method):
-        sb = self.server.sandbox
+        self._raw_body = None
+        host = self.server.host
         url = urlsplit(self.path)
         parts = [p for p in url.path.split("/") if p]
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
+            if parts[:1] not in (["_sandbox"], ["api"]):
+                host.requests.hit("other")
+                return self._app_page(parts)
+            if parts[:1] == ["_sandbox"] and not self.client_address[0].startswith("127."):
+                return self.answer_error(403, "ForbiddenError", "admin endpoints are loopback only")
+            route = host.route(self, method, parts)
+            if route is None:  # the host answered (its own admin endpoints, a request no installation owns)
+                return None
+            sb, parts = route
             if parts[:1] == ["_sandbox"]:
                 sb.requests.hit("admin")
-                return self._admin(method, parts[1:])
-            if parts[:1] != ["api"]:
-                sb.requests.hit("other")
-                return self._app_page(parts)
-            api = parts[1:]
-            kind = None
-            if method == "POST" and api == ["auth", "token"]:
-                kind = "token"
-            elif method == "GET" and api == ["invoice"]:
-                kind = "invoice_list"
-            elif method == "GET" and len(api) == 2 and api[0] == "invoice":
-                kind = "invoice_detail"
-            elif method == "GET" and api == ["customer"]:
-                kind = "customer_list"
-            elif method == "GET" and len(api) == 2 and api[0] == "customer":
-                kind = "customer_detail"
-            sb.requests.hit(kind or "other")
-            if kind is not None:
-                self._log_entry = sb._request_started(kind, query)
-                try:
-                    return self._api(kind, api, query)
-                finally:
-                    self._log_entry = None
-                    sb._request_finished(kind)
-            if kind is None:
-                # drain a body so keep-alive stays in sync
-                if self.headers.get("Content-Length"):
-                    self.rfile.read(int(self.headers["Content-Length"]))
-                return self._error(
-                    404,
-                    "NotFoundError",
-                    f"{method} /{'/'.join(parts)} is not part of the sandbox",
-                    {"path": [{"code": "NOT_FOUND"}]},
-                )
-            self._api(kind, api, query)
+                return self._admin(sb, method, parts[1:])
+            return self._api_request(sb, method, parts[1:], query)
         except OSError:  # client went away / socket shut down by stop()
             self.close_connection = True
         except Exception:  # a sandbox bug: answer 500, print the traceback (no locals/secrets)
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
             try:
-                self._error(500, "InternalServerError", "invoiz sandbox: internal error")
+                self.answer_error(500, "InternalServerError", "invoiz sandbox: internal error")
             except OSError:
                 pass
 
+    def _api_request(self, sb: Sandbox, method, api, query):
+        kind = None
+        if method == "POST" and api == ["auth", "token"]:
+            kind = "token"
+        elif method == "GET" and api == ["invoice"]:
+            kind = "invoice_list"
+        elif method == "GET" and len(api) == 2 and api[0] == "invoice":
+            kind = "invoice_detail"
+        elif method == "GET" and api == ["customer"]:
+            kind = "customer_list"
+        elif method == "GET" and len(api) == 2 and api[0] == "customer":
+            kind = "customer_detail"
+        sb.requests.hit(kind or "other")
+        if kind is None:
+            self.raw_body()  # drained, so keep-alive stays in sync
+            return self.answer_error(
+                404,
+                "NotFoundError",
+                f"{method} /{'/'.join(['api', *api])} is not part of the sandbox",
+                {"path": [{"code": "NOT_FOUND"}]},
+            )
+        self._log_entry = sb._request_started(kind, query)
+        try:
+            return self._api(sb, kind, api, query)
+        finally:
+            self._log_entry = None
+            sb._request_finished(kind)
+
     # ------------------------------------------------------------------ API
-    def _api(self, kind, api, query):
-        sb = self.server.sandbox
+    def _api(self, sb: Sandbox, kind, api, query):
         # latency (global + fault)
         delay = sb.latency_ms / 1000.0
         for f in sb.faults.active(kind, "latency"):
@@ -234,11 +269,11 @@ class _Handler(BaseHTTPRequestHandler):
                     pass
                 return
             if f.kind == "rate_limit":
-                return self._error(
+                return self.answer_error(
                     429, "TooManyRequestsError", "Too many requests", headers={"Retry-After": f.opts["retry_after"]}
                 )
             if f.kind == "server_error":
-                return self._error(int(f.opts["status"]), "InternalServerError", "Internal server error")
+                return self.answer_error(int(f.opts["status"]), "InternalServerError", "Internal server error")
             if f.kind == "html_error":
                 st = int(f.opts["status"])
                 html = (
@@ -252,9 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
             if f.kind == "malformed_json":
                 corrupt = True
         if kind == "token":
-            return self._token(corrupt)
+            return self._token(sb, corrupt)
         if not sb._check_bearer(self.headers.get("Authorization"), kind):
-            return self._error(401, "UnauthorizedError", "Unauthorized: missing, invalid or expired token")
+            return self.answer_unauthorized()
         with sb.dataset.lock:
             try:
                 if kind == "invoice_list":
@@ -271,14 +306,13 @@ class _Handler(BaseHTTPRequestHandler):
                     status = 400
                 name = "NotFoundError" if status == 404 else "ValidationError"
                 obj = {"name": name, "message": str(e), "meta": {e.field: [{"code": e.code}]}}
-        self._json(status, obj, corrupt=corrupt)
+        self.answer_json(status, obj, corrupt=corrupt)
 
-    def _token(self, corrupt):
-        sb = self.server.sandbox
+    def _token(self, sb: Sandbox, corrupt):
         try:
-            body = self._body()
+            body = self.json_body()
         except (ValueError, UnicodeDecodeError):
-            return self._error(400, "ValidationError", "Body is not valid JSON", {"body": [{"code": "INVALID"}]})
+            return self.answer_error(400, "ValidationError", "Body is not valid JSON", {"body": [{"code": "INVALID"}]})
         user = pw = None
         auth = self.headers.get("Authorization") or ""
         if auth[:6].lower() == "basic ":
@@ -296,13 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         if not ok:
-            return self._error(
-                401,
-                "UnauthorizedError",
-                "Invalid api key, secret or installation id",
-                {"apiKey": [{"code": "INCORRECT"}]},
-            )
-        self._json(200, {"token": sb.issue_token()}, corrupt=corrupt)
+            return self.answer_bad_credentials()
+        self.answer_json(200, {"token": sb.issue_token()}, corrupt=corrupt)
 
     # ------------------------------------------------------------------ app pages & admin
     def _app_page(self, parts):
@@ -321,24 +350,23 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self._send(404, b"<!doctype html><title>404</title><p>Not found</p>", ctype="text/html; charset=utf-8")
 
-    def _admin(self, method, parts):
-        sb = self.server.sandbox
-        if not self.client_address[0].startswith("127."):
-            return self._error(403, "ForbiddenError", "admin endpoints are loopback only")
+    def _admin(self, sb: Sandbox, method, parts):
         if method == "GET" and parts == ["stats"]:
-            return self._json(200, sb.stats())
+            return self.answer_json(200, sb.stats())
         if method != "POST" or len(parts) != 1:
-            return self._error(404, "NotFoundError", "use POST /_sandbox/<action> or GET /_sandbox/stats")
+            return self.answer_error(404, "NotFoundError", "use POST /_sandbox/<action> or GET /_sandbox/stats")
         try:
-            args = self._body()
+            args = self.json_body()
         except (ValueError, UnicodeDecodeError):
-            return self._error(400, "ValidationError", "Body is not valid JSON", {"body": [{"code": "INVALID"}]})
+            return self.answer_error(400, "ValidationError", "Body is not valid JSON", {"body": [{"code": "INVALID"}]})
         if not isinstance(args, dict):
-            return self._error(400, "ValidationError", "Body must be a JSON object", {"body": [{"code": "INVALID"}]})
+            return self.answer_error(
+                400, "ValidationError", "Body must be a JSON object", {"body": [{"code": "INVALID"}]}
+            )
         action = parts[0]
         fn = sb.ADMIN_ACTIONS.get(action)
         if fn is None:
-            return self._error(
+            return self.answer_error(
                 404,
                 "NotFoundError",
                 f"unknown action {action!r}",
@@ -347,20 +375,107 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             result = getattr(sb, fn)(**args)
         except SandboxError as e:
-            return self._error(
+            return self.answer_error(
                 e.status,
                 "ValidationError" if e.status == 400 else "NotFoundError",
                 str(e),
                 {e.field: [{"code": e.code}]},
             )
         except (TypeError, ValueError) as e:
-            return self._error(400, "ValidationError", str(e), {"args": [{"code": "INVALID"}]})
+            return self.answer_error(400, "ValidationError", str(e), {"args": [{"code": "INVALID"}]})
         if hasattr(result, "__next__"):
             result = list(result)
-        self._json(200, {"result": result})
+        self.answer_json(200, {"result": result})
 
 
-class Sandbox:
+def _dataset_method(name: str):
+    """A Sandbox method that calls the Dataset method of the same name (whose signature and docstring it shows)."""
+    wrapped = getattr(Dataset, name)
+
+    @functools.wraps(wrapped)
+    def method(self, *args, **kwargs):
+        return getattr(self.dataset, name)(*args, **kwargs)
+
+    return method
+
+
+class Host:
+    """What one HTTP server serves: a :class:`Sandbox` (itself) or a FleetSandbox (many installations,
+    multi_tenant.py). :meth:`route` is the extension point; start/stop, the URLs and the start line are shared."""
+
+    thread_name = "invoiz-sandbox"
+    port: int
+    requests: RequestCounter
+    _server: SandboxServer | None = None
+    _thread: threading.Thread | None = None
+
+    def route(self, request: SandboxHandler, method: str, parts: list[str]) -> Route | None:
+        """Which Sandbox answers this ``/api/…`` or ``/_sandbox/…`` request, and the path it sees; None when the host
+        has answered it itself (``request.answer_json`` / ``answer_error``)."""
+        raise NotImplementedError
+
+    def start_line_details(self) -> str:
+        """The part of the start line after the URLs (for people; scripts read only the URLs)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self):
+        if self._server is not None:
+            return self
+        srv = SandboxServer(self, self.port)
+        self._server = srv
+        self.port = srv.server_address[1]
+        self._thread = threading.Thread(
+            target=srv.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"{self.thread_name}-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self):
+        srv, self._server = self._server, None
+        if srv is None:
+            return
+        srv.shutdown()
+        for c in list(srv.connections):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        srv.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    @property
+    def app_url(self) -> str:
+        return self.base_url
+
+    def start_line(self) -> str:
+        """The console script's line when it is ready: the API URL is the word after ``listening on``, the app URL
+        the word after ``(web app`` (invoiz-sandbox/README.md)."""
+        return (
+            f"invoiz-sandbox listening on {self.api_url} (web app {self.app_url}); {self.start_line_details()}. "
+            "Ctrl-C stops it."
+        )
+
+
+class Sandbox(Host):
     """An in-process invoiz API stand-in.  See the package README for the full contract."""
 
     ADMIN_ACTIONS = {
@@ -429,10 +544,6 @@ class Sandbox:
         self._tokens: dict[str, dict] = {}
         self._tok_lock = threading.Lock()
         self._issued: list[str] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._conns: set = set()
-        self._list_pages = 0
         # concurrency seen by the server: requests being answered right now / at most, per kind (latency included),
         # and the last API requests in arrival order: {"seq", "kind", "offset", "status"} (status None until answered)
         self.in_flight: Counter = Counter()
@@ -441,51 +552,15 @@ class Sandbox:
         self._flight_lock = threading.Lock()
         self._request_seq = 0
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> Sandbox:
-        if self._server is not None:
-            return self
-        srv = _Server(("127.0.0.1", self.port), _Handler)
-        srv.sandbox = self
-        self._server = srv
-        self.port = srv.server_address[1]
-        self._thread = threading.Thread(
-            target=srv.serve_forever, kwargs={"poll_interval": 0.02}, name=f"invoiz-sandbox-{self.port}", daemon=True
+    def route(self, request: SandboxHandler, method: str, parts: list[str]) -> Route:
+        return Route(self, parts)
+
+    def start_line_details(self) -> str:
+        cred = self.credentials
+        return (
+            f"credentials: api_key={cred['api_key']} api_key_secret={cred['api_key_secret']} "
+            f"installation_id={cred['installation_id']}"
         )
-        self._thread.start()
-        return self
-
-    def stop(self):
-        srv, self._server = self._server, None
-        if srv is None:
-            return
-        srv.shutdown()
-        for c in list(self._conns):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        srv.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.base_url}/api/"
-
-    @property
-    def app_url(self) -> str:
-        return self.base_url
 
     @property
     def today(self):
@@ -752,54 +827,21 @@ class Sandbox:
             except NotFound:
                 continue
 
-    # ------------------------------------------------------------------ scenario actions (delegated)
-    def create_invoice(
-        self,
-        customer_id=None,
-        state="locked",
-        amount=None,
-        date=None,
-        due_days=14,
-        title=None,
-        vat=19,
-        type="invoice",
-        net=None,
-    ) -> int:
-        return self.dataset.create_invoice(
-            customer_id=customer_id,
-            state=state,
-            amount=amount,
-            date=date,
-            due_days=due_days,
-            title=title,
-            vat=vat,
-            type=type,
-            net=net,
-        )
-
-    def lock_invoice(self, invoice_id):
-        return self.dataset.lock_invoice(invoice_id)
-
-    def update_invoice(self, invoice_id, **fields):
-        return self.dataset.update_invoice(invoice_id, **fields)
-
-    def pay(self, invoice_id, amount=None, type=None, date=None, notes=""):
-        return self.dataset.pay(invoice_id, amount=amount, type=type, date=date, notes=notes)
-
-    def partly_pay(self, invoice_id, amount=None, date=None, notes=""):
-        return self.dataset.partly_pay(invoice_id, amount=amount, date=date, notes=notes)
-
-    def revert_payment(self, invoice_id, payment_id=None):
-        return self.dataset.revert_payment(invoice_id, payment_id=payment_id)
-
-    def dun(self, invoice_id):
-        return self.dataset.dun(invoice_id)
-
-    def cancel(self, invoice_id):
-        return self.dataset.cancel(invoice_id)
-
-    def delete_invoice(self, invoice_id, finalised=False):
-        return self.dataset.delete_invoice(invoice_id, finalised=finalised)
+    # ------------------------------------------------------------------ scenario actions
+    # the Dataset's own methods (signature and docstring too): the dataset takes its lock itself
+    create_invoice = _dataset_method("create_invoice")
+    lock_invoice = _dataset_method("lock_invoice")
+    update_invoice = _dataset_method("update_invoice")
+    pay = _dataset_method("pay")
+    partly_pay = _dataset_method("partly_pay")
+    revert_payment = _dataset_method("revert_payment")
+    dun = _dataset_method("dun")
+    cancel = _dataset_method("cancel")
+    delete_invoice = _dataset_method("delete_invoice")
+    create_contact = _dataset_method("create_contact")
+    update_contact = _dataset_method("update_contact")
+    set_contact_email = _dataset_method("set_contact_email")
+    delete_contact = _dataset_method("delete_contact")
 
     # the change kinds a sync must see (contract §6.1), under their own names
     def write_and_pay(self, customer_id=None, amount=None, date=None) -> int:
@@ -810,19 +852,7 @@ class Sandbox:
         """A payment removed (paid → partiallyPaid or locked); the same as :meth:`revert_payment`."""
         return self.dataset.revert_payment(invoice_id, payment_id=payment_id)
 
-    def create_contact(self, kind="person", **fields) -> int:
-        return self.dataset.create_contact(kind=kind, **fields)
-
-    def update_contact(self, contact_id, **fields):
-        return self.dataset.update_contact(contact_id, **fields)
-
-    def set_contact_email(self, contact_id, email):
-        return self.dataset.set_contact_email(contact_id, email)
-
-    def delete_contact(self, contact_id):
-        return self.dataset.delete_contact(contact_id)
-
-    def set_raw_fields(self, kind, id, fields):  # noqa: A002
+    def set_raw_fields(self, kind, id, fields):
         """Serve raw API fields on one row: ``set_raw_fields("invoice", 100003, {"totalGross": "119,00"})``.
         Any JSON value (wrong types, NUL characters, 100 kB strings, unknown states); ``fields=None`` undoes it."""
         return self.dataset.set_raw_fields(kind, id, fields)
@@ -839,117 +869,3 @@ class Sandbox:
             self.dataset._tick = 0
             self.dataset._touch()
         return self.today.isoformat()
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-def main(argv=None):
-    cred = DEMO_CREDENTIALS
-    p = argparse.ArgumentParser(
-        prog="invoiz-sandbox",
-        description="Local invoiz API sandbox with German demo data, on 127.0.0.1 only. Ctrl-C stops it.",
-        epilog=(
-            "It accepts these credentials (set them as the tap's settings, e.g. in .env):\n"
-            f"  TAP_INVOIZ_API_KEY={cred['api_key']}\n  TAP_INVOIZ_API_KEY_SECRET={cred['api_key_secret']}\n"
-            f"  TAP_INVOIZ_INSTALLATION_ID={cred['installation_id']}\n"
-            "  TAP_INVOIZ_API_URL=<the API URL it prints>  TAP_INVOIZ_APP_URL=<the app URL it prints>"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--port", type=int, default=0, help="TCP port (0 = a free port)")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=42,
-        help="seed of the generated data: the same seed gives the same invoices and contacts (default 42)",
-    )
-    p.add_argument(
-        "--invoices",
-        type=int,
-        default=None,
-        help="number of invoices generated (default 200); with --installations: per installation "
-        "(default: a realistic size distribution)",
-    )
-    p.add_argument("--contacts", type=int, default=None, help="default: max(8, invoices // 5)")
-    p.add_argument("--latency-ms", type=float, default=0, help="delay added to every answer, in milliseconds")
-    p.add_argument("--max-page-size", type=int, default=500, help="largest list page served, like invoiz's cap")
-    p.add_argument(
-        "--variant", action="append", default=[], choices=sorted(VARIANTS), help="contract variant (repeatable)"
-    )
-    p.add_argument(
-        "--mix",
-        default="default",
-        choices=sorted(STATE_MIXES),
-        help="state mix of the generated invoices (realistic: ≈ 80 %% paid, ≈ 4 %% cancelled)",
-    )
-    p.add_argument("--today", default=None, help="the sandbox clock's date, YYYY-MM-DD (default: from the seed)")
-    p.add_argument(
-        "--installations",
-        type=int,
-        default=None,
-        help="serve N installations (ids sandbox-installation-001 …), each with its own dataset; "
-        "see invoiz_sandbox/multi_tenant.py",
-    )
-    p.add_argument("--scale", type=float, default=1.0, help="with --installations: multiplies the size distribution")
-    args = p.parse_args(argv)
-    if args.installations:
-        from .multi_tenant import FleetSandbox
-
-        sb = FleetSandbox(
-            installations=args.installations,
-            seed=args.seed,
-            invoices=args.invoices,
-            contacts=args.contacts,
-            scale=args.scale,
-            today=args.today,
-            latency_ms=args.latency_ms,
-            max_page_size=args.max_page_size,
-            port=args.port,
-            mix=args.mix,
-        )
-        if args.variant:
-            p.error("--variant applies to one installation; set variants per installation through the admin endpoint")
-    else:
-        sb = Sandbox(
-            seed=args.seed,
-            invoices=200 if args.invoices is None else args.invoices,
-            contacts=args.contacts,
-            variants=args.variant,
-            max_page_size=args.max_page_size,
-            latency_ms=args.latency_ms,
-            today=args.today,
-            port=args.port,
-            mix=args.mix,
-        )
-    stop = threading.Event()
-
-    def _stop(*_):
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    sb.start()
-    if args.installations:
-        ids = sb.installation_ids
-        print(
-            f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); {len(ids)} installations "
-            f"{ids[0]} … {ids[-1]}; credentials: api_key={sb.api_key} api_key_secret={sb.api_key_secret} "
-            "installation_id=<one of them>. Ctrl-C stops it.",
-            flush=True,
-        )
-    else:
-        print(
-            f"invoiz-sandbox listening on {sb.api_url} (web app {sb.app_url}); credentials: "
-            f"api_key={sb.credentials['api_key']} api_key_secret={sb.credentials['api_key_secret']} "
-            f"installation_id={sb.credentials['installation_id']}. Ctrl-C stops it.",
-            flush=True,
-        )
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sb.stop()
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

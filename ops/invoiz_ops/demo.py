@@ -103,7 +103,7 @@ DOCS_PORT = 8080
 
 
 class _QuietDocsHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args) -> None:  # noqa: A002 - one line per request is noise here
+    def log_message(self, format, *args) -> None:  # one line per request is noise here
         pass
 
 

@@ -84,7 +84,7 @@ class Layout:
 
 def _run_as_server_user(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     if _is_root():
-        import pwd  # noqa: PLC0415
+        import pwd
 
         entry = pwd.getpwnam(OS_USER)
         kwargs.setdefault("user", entry.pw_uid)
@@ -103,7 +103,7 @@ def _prepare_root_layout(layout: Layout) -> None:
     """Copy the binaries to a folder the server user can read; create that user."""
     base = layout.data_dir.parent
     try:
-        import pwd  # noqa: PLC0415
+        import pwd
 
         pwd.getpwnam(OS_USER)
     except KeyError:
@@ -263,8 +263,8 @@ def stop(layout: Layout | None = None) -> bool:
 
 def create_database(env: dict[str, str], name: str) -> None:
     """CREATE DATABASE name unless it exists."""
-    import psycopg  # noqa: PLC0415 - only the command line and `make sync` need it
-    from psycopg import sql  # noqa: PLC0415
+    import psycopg  # only the command line and `make sync` need it
+    from psycopg import sql
 
     with psycopg.connect(
         host=env["PGHOST"],

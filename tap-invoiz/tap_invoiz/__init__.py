@@ -6,5 +6,5 @@ try:
     from importlib.metadata import version as _version
 
     __version__ = _version("tap-invoiz")
-except Exception:  # noqa: BLE001  # not installed (e.g. run from a source tree)
+except Exception:  # not installed (e.g. run from a source tree)
     __version__ = "0.0.0"

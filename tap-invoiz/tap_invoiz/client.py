@@ -313,7 +313,7 @@ class InvoizStream(RESTStream):
     def map_row(self, raw: dict) -> dict:  # each stream's (records.py)
         raise NotImplementedError
 
-    def in_scope(self, raw: dict) -> bool:  # noqa: ARG002
+    def in_scope(self, raw: dict) -> bool:
         return True
 
     def detail_object(self, data: t.Any) -> dict | None:
@@ -378,7 +378,7 @@ class InvoizStream(RESTStream):
     def ledger_for_run(self) -> Ledger:  # hook: invoices keep per-id states too
         return self.open_ledger()
 
-    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context | None]:  # noqa: ARG002
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[Context | None]:
         if self.loop is not None and self.loop.children_due and record.get("_sdc_deleted_at") is None:
             yield {"account": record["account"], "invoice_id": record["id"]}
 

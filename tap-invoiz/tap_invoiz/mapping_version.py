@@ -48,7 +48,7 @@ def compute(tables: dict[str, tuple[t.Sequence[t.Any], dict]]) -> str:
 
 def stream_tables() -> dict[str, tuple[t.Sequence[t.Any], dict]]:
     """The field table and schema of every stream whose rows are fingerprinted."""
-    from tap_invoiz import schemas  # noqa: PLC0415 (imported when first needed, not when the tap module loads)
+    from tap_invoiz import schemas  # imported when first needed, not when the tap module loads
 
     return {
         "invoices": (schemas.INVOICE_FIELDS, schemas.INVOICES_SCHEMA),

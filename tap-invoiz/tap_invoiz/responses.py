@@ -25,7 +25,7 @@ float_constants_seen = False
 
 
 def _float_constant(text: str) -> float:
-    global float_constants_seen  # noqa: PLW0603 - one flag for the process, see above
+    global float_constants_seen
     float_constants_seen = True
     return float(text)
 

@@ -82,7 +82,7 @@ def retry_after_seconds(response: requests.Response | None, cap: float = RETRY_A
     return max(0.0, min(seconds, cap))
 
 
-class ScanCancelled(Exception):  # noqa: N818 - not an error of its own: another page's error ends the scan
+class ScanCancelled(Exception):  # not an error of its own: another page's error ends the scan
     """Raised in a page worker whose scan was given up (another page failed): ends its retries at once."""
 
 

@@ -36,12 +36,15 @@ _KIND_TYPES: dict[str, t.Any] = {
 
 
 class Field(t.NamedTuple):
-    """One API field: its name in invoiz, its column, its kind (see _KIND_TYPES) and the column's description."""
+    """One API field: its name in invoiz, its column, its kind (see _KIND_TYPES) and the column's description;
+    ``every_list_row``: docs/invoiz-api.md has it on every list row (False: on the detail, read from list rows only
+    when they carry it). ``tap-invoiz --diagnose`` checks an account against these tables."""
 
     api: str
     column: str
     kind: str
     description: str
+    every_list_row: bool = True
 
 
 def _schema(keys: list[th.Property], fields: list[Field], derived: list[th.Property]) -> dict:
@@ -51,7 +54,7 @@ def _schema(keys: list[th.Property], fields: list[Field], derived: list[th.Prope
     return th.PropertiesList(*keys, *api_columns, *derived, *_meta_columns()).to_dict()
 
 
-INVOICE_FIELDS = [  # Field(API name, column, kind, description): the one place to add an API field
+INVOICE_FIELDS = [  # Field(API name, column, kind, description[, every_list_row]): the one place to add an API field
     Field("id", "id", "integer", "invoiz invoice id"),
     Field("number", "number", "string", "Invoice number (string, leading zeros kept); null for drafts"),
     Field("type", "type", "string", "invoice, depositInvoice, closingInvoice, recurringInvoice, ..."),
@@ -66,19 +69,25 @@ INVOICE_FIELDS = [  # Field(API name, column, kind, description): the one place 
     Field("title", "title", "string", "Invoice title"),
     Field("date", "date", "date", "Invoice date (Europe/Berlin calendar date)"),
     Field("dueToDate", "due_to_date", "date", "Due date (Europe/Berlin calendar date)"),
-    Field("deliveryDate", "delivery_date", "date", "Delivery date (Europe/Berlin calendar date)"),
+    Field("deliveryDate", "delivery_date", "date", "Delivery date (Europe/Berlin calendar date)", every_list_row=False),
     Field("lockedAt", "locked_at", "date-time", "When the invoice was finalised (festgeschrieben)"),
-    Field("sentAt", "sent_at", "date-time", "When the invoice was sent"),
-    Field("paidDate", "paid_date", "date", "Date it was paid (Europe/Berlin calendar date)"),
+    Field("sentAt", "sent_at", "date-time", "When the invoice was sent", every_list_row=False),
+    Field("paidDate", "paid_date", "date", "Date it was paid (Europe/Berlin calendar date)", every_list_row=False),
     Field("totalNet", "total_net", "number", "Net total, EUR"),
     Field("totalGross", "total_gross", "number", "Gross total, EUR"),
     Field("outstandingAmount", "outstanding_amount", "number", "Amount still open, EUR (0 when paid)"),
     Field("cashDiscountTotal", "cash_discount_total", "number", "Cash discount total, EUR"),
-    Field("priceKind", "price_kind", "string", "net or gross"),
-    Field("payConditionId", "pay_condition_id", "integer", "Payment condition id"),
+    Field("priceKind", "price_kind", "string", "net or gross", every_list_row=False),
+    Field("payConditionId", "pay_condition_id", "integer", "Payment condition id", every_list_row=False),
     Field("metaData", "meta_data", "object", "metaData: cancellation, currentDunning, nextDunning"),
-    Field("positions", "positions", "array", "Line items, when the list rows carry them"),
-    Field("history", "history", "array", "State history ({state, date}), when the list rows carry it"),
+    Field("positions", "positions", "array", "Line items, when the list rows carry them", every_list_row=False),
+    Field(
+        "history",
+        "history",
+        "array",
+        "State history ({state, date}), when the list rows carry it",
+        every_list_row=False,
+    ),
 ]
 
 INVOICES_SCHEMA = _schema(
@@ -117,7 +126,7 @@ CONTACT_FIELDS = [  # Field(API name, column, kind, description): the one place 
     Field("address", "address", "object", "address, verbatim"),
     Field("contactPersons", "contact_persons", "array", "contactPersons"),
     Field("discount", "discount", "number", "Default discount"),
-    Field("payConditionId", "pay_condition_id", "integer", "Payment condition id"),
+    Field("payConditionId", "pay_condition_id", "integer", "Payment condition id", every_list_row=False),
     Field("notesAlert", "notes_alert", "boolean", "Show the notes as an alert"),
 ]
 

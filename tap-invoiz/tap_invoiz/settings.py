@@ -126,7 +126,7 @@ CONFIG_SCHEMA = th.PropertiesList(
 def parse_start_date(value: str) -> dt.date:
     """YYYY-MM-DD, or an ISO 8601 timestamp on that day; nothing looser (01.02.2024 is ambiguous)."""
     value = value.strip()
-    if len(value) == 10:  # noqa: PLR2004 - YYYY-MM-DD
+    if len(value) == 10:  # YYYY-MM-DD
         return dt.date.fromisoformat(value)
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
 

@@ -90,8 +90,8 @@ def sync_accounts(
                 LOGGER.error("fleet account '%s': FAILED: %s", name, reason)
                 failed.append(name)
                 _report_unless_reported(tap, acct, exc)
-        except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the shard
-            LOGGER.error("fleet account '%s': FAILED: %s: %s", name, type(exc).__name__, exc)  # noqa: TRY400
+        except Exception as exc:
+            LOGGER.error("fleet account '%s': FAILED: %s: %s", name, type(exc).__name__, exc)
             failed.append(name)
             _report_unless_reported(tap, acct, exc)
         else:

@@ -234,7 +234,7 @@ class SyncStatusStream(Stream):
     replication_key = None
     schema = SYNC_STATUS_SCHEMA
 
-    def get_records(self, context: Context | None) -> Iterable[dict]:  # noqa: ARG002
+    def get_records(self, context: Context | None) -> Iterable[dict]:
         yield from self._tap.sync_status_rows  # type: ignore[attr-defined]
 
 

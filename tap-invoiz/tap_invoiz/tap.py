@@ -34,7 +34,7 @@ class MetricsAtDebug(logging.Filter):
     per-stream counters (http_request_count, record_count, sync_duration) that repeat what the tap's own summary
     lines say. They are shown only when the metrics logger is at DEBUG (TAP_INVOIZ_LOGLEVEL=debug or LOGLEVEL=debug)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:  # noqa: ARG002
+    def filter(self, record: logging.LogRecord) -> bool:
         return logging.getLogger(METRICS_LOGGER_NAME).isEnabledFor(logging.DEBUG)
 
 
@@ -247,7 +247,7 @@ class TapInvoiz(Tap):
             validate_config=False,
             setup_mapper=False,
         )
-        errors = tap._validate_config(raise_errors=False)  # noqa: SLF001
+        errors = tap._validate_config(raise_errors=False)
         if errors:
             report = config_problems(tap.config, errors)
             cls.logger.error("%s", report.fatal)
@@ -255,7 +255,7 @@ class TapInvoiz(Tap):
             report = diagnose(tap.config)
         text = report.render()
         if output:
-            with open(output, "w", encoding="utf-8") as handle:  # noqa: PTH123
+            with open(output, "w", encoding="utf-8") as handle:
                 handle.write(text)
             cls.logger.info("diagnosis written to %s (exit status %d)", output, report.exit_code)
         else:

@@ -182,7 +182,7 @@ def _merge(base: dict, update: dict) -> dict:
 def meltano_state(pipe, state_id: str = STATE_ID) -> dict:
     """The job's state in Meltano's system database (what `meltano state get` prints: the completed state with any
     partial state of a failed run merged over it), read with sqlite to save a Meltano start per call."""
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
     with sqlite3.connect(pipe.state_dir / "meltano.db") as conn:
         row = conn.execute(
@@ -195,7 +195,7 @@ def meltano_state(pipe, state_id: str = STATE_ID) -> dict:
 
 
 def state_fingerprints(state: dict, stream: str, account: str = "test") -> dict[int, int]:
-    from tap_invoiz import fingerprint  # noqa: PLC0415
+    from tap_invoiz import fingerprint
 
     entry = (state.get("singer_state") or state).get("bookmarks", {}).get(stream, {}).get("accounts", {}).get(account)
     return fingerprint.decode(entry["fingerprints"]) if entry else {}
@@ -203,8 +203,8 @@ def state_fingerprints(state: dict, stream: str, account: str = "test") -> dict[
 
 def row_fingerprint(row: dict, app_url: str) -> int:
     """The fingerprint the tap records for a list row (InvoizStream.fingerprint_salt: mapping version | app_url)."""
-    from tap_invoiz import fingerprint  # noqa: PLC0415
-    from tap_invoiz.mapping_version import mapping_version  # noqa: PLC0415
+    from tap_invoiz import fingerprint
+    from tap_invoiz.mapping_version import mapping_version
 
     return fingerprint.fingerprint(row, f"{mapping_version()}|{app_url.rstrip('/')}")
 

@@ -134,7 +134,7 @@ def test_no_secret_in_any_output_or_log_at_debug(pipeline, invoiz_sandbox, own_m
 
 
 def _closed_port() -> int:
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -154,7 +154,7 @@ def _non_loopback_addresses() -> list[str]:
                 if scope == "global":
                     addresses.append(address)
     else:  # no iproute2: the addresses the host name resolves to
-        import socket  # noqa: PLC0415
+        import socket
 
         try:
             addresses = [a for a in socket.gethostbyname_ex(socket.gethostname())[2] if not a.startswith("127.")]

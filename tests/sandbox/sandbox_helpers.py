@@ -11,6 +11,14 @@ ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+def start_line_urls(line: str) -> tuple[str, str]:
+    """The API and app URL of the console script's start line, read as invoiz-sandbox/README.md says: the word after
+    ``listening on`` and the word after ``(web app`` (without its ``)``)."""
+    api = line.split("listening on ", 1)[1].split()[0]
+    app = line.split("(web app ", 1)[1].split()[0].rstrip(");")
+    return api, app
+
+
 def get_token(sb, session=None) -> str:
     c = sb.credentials
     r = (session or requests).post(

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import requests
+from sandbox_helpers import start_line_urls
 
 from invoiz_sandbox import FleetSandbox, Sandbox
 from invoiz_sandbox.multi_tenant import installation_seed, installation_size
@@ -106,7 +107,7 @@ def test_sizes_follow_a_skewed_distribution_deterministically():
 
 def test_cli_serves_several_installations():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoiz_sandbox.server", "--installations", "4", "--invoices", "5"],
+        [sys.executable, "-m", "invoiz_sandbox", "--installations", "4", "--invoices", "5"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -114,7 +115,7 @@ def test_cli_serves_several_installations():
         line = proc.stdout.readline()
         assert line.startswith("invoiz-sandbox listening on http://127.0.0.1:")
         assert "4 installations sandbox-installation-001 … sandbox-installation-004" in line
-        api_url = line.split()[3]
+        api_url, _ = start_line_urls(line)
         r = requests.post(
             api_url + "auth/token",
             auth=("sandbox-key", "sandbox-secret"),

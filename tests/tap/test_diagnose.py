@@ -163,6 +163,17 @@ def test_the_extra_fields_variant_flags_unknown_contact_fields_too(invoiz_sandbo
     assert "`isArchived`, `lastActivity`" in report.finding("contacts.unknown").text
 
 
+def test_list_rows_with_detail_fields_the_tap_has_columns_for_are_not_unknown(invoiz_sandbox):
+    """The diagnosis knows the tap's fields from its field tables: `deliveryDate` (detail only in the contract) on a
+    list row is loaded into its column, not kept in `extra_fields`; a name no table knows still is."""
+    first = invoiz_sandbox.invoice_ids()[0]
+    invoiz_sandbox.set_raw_fields("invoice", first, {"deliveryDate": "2026-10-01T00:00:00.000Z"})
+    assert run(invoiz_sandbox).finding("invoice_list.unknown").verdict == OK
+    invoiz_sandbox.set_raw_fields("invoice", first, {"deliveryWindow": "morning"})
+    unknown = run(invoiz_sandbox).finding("invoice_list.unknown")
+    assert unknown.verdict == WARN and "`deliveryWindow`" in unknown.text and "deliveryDate" not in unknown.text
+
+
 def test_the_filter_variants_break_the_sum_of_the_counts(invoiz_sandbox):
     invoiz_sandbox.set_variants(["locked_includes_dunned"])
     assert run(invoiz_sandbox).finding("filters.sum").verdict == WARN

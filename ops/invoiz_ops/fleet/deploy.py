@@ -168,7 +168,7 @@ class Fleet:
 
     def materializations(self) -> list[tuple[str, dict]]:
         """(asset key, metadata) of every account/marts materialization of the latest run, in order."""
-        import json  # noqa: PLC0415
+        import json
 
         with connect(self.pg_env, self.dagster_db) as conn:
             (run_id,) = conn.execute(
@@ -221,7 +221,7 @@ def credentials_env(fleet_sandbox, names, installation_ids) -> dict[str, str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from invoiz_sandbox import FleetSandbox  # noqa: PLC0415
+    from invoiz_sandbox import FleetSandbox
 
     load_dotenv_database_settings()
     pg_env, started = database_server()
@@ -247,7 +247,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 extra_env=extra,
                 inherit_settings=False,
             )
-            from invoiz_ops.pipeline import drop_database  # noqa: PLC0415
+            from invoiz_ops.pipeline import drop_database
 
             for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
                 drop_database(pg_env, db)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tap_invoiz.schemas import CONTACT_FIELDS, INVOICE_FIELDS
+
 LOGGER = logging.getLogger("tap-invoiz.diagnose")
 
 OK, WARN, FAIL, SKIP = "✅", "⚠️", "❌", "➖"
@@ -30,43 +32,18 @@ STATE_FILTERS = ("draft", "locked", "partiallyPaid", "paid", "dunned", "cancelle
 FILTERS = (*STATE_FILTERS, "overdue")
 
 # -- what the contract says about fields (docs/invoiz-api.md §4 and §5) ------------------------------------------------
+# The fields the tap reads come from its field tables (tap_invoiz/schemas.py), so that a field added there is
+# expected here too; below are only the contract's fields that the tap has no column for.
 
-#: §4.1 fields marked "L": every invoice list row should carry them.
-INVOICE_LIST_EXPECTED = (
-    "id",
-    "number",
-    "state",
-    "type",
-    "title",
-    "date",
-    "dueToDate",
-    "lockedAt",
-    "customerId",
-    "customerData",
-    "totalNet",
-    "totalGross",
-    "outstandingAmount",
-    "cashDiscountTotal",
-    "metaData",
-)
+#: Fields every invoice list row should carry (the field table's ``every_list_row`` ones).
+INVOICE_LIST_EXPECTED = tuple(f.api for f in INVOICE_FIELDS if f.every_list_row)
 #: §4.1 fields marked "D (L?)": the contract expects them on the detail only (open question 2).
 INVOICE_LIST_MAYBE = ("positions", "payments", "history")
-#: §4.1 fields the detail should carry (✅ and the 🟡 ones the web app reads).
-INVOICE_DETAIL_EXPECTED = (
-    *INVOICE_LIST_EXPECTED,
-    "deliveryDate",
-    "sentAt",
-    "paidDate",
-    "contactPersonId",
-    "priceKind",
-    "payConditionId",
-    "payConditionData",
-    "positions",
-    "payments",
-    "history",
-    "texts",
-    "infoSectionCustomFields",
-)
+#: §4.1 detail fields (✅ and the 🟡 ones the web app reads) that the tap has no column for; ``payments`` feeds the
+#: stream invoice_payments.
+INVOICE_DETAIL_ONLY = ("contactPersonId", "payConditionData", "payments", "texts", "infoSectionCustomFields")
+#: Fields the detail should carry: every field the tap reads, and the contract's detail-only ones.
+INVOICE_DETAIL_EXPECTED = (*(f.api for f in INVOICE_FIELDS), *INVOICE_DETAIL_ONLY)
 #: §4.1 fields the contract knows but does not expect on every answer.
 INVOICE_KNOWN = (
     "deliveryPeriod",
@@ -107,34 +84,8 @@ INVOICE_KNOWN = (
     "baseCurrency",
     "razorpayPaymentData",
 )
-#: §5: customer fields, list rows and detail alike.
-CONTACT_EXPECTED = (
-    "id",
-    "number",
-    "kind",
-    "name",
-    "companyName",
-    "companyNameAffix",
-    "salutation",
-    "title",
-    "firstName",
-    "lastName",
-    "address",
-    "email",
-    "phone1",
-    "phone2",
-    "mobile",
-    "fax",
-    "website",
-    "contactPersons",
-    "discount",
-    "payConditionId",
-    "notes",
-    "notesAlert",
-    "category",
-    "vatId",
-    "type",
-)
+#: §5: customer fields, list rows and detail alike (the tap reads them all).
+CONTACT_EXPECTED = tuple(f.api for f in CONTACT_FIELDS)
 CONTACT_KNOWN = (
     "birthday",
     "contactType",

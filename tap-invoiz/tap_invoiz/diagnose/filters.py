@@ -113,18 +113,16 @@ class FilterChecks(Checks):
     def _filter_verdict(
         self, name: str, probe: Probe, listed: int | None, in_listing: int | None, all_count: int | None
     ) -> None:
+        say = self.verdict(f"filters.{name}", "Filters", f"filter={name}")
         count = probe.count
         problems = self._filter_problems(name, probe, listed, in_listing, all_count)
         if problems:
-            self.add(f"filters.{name}", "Filters", WARN, f"filter={name}", "; ".join(problems) + f". {self.FALLBACK}")
+            say(WARN, "; ".join(problems) + f". {self.FALLBACK}")
             return
         agreed = "= `meta.filter` count" if listed is not None else "(no `meta.filter` to compare)"
         state = ("its row is open" if name == "overdue" else f"its row is `{name}`") if probe.rows else "no rows"
-        self.add(
-            f"filters.{name}",
-            "Filters",
+        say(
             OK,
-            f"filter={name}",
             f"`meta.count` {count} {agreed}; {state}"
             + ("; equals the listing's count" if in_listing is not None else ""),
         )
@@ -156,28 +154,21 @@ class FilterChecks(Checks):
 
     def _filters_sum(self, state_counts: dict[str, int], all_count: int | None) -> None:
         section = "Filters"
+        say = self.verdict("filters.sum", section, "Counts add up to all")
         if all_count is None or len(state_counts) < len(STATE_FILTERS):
-            self.add(
-                "filters.sum", section, SKIP, "Counts add up to all", "not every state filter gave a count (see above)"
-            )
+            say(SKIP, "not every state filter gave a count (see above)")
             return
         total = sum(state_counts.values())
         if total == all_count:
-            self.add(
-                "filters.sum",
-                section,
+            say(
                 OK,
-                "Counts add up to all",
                 f"the six state filters count {total:,} = `all` {all_count:,}: every invoice is in exactly "
                 "one state filter",
             )
         else:
             more = "more" if total > all_count else "fewer"
-            self.add(
-                "filters.sum",
-                section,
+            say(
                 WARN,
-                "Counts add up to all",
                 f"the six state filters count {total:,}, {more} than `all` ({all_count:,}): states overlap "
                 f"or other states exist. {self.FALLBACK}",
             )

@@ -8,8 +8,22 @@ from collections import Counter
 
 from tap_invoiz.diagnose.checks import Checks
 from tap_invoiz.diagnose.contract import CALENDAR_DATES, DATE_TIMES, FAIL, MONEY, OK, SKIP, WARN
-from tap_invoiz.diagnose.forms import date_form, json_type, plural, values_at
+from tap_invoiz.diagnose.forms import counts_text, date_form, json_type, plural, values_at
 from tap_invoiz.diagnose.probes import Probe
+
+
+def _date_forms(objects: list[dict], paths: tuple[str, ...]) -> tuple[Counter, str]:
+    """How often each form of date (``date_form``) occurs at these paths, and that census as text."""
+    forms: Counter = Counter()
+    for path in paths:
+        for value in values_at(objects, path):
+            if value is not None:
+                forms[date_form(value)] += 1
+    return forms, counts_text(forms)
+
+
+def _unreadable(forms: Counter) -> bool:
+    return bool(forms.get("unreadable")) or any(form.startswith(("JSON", "empty")) for form in forms)
 
 
 class FormatChecks(Checks):
@@ -30,23 +44,16 @@ class FormatChecks(Checks):
     def _format_dates(self, objects: list[dict]) -> None:
         """Calendar dates (invoice date, due date, ...): the form they come in."""
         section = "Formats"
-        forms: Counter = Counter()
-        for path in CALENDAR_DATES:
-            for value in values_at(objects, path):
-                if value is not None:
-                    forms[date_form(value)] += 1
-        shown = ", ".join(f"{form} {number}" for form, number in forms.most_common())
+        say = self.verdict("formats.dates", section, "Calendar dates")
+        forms, shown = _date_forms(objects, CALENDAR_DATES)
         expected = "UTC midnight (…T00:00:00Z)"
         if not forms:
-            self.add("formats.dates", section, SKIP, "Calendar dates", "no dates seen")
+            say(SKIP, "no dates seen")
         elif set(forms) == {expected}:
-            self.add("formats.dates", section, OK, "Calendar dates", f"{shown} — the form the contract's sources send")
-        elif forms.get("unreadable") or any(form.startswith(("JSON", "empty")) for form in forms):
-            self.add(
-                "formats.dates",
-                section,
+            say(OK, f"{shown} — the form the contract's sources send")
+        elif _unreadable(forms):
+            say(
                 FAIL,
-                "Calendar dates",
                 f"{shown}: unreadable dates load as null (raw value in `extra_fields`), so invoice dates and "
                 "start_date would be wrong. Send us this report (the form only is in it)",
             )
@@ -61,50 +68,27 @@ class FormatChecks(Checks):
             handled = "; ".join(
                 f"{how[form]} ({form})" if len(forms) > 1 else how[form] for form in forms if form in how
             )
-            self.add("formats.dates", section, WARN, "Calendar dates", f"{shown}. Handled: {handled}")
+            say(WARN, f"{shown}. Handled: {handled}")
 
     def _format_datetimes(self, objects: list[dict]) -> None:
         """Date-times (lockedAt, sentAt, history dates): ISO 8601 with a zone?"""
         section = "Formats"
-        forms: Counter = Counter()
-        for path in DATE_TIMES:
-            for value in values_at(objects, path):
-                if value is not None:
-                    forms[date_form(value)] += 1
-        shown = ", ".join(f"{form} {number}" for form, number in forms.most_common())
+        say = self.verdict("formats.datetimes", section, "Date-times")
+        forms, shown = _date_forms(objects, DATE_TIMES)
         zoned = {"UTC midnight (…T00:00:00Z)", "Berlin midnight as UTC instant (…T22/23:00:00Z)", "date-time with zone"}
         if not forms:
-            self.add(
-                "formats.datetimes", section, SKIP, "Date-times", "no `lockedAt`, `sentAt` or `history[].date` seen"
-            )
+            say(SKIP, "no `lockedAt`, `sentAt` or `history[].date` seen")
         elif set(forms) <= zoned:
-            self.add(
-                "formats.datetimes",
-                section,
-                OK,
-                "Date-times",
-                "ISO 8601 with a zone (`lockedAt`, `sentAt`, `history[].date`)",
-            )
-        elif forms.get("unreadable") or any(form.startswith(("JSON", "empty")) for form in forms):
-            self.add(
-                "formats.datetimes",
-                section,
-                FAIL,
-                "Date-times",
-                f"{shown}: unreadable date-times load as null. Send us this report",
-            )
+            say(OK, "ISO 8601 with a zone (`lockedAt`, `sentAt`, `history[].date`)")
+        elif _unreadable(forms):
+            say(FAIL, f"{shown}: unreadable date-times load as null. Send us this report")
         else:
-            self.add(
-                "formats.datetimes",
-                section,
-                WARN,
-                "Date-times",
-                f"{shown}. Handled: kept as sent (a plain date becomes midnight UTC)",
-            )
+            say(WARN, f"{shown}. Handled: kept as sent (a plain date becomes midnight UTC)")
 
     def _format_ids(self, rows: list[dict], contacts: list[dict]) -> None:
         """Invoice id, customerId and contact id: integers?"""
         section = "Formats"
+        say = self.verdict("formats.ids", section, "Ids")
         id_types: Counter = Counter()
         for objs, path in ((rows, "id"), (rows, "customerId"), (contacts, "id")):
             for value in values_at(objs, path):
@@ -113,25 +97,20 @@ class FormatChecks(Checks):
                     if not (isinstance(value, str) and value.strip().lstrip("-").isdigit())
                     else "numeric string"
                 ] += 1
-        shown = ", ".join(f"{kind} {number}" for kind, number in id_types.most_common())
+        shown = counts_text(id_types)
         if not id_types:
-            self.add("formats.ids", section, SKIP, "Ids", "no rows")
+            say(SKIP, "no rows")
         elif set(id_types) == {"integer"}:
-            self.add("formats.ids", section, OK, "Ids", "invoice `id`, `customerId` and contact `id` are integers")
+            say(OK, "invoice `id`, `customerId` and contact `id` are integers")
         elif set(id_types) <= {"integer", "numeric string"}:
-            self.add("formats.ids", section, WARN, "Ids", f"{shown}. Handled: read as integers")
+            say(WARN, f"{shown}. Handled: read as integers")
         else:
-            self.add(
-                "formats.ids",
-                section,
-                FAIL,
-                "Ids",
-                f"{shown}: rows without an integer id stop the tap. Send us this report",
-            )
+            say(FAIL, f"{shown}: rows without an integer id stop the tap. Send us this report")
 
     def _format_numbers(self, rows: list[dict], contacts: list[dict]) -> None:
         """Invoice and customer numbers: strings (leading zeros kept)?"""
         section = "Formats"
+        say = self.verdict("formats.numbers", section, "Invoice and customer numbers")
         kinds: Counter = Counter()
         zeros = 0
         for objs in (rows, contacts):
@@ -142,37 +121,20 @@ class FormatChecks(Checks):
                 kinds[json_type(value)] += 1
                 if isinstance(value, str) and len(value) > 1 and value.startswith("0"):
                     zeros += 1
-        shown = ", ".join(f"{kind} {number}" for kind, number in kinds.most_common())
+        shown = counts_text(kinds)
         if not kinds:
-            self.add("formats.numbers", section, SKIP, "Invoice and customer numbers", "no rows")
+            say(SKIP, "no rows")
         elif set(kinds) <= {"string"}:
-            self.add(
-                "formats.numbers",
-                section,
-                OK,
-                "Invoice and customer numbers",
-                f"strings ({zeros} with leading zeros, kept)",
-            )
+            say(OK, f"strings ({zeros} with leading zeros, kept)")
         elif set(kinds) <= {"string", "integer", "null"}:
-            self.add(
-                "formats.numbers",
-                section,
-                WARN,
-                "Invoice and customer numbers",
-                f"{shown}. Handled: numbers become text (raw value in `extra_fields`), null stays null",
-            )
+            say(WARN, f"{shown}. Handled: numbers become text (raw value in `extra_fields`), null stays null")
         else:
-            self.add(
-                "formats.numbers",
-                section,
-                FAIL,
-                "Invoice and customer numbers",
-                f"{shown}: such numbers load as null. Send us this report",
-            )
+            say(FAIL, f"{shown}: such numbers load as null. Send us this report")
 
     def _format_draft_numbers(self, rows: list[dict], draft_rows: list[dict]) -> None:
         """The number of draft invoices: null?"""
         section = "Formats"
+        say = self.verdict("formats.draft_number", section, "Draft numbers")
         drafts = [row for row in rows if row.get("state") == "draft"]
         seen = {self._row_id(row) for row in drafts}
         drafts += [row for row in draft_rows if row.get("state") == "draft" and self._row_id(row) not in seen]
@@ -184,31 +146,20 @@ class FormatChecks(Checks):
             else json_type(row.get("number"))
             for row in drafts
         )
-        shown = ", ".join(f"{form} {number}" for form, number in forms.most_common())
+        shown = counts_text(forms)
         if not drafts:
-            self.add("formats.draft_number", section, SKIP, "Draft numbers", "no draft invoice in the listing")
+            say(SKIP, "no draft invoice in the listing")
         elif set(forms) == {"null"}:
-            self.add("formats.draft_number", section, OK, "Draft numbers", f"`null` on {plural(len(drafts), 'draft')}")
+            say(OK, f"`null` on {plural(len(drafts), 'draft')}")
         elif set(forms) <= {"null", "empty string"}:
-            self.add(
-                "formats.draft_number",
-                section,
-                WARN,
-                "Draft numbers",
-                f"{shown}. Handled: an empty number is loaded as null",
-            )
+            say(WARN, f"{shown}. Handled: an empty number is loaded as null")
         else:
-            self.add(
-                "formats.draft_number",
-                section,
-                WARN,
-                "Draft numbers",
-                f"{shown}: drafts carry a number; loaded as it is",
-            )
+            say(WARN, f"{shown}: drafts carry a number; loaded as it is")
 
     def _format_money(self, rows: list[dict]) -> None:
         """Amounts: JSON numbers?"""
         section = "Formats"
+        say = self.verdict("formats.money", section, "Amounts")
         money: Counter = Counter()
         for path in MONEY:
             for value in values_at(rows, path):
@@ -221,37 +172,20 @@ class FormatChecks(Checks):
                         except decimal.InvalidOperation:
                             kind = "other string"
                     money[kind] += 1
-        shown = ", ".join(f"{kind} {number}" for kind, number in money.most_common())
+        shown = counts_text(money)
         if not money:
-            self.add("formats.money", section, SKIP, "Amounts", "no rows")
+            say(SKIP, "no rows")
         elif set(money) <= {"number", "integer"}:
-            self.add(
-                "formats.money",
-                section,
-                OK,
-                "Amounts",
-                "`totalNet`, `totalGross`, `outstandingAmount`, `cashDiscountTotal` are JSON numbers",
-            )
+            say(OK, "`totalNet`, `totalGross`, `outstandingAmount`, `cashDiscountTotal` are JSON numbers")
         elif set(money) <= {"number", "integer", "decimal string"}:
-            self.add(
-                "formats.money",
-                section,
-                WARN,
-                "Amounts",
-                f"{shown}. Handled: decimal strings are converted exactly (raw value kept in `extra_fields`)",
-            )
+            say(WARN, f"{shown}. Handled: decimal strings are converted exactly (raw value kept in `extra_fields`)")
         else:
-            self.add(
-                "formats.money",
-                section,
-                FAIL,
-                "Amounts",
-                f"{shown}: such amounts load as null and customer values would be wrong. Send us this report",
-            )
+            say(FAIL, f"{shown}: such amounts load as null and customer values would be wrong. Send us this report")
 
     def _format_not_found(self, unknown: Probe) -> None:
         """How invoiz answers for an id it does not have (the form that marks rows deleted)."""
         section = "Formats"
+        say = self.verdict("formats.not_found", section, "Unknown id")
         body = unknown.body if isinstance(unknown.body, dict) else None
         code = None
         if body and isinstance(body.get("meta"), dict):
@@ -266,25 +200,14 @@ class FormatChecks(Checks):
             else "no JSON body"
         )
         not_found = unknown.not_found
-        if unknown.status == 404:  # noqa: PLR2004
-            self.add(
-                "formats.not_found", section, OK, "Unknown id", f"HTTP 404, {shape}: the tap marks such rows deleted"
-            )
-        elif unknown.status == 400 and not_found:  # noqa: PLR2004
-            self.add(
-                "formats.not_found",
-                section,
-                WARN,
-                "Unknown id",
-                f"HTTP 400 with `NOT_FOUND`, {shape}. Handled: the tap treats 404 and 400 + NOT_FOUND alike",
-            )
+        if unknown.status == 404:
+            say(OK, f"HTTP 404, {shape}: the tap marks such rows deleted")
+        elif unknown.status == 400 and not_found:
+            say(WARN, f"HTTP 400 with `NOT_FOUND`, {shape}. Handled: the tap treats 404 and 400 + NOT_FOUND alike")
         else:
             status = unknown.status if unknown.status is not None else unknown.error
-            self.add(
-                "formats.not_found",
-                section,
+            say(
                 FAIL,
-                "Unknown id",
                 f"answered {status} ({shape}): the tap cannot confirm that a row was deleted (the run fails "
                 "or deleted rows stay). Send us this report",
             )
@@ -300,6 +223,7 @@ class FormatChecks(Checks):
         self.table("Other endpoints", [f"- `GET setting/payCondition` (not used by the tap): {shape}"])
 
     def _latency(self) -> None:
+        say = self.verdict("latency", "Latency", "Latency")
         probes = [p for p in self._probes() if p.status is not None]
         if not probes:
             return
@@ -309,13 +233,10 @@ class FormatChecks(Checks):
         text = f"median {median:.0f} ms, max {worst:.0f} ms (`{slowest}`) over {plural(len(probes), 'request')}"
         timeout = float(self.config.get("request_timeout") or 60) * 1000
         if worst > timeout / 2:
-            self.add(
-                "latency",
-                "Latency",
+            say(
                 WARN,
-                "Latency",
                 text + f": close to request_timeout ({timeout / 1000:.0f} s). Handled by retries; consider a "
                 "larger request_timeout",
             )
         else:
-            self.add("latency", "Latency", OK, "Latency", text)
+            say(OK, text)

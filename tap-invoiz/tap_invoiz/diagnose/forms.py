@@ -114,7 +114,7 @@ def type_list(counter: Counter) -> str:
 def token_form(token: str) -> tuple[str, str | None]:
     """A description of the token's form (never the token) and, for a JWT with ``exp`` and ``iat``, its lifetime."""
     parts = token.split(".")
-    if len(parts) == 3:  # noqa: PLR2004
+    if len(parts) == 3:
         try:
             payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
         except (ValueError, TypeError):
@@ -128,3 +128,8 @@ def token_form(token: str) -> tuple[str, str | None]:
             return f"a JWT with claims {name_list(claims)}", lifetime
     kind = "hexadecimal" if all(c in "0123456789abcdefABCDEF" for c in token) else "opaque"
     return f"an {kind} string of {len(token)} characters", None
+
+
+def counts_text(counts: Counter) -> str:
+    """Counts as text, most frequent first: ``integer 40, numeric string 2``."""
+    return ", ".join(f"{kind} {number}" for kind, number in counts.most_common())

@@ -67,7 +67,7 @@ class Probe:
             return None
 
 
-class CannotConnect(Exception):  # noqa: N818 - a reason to stop, with the message for the user
+class CannotConnect(Exception):  # a reason to stop, with the message for the user
     """Exit status 2: the API cannot be reached or the credentials are rejected; the message names the setting."""
 
 
@@ -164,13 +164,13 @@ class Prober:
                     break
                 self._wait(None, attempt, probe)
                 continue
-            if response.status_code == 401 and token is None and not reauthenticated:  # noqa: PLR2004
+            if response.status_code == 401 and token is None and not reauthenticated:
                 reauthenticated = True
                 self.authenticator.invalidate(bearer)
                 continue
-            if response.status_code == 429:  # noqa: PLR2004
+            if response.status_code == 429:
                 probe.rate_limited += 1
-            if (response.status_code == 429 or response.status_code >= 500) and attempt <= self.max_retries:  # noqa: PLR2004
+            if (response.status_code == 429 or response.status_code >= 500) and attempt <= self.max_retries:
                 self._wait(response, attempt, probe)
                 continue
             self._read_body(response, probe)

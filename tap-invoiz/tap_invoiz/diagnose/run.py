@@ -9,6 +9,7 @@ from collections import Counter
 from urllib.parse import urlparse
 
 from tap_invoiz.auth import CREDENTIAL_SETTINGS
+from tap_invoiz.diagnose.contacts import ContactChecks
 from tap_invoiz.diagnose.contract import (
     CONTRACT_DEFAULT_LIMIT,
     FAIL,
@@ -33,7 +34,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
+class Diagnosis(FieldChecks, ContactChecks, FilterChecks, FormatChecks):
     """Runs the probes and judges them. ``Diagnosis(config).run()`` → :class:`Report`."""
 
     @property
@@ -54,7 +55,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         try:
             self._run()
         except CannotConnect as exc:
-            LOGGER.error("diagnose: %s", exc)  # noqa: TRY400
+            LOGGER.error("diagnose: %s", exc)
             report = Report([], {}, self._probes(), self.api, started, fatal=str(exc))
         else:
             report = Report(self.findings, self.tables, self._probes(), self.api, started)
@@ -108,7 +109,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
         self._auth(token, bad_token)
         self._paging(invoices_default, invoices, contacts_default, contacts)
         detail_invoice = self._invoice_detail_object(detail)
-        self._invoice_fields(invoices, detail, detail_invoice)
+        self._invoice_fields(invoices, detail_invoice)
         contact_obj = contact.data if contact is not None and isinstance(contact.data, dict) else None
         self._contacts(contacts, contact, contact_obj)
         self._timestamps(invoices.rows, detail_invoice, contacts.rows)
@@ -150,7 +151,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
             )
         else:
             self.add("auth.token", section, OK, "Token", text + ", no lifetime field (as the contract says)")
-        if bad_token.status == 401:  # noqa: PLR2004
+        if bad_token.status == 401:
             self.add(
                 "auth.bad_token",
                 section,
@@ -168,7 +169,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                 f"answered {status}, not 401: the tap renews its token only on 401, so an expired token would "
                 "stop a long run. Send us this report (the tap must renew on this status too)",
             )
-        limited = sum(max(probe.rate_limited, int(probe.status == 429)) for probe in self._probes())  # noqa: PLR2004
+        limited = sum(max(probe.rate_limited, int(probe.status == 429)) for probe in self._probes())
         headers = sorted({name for probe in self._probes() for name in probe.headers})
         seen = {
             name: next(probe.headers[name] for probe in self._probes() if name in probe.headers) for name in headers
@@ -207,6 +208,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
     def _paging_envelope(self, lists: dict[str, Probe]) -> bool:
         """Both lists answer ``{meta, data: [...]}``; False (the rest of paging is not checked) if not."""
         section = "Paging"
+        say = self.verdict("paging.envelope", section, "List envelope")
         bad = [name for name, probe in lists.items() if not self._envelope_ok(probe)]
         if bad:
             what = "; ".join(
@@ -214,56 +216,36 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                 f"{'JSON ' + json_type(lists[name].body) if lists[name].json_ok else 'not JSON'}"
                 for name in bad
             )
-            self.add(
-                "paging.envelope",
-                section,
-                FAIL,
-                "List envelope",
-                f"not `{{meta, data: [...]}}`: {what}. The tap cannot list: send us this report",
-            )
+            say(FAIL, f"not `{{meta, data: [...]}}`: {what}. The tap cannot list: send us this report")
             return False
         no_meta = [name for name, probe in lists.items() if not isinstance(probe.meta, dict)]
         if no_meta:
-            self.add(
-                "paging.envelope",
-                section,
+            say(
                 WARN,
-                "List envelope",
                 f"`data` is an array, but no `meta` object on {name_list(no_meta)}: handled, the tap stops at the "
                 "first short page",
             )
         else:
-            self.add("paging.envelope", section, OK, "List envelope", "`{meta: {count, …}, data: [...]}` on both lists")
+            say(OK, "`{meta: {count, …}, data: [...]}` on both lists")
         return True
 
     def _paging_count(self, lists: dict[str, Probe]) -> None:
         section = "Paging"
+        say = self.verdict("paging.meta_count", section, "meta.count")
         missing = [name for name, probe in lists.items() if probe.count is None]
         if missing:
-            self.add(
-                "paging.meta_count",
-                section,
+            say(
                 WARN,
-                "meta.count",
                 f"missing or not an integer on {name_list(missing)}: handled, the tap stops paging at the first "
                 "page shorter than page_size (and cannot tell a scan that lost rows)",
             )
         else:
             raw = [probe.meta.get("count") for probe in lists.values()]
             if any(not isinstance(value, int) or isinstance(value, bool) for value in raw):
-                self.add(
-                    "paging.meta_count",
-                    section,
-                    WARN,
-                    "meta.count",
-                    "present but sent as a JSON string: handled, the tap reads it as an integer",
-                )
+                say(WARN, "present but sent as a JSON string: handled, the tap reads it as an integer")
             else:
-                self.add(
-                    "paging.meta_count",
-                    section,
+                say(
                     OK,
-                    "meta.count",
                     "an integer on both lists: "
                     f"{plural(lists['invoice'].count or 0, 'invoice')}, {plural(lists['customer'].count or 0, 'contact')}",
                 )
@@ -271,6 +253,7 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
     def _paging_default_limit(self, lists: dict[str, Probe], inv_default: Probe, con_default: Probe) -> None:
         """The page size without ``limit``."""
         section = "Paging"
+        say = self.verdict("paging.default_limit", section, "Default page size")
         parts, verdict = [], OK
         for name, probe in (("invoice", inv_default), ("customer", con_default)):
             total = lists[name].count
@@ -285,19 +268,14 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
                 parts.append(f"`{name}` **{got}** of {total:,}")
         text = "without `limit`: " + "; ".join(parts)
         if verdict == OK:
-            self.add("paging.default_limit", section, OK, "Default page size", text + " — consistent with 20")
+            say(OK, text + " — consistent with 20")
         else:
-            self.add(
-                "paging.default_limit",
-                section,
-                WARN,
-                "Default page size",
-                text + " — not 20. Handled: the tap always sends `limit`",
-            )
+            say(WARN, text + " — not 20. Handled: the tap always sends `limit`")
 
     def _paging_max_limit(self, lists: dict[str, Probe]) -> None:
         """Whether ``limit={PROBE_LIMIT}`` is honoured or capped silently."""
         section = "Paging"
+        say = self.verdict("paging.max_limit", section, "Largest page")
         parts, capped = [], []
         for name, probe in lists.items():
             total = probe.count
@@ -318,16 +296,13 @@ class Diagnosis(FieldChecks, FilterChecks, FormatChecks):
             cap = min(got for _, got in capped)
             page_size = int(self.config.get("page_size") or DEFAULT_PAGE_SIZE)
             advice = f"; page_size {page_size} is above it, which costs nothing" if page_size > cap else ""
-            self.add(
-                "paging.max_limit",
-                section,
+            say(
                 WARN,
-                "Largest page",
                 f"{text} — invoiz caps `limit` silently at {cap}. Handled: the tap advances by the rows it "
                 f"receives{advice}",
             )
         else:
-            self.add("paging.max_limit", section, OK, "Largest page", text + " — honoured")
+            say(OK, text + " — honoured")
 
     # -- invoices --------------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ TARGETED_PAGES = 2
 DEFAULT_FULL_SCAN_EVERY = 96
 
 
-class Fallback(Exception):  # noqa: N818 - a decision, not an error
+class Fallback(Exception):  # a decision, not an error
     """The incremental plan cannot be trusted for this run: list everything instead."""
 
 
