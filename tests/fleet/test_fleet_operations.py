@@ -30,29 +30,32 @@ def dagster(fleet: Fleet, *args: str, check: bool = True) -> subprocess.Complete
     return fleet._run([str(DAGSTER_VENV / "bin" / "dagster"), *args], cwd=fleet.dagster_home, check=check)
 
 
-def latest_runs(fleet: Fleet) -> list[tuple[str, str, dict]]:
-    """(run_id, status, tags) of the fleet's runs, newest first."""
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+def latest_runs(fleet: Fleet) -> list[tuple[str, str, dict, int]]:
+    """(run_id, status, tags, storage id: in creation order) of the fleet's runs, newest first."""
     with connect(fleet.pg_env, fleet.dagster_db) as conn:
         rows = conn.execute(
-            "SELECT run_id, status, run_body FROM runs WHERE pipeline_name = 'fleet_cycle' ORDER BY id DESC"
+            "SELECT run_id, status, run_body, id FROM runs WHERE pipeline_name = 'fleet_cycle' ORDER BY id DESC"
         ).fetchall()
-    return [(run_id, status, json.loads(body).get("tags") or {}) for run_id, status, body in rows]
+    return [(run_id, status, json.loads(body).get("tags") or {}, number) for run_id, status, body, number in rows]
 
 
-def wait_for_scheduled_run(fleet: Fleet, seen: set[str], timeout: float = 300) -> tuple[str, str]:
+def wait_for_scheduled_run(fleet: Fleet, created_after: int, timeout: float = 600) -> tuple[str, str]:
+    """The first scheduled run created after the run with storage id CREATED_AFTER, once it has finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for run_id, status, tags in latest_runs(fleet):
-            if run_id not in seen and tags.get("dagster/schedule_name") == "fleet_every_cycle":
-                if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                    return run_id, status
+        runs = [r for r in latest_runs(fleet) if r[3] > created_after and r[2].get("dagster/schedule_name")]
+        if runs and runs[-1][1] in FINISHED:
+            return runs[-1][0], runs[-1][1]
         time.sleep(2)
     raise AssertionError(f"no scheduled run finished within {timeout:.0f} s")
 
 
-def check_evaluations(fleet: Fleet) -> dict[str, bool]:
-    """{account: passed} of the latest run's rows_match_invoiz evaluations."""
-    run_id = latest_runs(fleet)[0][0]
+def check_evaluations(fleet: Fleet, run_id: str | None = None) -> dict[str, bool]:
+    """{account: passed} of a run's (default: the latest run's) rows_match_invoiz evaluations."""
+    run_id = run_id or latest_runs(fleet)[0][0]
     with connect(fleet.pg_env, fleet.dagster_db) as conn:
         rows = conn.execute(
             "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_CHECK_EVALUATION'",
@@ -64,6 +67,20 @@ def check_evaluations(fleet: Fleet) -> dict[str, bool]:
         assert data["check_name"] == "rows_match_invoiz"
         result[data["asset_key"]["path"][-1]] = data["success"]
     return result
+
+
+def stop_daemon(daemon: subprocess.Popen) -> None:
+    """The daemon and the code servers it started (its session): TERM, then KILL what is left."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(daemon.pid, sig)  # the group outlives its leader: the code servers stay in it
+        except ProcessLookupError:
+            return
+        try:
+            daemon.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(2)
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +120,31 @@ def fleet(pg_env, tmp_path_factory):
             )
             yield fleet, sandbox, daemon
         finally:
-            if daemon is not None and daemon.poll() is None:
-                os.killpg(daemon.pid, signal.SIGTERM)
-                daemon.wait(timeout=60)
+            if daemon is not None:
+                stop_daemon(daemon)
             for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
                 drop_database(pg_env, db)
+
+
+def run_materializations(fleet: Fleet) -> list[tuple[str, str, dict]]:
+    """(run_id, account, metadata) of every account materialization in the fleet's Dagster storage."""
+    with connect(fleet.pg_env, fleet.dagster_db) as conn:
+        rows = conn.execute(
+            "SELECT run_id, event FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id"
+        ).fetchall()
+    result = []
+    for run_id, event in rows:
+        body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
+        metadata = {}
+        for entry in body.get("metadata_entries") or []:
+            value = entry.get("entry_data") or {}
+            metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
+        for label, value in (body.get("metadata") or {}).items():
+            metadata[label] = (
+                next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
+            )
+        result.append((run_id, body["asset_key"]["path"][-1], metadata))
+    return result
 
 
 def live_invoices(fleet: Fleet) -> dict[str, int]:
@@ -123,25 +160,28 @@ def test_operations(fleet):
     fleet, sandbox, daemon = fleet
 
     # the daemon runs the schedule
-    first, status = wait_for_scheduled_run(fleet, set())
+    first, status = wait_for_scheduled_run(fleet, 0)
     assert status == "SUCCESS", (fleet.dagster_home.parent / "daemon.log").read_text()[-3000:]
     assert live_invoices(fleet) == dict.fromkeys(NAMES[:3], INVOICES)
-    assert check_evaluations(fleet) == dict.fromkeys(NAMES[:3], True)
+    assert check_evaluations(fleet, first) == dict.fromkeys(NAMES[:3], True)
 
     # an account joins: the same daemon and code location, nothing reloaded
     (fleet.project / "accounts" / "fleet.yml").write_text("accounts:\n" + "".join(f"- name: {n}\n" for n in NAMES))
     fleet_accounts.generate(fleet.project)
-    seen = {run_id for run_id, _, _ in latest_runs(fleet)}
-    second, status = wait_for_scheduled_run(fleet, seen)
+    newest = max((r[3] for r in latest_runs(fleet)), default=0)
+    second, status = wait_for_scheduled_run(fleet, newest)  # the first run created after the change
     assert status == "SUCCESS"
     assert live_invoices(fleet) == dict.fromkeys(NAMES, INVOICES)
-    materialized = dict(fleet.materializations())
-    assert materialized["dora"]["new"] > INVOICES and materialized["acme"]["records"] == 0
-    os.killpg(daemon.pid, signal.SIGTERM)  # the rest is started by hand
-    daemon.wait(timeout=60)
-    time.sleep(2)
-    while latest_runs(fleet)[0][1] not in ("SUCCESS", "FAILURE", "CANCELED"):  # a run the daemon launched last
+    # its first load (by the first run launched after the change, or by one already running whose step started later)
+    dora = [meta for _, key, meta in run_materializations(fleet) if key == "dora"]
+    assert dora and dora[0]["new"] > INVOICES
+
+    # the rest is started by hand: no more scheduled runs, the ones already launched or queued finish first
+    dagster(fleet, "schedule", "stop", "fleet_every_cycle", "-m", DEFINITIONS_MODULE)
+    deadline = time.monotonic() + 600
+    while any(status not in FINISHED for _, status, _, _ in latest_runs(fleet)) and time.monotonic() < deadline:
         time.sleep(2)
+    stop_daemon(daemon)
 
     # backfill of one chosen account: a run of the cycle with full_refresh_accounts
     config = fleet.dagster_home / "backfill.yaml"

@@ -36,6 +36,7 @@ from dagster import (
     AssetObservation,
     AssetSpec,
     ConfigMapping,
+    DagsterRunStatus,
     Definitions,
     Failure,
     Field,
@@ -46,6 +47,7 @@ from dagster import (
     OpExecutionContext,
     Out,
     Output,
+    RunsFilter,
     ScheduleDefinition,
     job,
     multi_asset_check,
@@ -138,13 +140,19 @@ def _load_op(account: fleet_accounts.Account):
     return load
 
 
-def _shard_op(index: int, count: int, shard: list):
+def current_accounts() -> list:
+    """The fleet's accounts as the project declares them now (read when a step starts, not when the code location was
+    loaded: accounts added to or removed from accounts/fleet.yml count from the next run on, without a reload)."""
+    return fleet_accounts.load_accounts(runner.project_root())
+
+
+def _shard_op(index: int, count: int):
     label = f"shard-{index}-of-{count}"
 
     @op(
         name=f"load_shard_{index}_of_{count}",
-        description=f"meltano run tap-invoiz-fleet target-postgres for {len(shard)} accounts: "
-        + ", ".join(a.name for a in shard),
+        description=f"meltano run tap-invoiz-fleet target-postgres for the accounts of shard {index} of {count} "
+        "(sha256 of the extractor name mod N + 1), as accounts/ declares them when the step starts",
         out={"done": Out(Nothing, description="the shard's loads have ended (successfully or not)")},
         pool=f"invoiz-{label}",
         tags={"invoiz/shard": label},
@@ -155,6 +163,11 @@ def _shard_op(index: int, count: int, shard: list):
         },
     )
     def load(context: OpExecutionContext):
+        shard = [a for a in current_accounts() if fleet_accounts.shard_of(a, count) == index]
+        if not shard:
+            context.log.info(f"{label}: no account in this shard")
+            yield Output(None, "done")
+            return
         try:
             env = fleet_accounts.shard_env(shard, dict(os.environ), _secrets())
         except (fleet_accounts.FleetError, OSError) as exc:
@@ -249,7 +262,7 @@ def _row_check_evaluations(accounts: list) -> list[AssetCheckEvaluation]:
     return evaluations
 
 
-def _marts_op(accounts: list):
+def _marts_op():
     @op(
         name="marts",
         description="per-account row checks, then meltano run dbt-postgres:build when a raw row or the dbt project "
@@ -258,7 +271,7 @@ def _marts_op(accounts: list):
         pool="invoiz-marts",
     )
     def marts(context: OpExecutionContext):
-        evaluations = _row_check_evaluations(accounts)
+        evaluations = _row_check_evaluations(current_accounts())
         for evaluation in evaluations:
             context.log_event(evaluation)
         gaps = [e.asset_key.path[-1] for e in evaluations if not e.passed]
@@ -292,8 +305,27 @@ def _marts_op(accounts: list):
     return marts
 
 
+def _no_cycle_pending(context) -> bool:
+    """A tick launches no cycle while the previous one is still queued or running: a slow cycle delays the next one
+    instead of piling runs up behind the pools (the next tick after it ends loads what changed meanwhile)."""
+    pending = context.instance.get_runs_count(
+        RunsFilter(
+            job_name="fleet_cycle",
+            statuses=[
+                DagsterRunStatus.QUEUED,
+                DagsterRunStatus.NOT_STARTED,
+                DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED,
+            ],
+        )
+    )
+    return pending == 0
+
+
 def _schedule_cron(project: Path) -> str:
-    """The cron of meltano.yml's schedule for the `sync` job (the cycle this job replaces)."""
+    """INVOIZ_FLEET_CRON, else the cron of meltano.yml's schedule for the `sync` job (the cycle this job replaces)."""
+    if os.environ.get("INVOIZ_FLEET_CRON"):
+        return os.environ["INVOIZ_FLEET_CRON"]
     meltano = yaml.safe_load((project / "meltano.yml").read_text()) or {}
     for schedule in meltano.get("schedules") or []:
         if schedule.get("job") == "sync" and schedule.get("interval"):
@@ -317,23 +349,27 @@ def _executor():
 def build_definitions(project: Path) -> Definitions:
     accounts = fleet_accounts.load_accounts(project)
     if SHARDS > 0:
-        shards = {k: [a for a in accounts if fleet_accounts.shard_of(a, SHARDS) == k] for k in range(1, SHARDS + 1)}
-        load_ops = [_shard_op(k, SHARDS, members) for k, members in shards.items() if members]
+        load_ops = [_shard_op(k, SHARDS) for k in range(1, SHARDS + 1)]
     else:
         load_ops = [_load_op(a) for a in accounts]
-    marts = _marts_op(accounts)
-
-    known = {a.name for a in accounts}
-    shard_label = {
-        a.name: f"load_shard_{fleet_accounts.shard_of(a, SHARDS)}_of_{SHARDS}" for a in accounts if SHARDS > 0
-    }
+    marts = _marts_op()
 
     def backfill_config(config: dict) -> dict:
         """The cycle's one setting, `full_refresh_accounts`, as the config of the steps that load those accounts."""
         chosen = list(dict.fromkeys(config["full_refresh_accounts"]))
+        if not chosen:
+            return {}
+        now = current_accounts() if SHARDS > 0 else accounts  # one step per account: the steps of the loaded code
+        known = {a.name for a in now}
+        shard_label = {
+            a.name: f"load_shard_{fleet_accounts.shard_of(a, SHARDS)}_of_{SHARDS}" for a in now if SHARDS > 0
+        }
         unknown = [name for name in chosen if name not in known]
         if unknown:
-            raise ValueError(f"full_refresh_accounts: no such account(s) {', '.join(unknown)}")
+            raise ValueError(
+                f"full_refresh_accounts: no such account(s) {', '.join(unknown)}"
+                + ("" if SHARDS > 0 else " (one step per account: a new account needs a code-location reload)")
+            )
         if SHARDS > 0:
             by_step: dict[str, list[str]] = {}
             for name in chosen:
@@ -377,7 +413,11 @@ def build_definitions(project: Path) -> Definitions:
         )
     )
     schedule = ScheduleDefinition(
-        name="fleet_every_cycle", job=fleet_cycle, cron_schedule=_schedule_cron(project), execution_timezone="UTC"
+        name="fleet_every_cycle",
+        job=fleet_cycle,
+        cron_schedule=_schedule_cron(project),
+        execution_timezone="UTC",
+        should_execute=_no_cycle_pending,
     )
     checks = []
     if accounts:

@@ -269,7 +269,7 @@ DEMO_ACCOUNTS = ("nordlicht", "alpenblick", "rheinwerk")
 
 
 def demo_project(folder: Path, names: tuple[str, ...] | list[str]) -> Path:
-    """A Meltano project for a demo or test fleet: this checkout's meltano.yml and dbt project copied, the tap linked
+    """A Meltano project for a demo or test fleet: this checkout's meltano.yml, config/ and dbt project copied, the tap linked
     in, and an accounts/fleet.yml of its own (so the checkout's accounts/ and transform/ are never touched)."""
     project = folder / "project"
     (project / "accounts").mkdir(parents=True, exist_ok=True)
@@ -280,6 +280,8 @@ def demo_project(folder: Path, names: tuple[str, ...] | list[str]) -> Path:
             project / "transform",
             ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"),
         )
+    if not (project / "config").exists():  # the plugins' logging settings meltano.yml points at
+        shutil.copytree(PROJECT_ROOT / "config", project / "config")
     if not (project / "tap-invoiz").exists():
         (project / "tap-invoiz").symlink_to(PROJECT_ROOT / "tap-invoiz", target_is_directory=True)
     (project / "accounts" / "fleet.yml").write_text("accounts:\n" + "".join(f"- name: {name}\n" for name in names))
