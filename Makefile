@@ -23,7 +23,7 @@ help:
 	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
 	@echo "make fleet-demo   3 invoiz accounts on Dagster (state in PostgreSQL), two cycles; docs/FLEET.md"
 	@echo "make fleet-accounts / fleet-check   generate accounts/fleet.meltano.yml / check the fleet"
-	@echo "make bench-fleet  fleet benchmark (200 sandbox accounts); writes docs/BENCHMARKS.md's fleet section"
+	@echo "make bench-fleet  fleet benchmark (1,000 sandbox accounts, 8 shards, 1 and 2 workers; ≈ 40 min); writes docs/BENCHMARKS.md's Fleet section only"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed (set PYTHON=python3.x)")'
@@ -114,11 +114,16 @@ fleet-accounts: venv
 fleet-check: venv
 	$(BIN)/python -m invoiz_ops.accounts check
 
+# FLEET_DEMO_ARGS=--keep keeps its Dagster home and databases to look at in the UI (docs/FLEET.md)
+FLEET_DEMO_ARGS ?=
 fleet-demo: dagster
-	$(BIN)/python -m invoiz_ops.fleet.deploy demo
+	$(BIN)/python -m invoiz_ops.fleet.deploy demo $(FLEET_DEMO_ARGS)
 
+# 1,000 accounts at a quarter of the sandbox's sizes (≈ 600k invoices), 8 shards, on one machine and on two Celery
+# workers; PostgreSQL's and the broker's CPU counted. Rewrites only the "Fleet" section of docs/BENCHMARKS.md.
+BENCH_FLEET_ARGS ?= --accounts 1000 --shards 8 --scale 0.25 --baseline-accounts 0 --workers 2
 bench-fleet: dagster
-	$(BIN)/python -m bench.fleet
+	$(BIN)/python -m bench.fleet $(BENCH_FLEET_ARGS)
 
 # Also the embedded PostgreSQL's data: .pgdata/, or as root its folder under /tmp (README, "Embedded PostgreSQL").
 clean:

@@ -1,6 +1,6 @@
-"""Fleet benchmark: one `meltano run` per account against shards (several accounts per tap process), side by side.
+"""Fleet benchmark: one `meltano run` per account, shards on one machine, shards on two Celery workers, side by side.
 
-    .venv/bin/python -m bench.fleet                    # 200 accounts in shards, 20 of them one run each
+    make bench-fleet    # = python -m bench.fleet --accounts 1000 --shards 8 --scale 0.25 --baseline-accounts 0 --workers 2
     .venv/bin/python -m bench.fleet --accounts 40 --baseline-accounts 10 --scale 0.2 --output -   # quick
 
 Both modes run the same Dagster job through its CLI (multiprocess executor, PostgreSQL storage, Meltano state in a
@@ -10,9 +10,10 @@ PostgreSQL system database) against one multi-tenant sandbox, with their own dat
 2. incremental: after a few changes in every account (one invoice paid, one new invoice, one contact edited);
 3. no change: the next cycle with nothing new.
 
-Per cycle and mode: wall time, CPU-seconds per account (every process the cycle started: Dagster, Meltano, the tap,
-the target, dbt; not PostgreSQL and not the sandbox), of which the loads (per account), and invoiz requests per
-account. One run per account is measured on the first ``--baseline-accounts`` accounts only (it costs ≈ 6.5 CPU-s per
+Per cycle and mode: wall time, CPU-seconds per account of every process the cycle started (Dagster, Meltano, the
+tap, the target, dbt) and of the Celery workers, of which the loads; PostgreSQL's own CPU (the server's process tree,
+sampled from /proc beside the cycle: the postmaster with the backends it reaped and the live ones) and the broker's;
+the sum of both ("all included"); invoiz requests per account. The sandbox is not counted. One run per account is measured on the first ``--baseline-accounts`` accounts only (it costs ≈ 6.5 CPU-s per
 account per cycle); shards run all ``--accounts``. The marts' `dbt build` runs once per cycle in both modes and is
 shown on its own line. Writes the "Fleet" section of docs/BENCHMARKS.md (kept when `make bench` rewrites the rest).
 """
@@ -20,8 +21,11 @@ shown on its own line. Writes the "Fleet" section of docs/BENCHMARKS.md (kept wh
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +35,10 @@ from pathlib import Path
 
 from bench import machine as bench_machine
 from invoiz_ops import embedded_db
-from invoiz_ops.fleet.deploy import Fleet, credentials_env
+from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env
 from invoiz_ops.pipeline import (
     PROJECT_ROOT,
+    connect,
     database_server,
     drop_database,
     load_dotenv_database_settings,
@@ -58,6 +63,53 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, utime + stime + cutime + cstime in seconds) of a live process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), sum(int(v) for v in fields[11:15]) / _TICKS
+
+
+def tree_cpu(root: int | None) -> float:
+    """CPU-seconds of a process and all its live descendants, with the children they have reaped (cutime/cstime):
+    sampled before and after a cycle, the difference is what the tree spent in between."""
+    if not root:
+        return 0.0
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))):
+            stats[int(entry.name)] = stat
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return total
+
+
+def postgres_pid(pg_env: dict) -> int | None:
+    """The PostgreSQL server's postmaster, when it runs on this machine: the parent of our own backend."""
+    with connect(pg_env) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    stat = _proc_stat(backend)
+    return stat[0] if stat else None
+
+
+def broker_pid(folder: Path) -> int | None:
+    try:
+        return int((folder / "valkey.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 @dataclass
 class CycleResult:
     mode: str
@@ -71,21 +123,32 @@ class CycleResult:
     records: int
     status: str
     failed_steps: list[str] = field(default_factory=list)
+    postgres_cpu: float = 0.0  # the server's process tree, with the broker's
+    workers: dict[str, int] = field(default_factory=dict)  # Celery mode: steps per worker
+
+    @property
+    def total(self) -> float:
+        return self.cpu + self.postgres_cpu
 
     def row(self) -> str:
         n = self.accounts
         return (
-            f"| {self.cycle} | {self.mode} | {n} | {self.wall:.0f} s | {self.cpu / n:.2f} | {self.load_cpu / n:.2f} "
-            f"| {self.marts_cpu:.1f} | {self.requests / n:.1f} | {self.records:,} | {self.status} |"
+            f"| {self.cycle} | {self.mode} | {n} | {self.wall:.0f} s | {self.cpu / n:.3f} | {self.load_cpu / n:.3f} "
+            f"| {self.marts_cpu:.1f} | {self.postgres_cpu / n:.3f} | **{self.total / n:.3f}** "
+            f"| {self.requests / n:.1f} | {self.records:,} | {self.status} |"
         )
 
 
-def load_cpu_of_run(fleet: Fleet) -> tuple[float, float, int]:
-    """(CPU-s of the load steps, CPU-s of the marts, records emitted) from the latest run's materializations."""
+def load_cpu_of_run(fleet: Fleet) -> tuple[float, float, int, dict[str, int]]:
+    """(CPU-s of the load steps, CPU-s of the marts, records emitted, {worker: steps}) from the latest run's
+    materializations."""
     loads = marts = 0.0
     records = 0
     shards_seen = set()
+    workers: dict[str, int] = {}
     for key, meta in fleet.materializations():
+        if meta.get("worker") and (key == "marts" or meta.get("shard") not in shards_seen):
+            workers[meta["worker"]] = workers.get(meta["worker"], 0) + 1
         if key == "marts":
             marts += float(meta.get("cpu_seconds") or 0)
             continue
@@ -96,7 +159,7 @@ def load_cpu_of_run(fleet: Fleet) -> tuple[float, float, int]:
                 loads += float(meta.get("shard_cpu_seconds") or 0)
         else:
             loads += float(meta.get("cpu_seconds") or 0)
-    return loads, marts, records
+    return loads, marts, records, workers
 
 
 def change_every_account(sandbox, installations: list[str]) -> None:
@@ -117,55 +180,84 @@ def run(args: argparse.Namespace) -> str:
     pg_env, started = database_server()
     folder = Path(tempfile.mkdtemp(prefix="invoiz-fleet-bench-"))
     names = [f"acct-{i:03d}" for i in range(1, args.accounts + 1)]
-    modes = {
-        "one run per account": (names[: args.baseline_accounts], 0),
-        f"shards ({args.shards})": (names, args.shards),
-    }
+    modes = {}  # mode: (accounts, shards, Celery workers)
+    if args.baseline_accounts:
+        modes["one run per account"] = (names[: args.baseline_accounts], 0, 0)
+    modes[f"shards ({args.shards})"] = (names, args.shards, 0)
+    if args.workers:
+        modes[f"shards ({args.shards}), {args.workers} Celery workers"] = (names, args.shards, args.workers)
     results: list[CycleResult] = []
     fleets: list[Fleet] = []
+    workers: list[subprocess.Popen] = []
+    broker_folder = folder / "broker"
+    postmaster = postgres_pid(pg_env)
     try:
         with FleetSandbox(installations=len(names), seed=args.seed, scale=args.scale, today="2026-11-01") as sandbox:
             ids = sandbox.installation_ids
             sizes = [sandbox.size(i) for i in ids]
             print(
                 f"{len(names)} accounts, {sum(sizes):,} invoices (smallest {min(sizes):,}, median "
-                f"{sorted(sizes)[len(sizes) // 2]:,}, largest {max(sizes):,})",
+                f"{sorted(sizes)[len(sizes) // 2]:,}, largest {max(sizes):,}); PostgreSQL "
+                + (f"pid {postmaster}" if postmaster else "not on this machine: its CPU is not counted"),
                 flush=True,
             )
             by_mode = {}
-            for index, (mode, (members, shards)) in enumerate(modes.items()):
+            for index, (mode, (members, shards, worker_count)) in enumerate(modes.items()):
                 suffix = uuid.uuid4().hex[:8]
-                project = project_copy(folder / f"mode{index}", fleet=members)
-                fleet = Fleet(
-                    project=project,
-                    pg_env=pg_env,
-                    warehouse=f"fleet_bench_{suffix}",
-                    system_db=f"fleet_bench_{suffix}_meltano",
-                    dagster_db=f"fleet_bench_{suffix}_dagster",
-                    dagster_home=folder / f"mode{index}" / "dagster-home",
-                    max_concurrent=args.max_concurrent,
-                    shards=shards,
-                    inherit_settings=False,
-                    extra_env={
+                common = {
+                    "pg_env": pg_env,
+                    "warehouse": f"fleet_bench_{suffix}",
+                    "system_db": f"fleet_bench_{suffix}_meltano",
+                    "dagster_db": f"fleet_bench_{suffix}_dagster",
+                    "max_concurrent": args.max_concurrent,
+                    "shards": shards,
+                    "inherit_settings": False,
+                    "executor": "celery" if worker_count else "multiprocess",
+                    "extra_env": {
                         "TAP_INVOIZ_API_URL": sandbox.api_url,
                         "TAP_INVOIZ_APP_URL": sandbox.app_url,
                         **credentials_env(sandbox, members, ids[: len(members)]),
                     },
-                )
+                }
+                # Celery: each worker runs from its own copy of the project (own folders), like another machine
+                copies = [f"mode{index}"] + [f"mode{index}-worker{k}" for k in range(2, worker_count + 1)]
+                fleet_copies = [
+                    Fleet(
+                        project=project_copy(folder / name, fleet=members),
+                        dagster_home=folder / name / "dagster-home",
+                        work_dir=folder / name / "steps",
+                        **common,
+                    )
+                    for name in copies
+                ]
+                fleet = fleet_copies[0]
+                if worker_count:
+                    url = fleet.start_broker(broker_folder, args.broker_port)
+                    for copy in fleet_copies:
+                        copy.broker_url = url
                 fleet.deploy()
+                for number, copy in enumerate(fleet_copies[:worker_count], 1):
+                    # the same steps at once in total as one machine with --max-concurrent
+                    concurrency = max(1, args.max_concurrent // worker_count)
+                    workers.append(copy.start_worker(f"worker{number}", concurrency=concurrency))
                 fleets.append(fleet)
-                by_mode[mode] = (fleet, members)
+                by_mode[mode] = (fleet, members, workers[-worker_count:] if worker_count else [])
             for cycle in CYCLES:
                 if cycle == "incremental":
                     change_every_account(sandbox, ids)
-                for mode, (fleet, members) in by_mode.items():
+                for mode, (fleet, members, mode_workers) in by_mode.items():
                     for sb in sandbox.installations.values():
                         sb.reset_counters()
+                    servers = [postmaster, broker_pid(broker_folder) if mode_workers else None]
+                    outside0 = sum(tree_cpu(p) for p in servers)
+                    workers0 = sum(tree_cpu(w.pid) for w in mode_workers)
                     cpu0, t0 = _children_cpu(), time.monotonic()
                     fleet.cycle(timeout=6 * 3600)
-                    wall, cpu = time.monotonic() - t0, _children_cpu() - cpu0
+                    wall = time.monotonic() - t0
+                    cpu = _children_cpu() - cpu0 + sum(tree_cpu(w.pid) for w in mode_workers) - workers0
+                    outside = sum(tree_cpu(p) for p in servers) - outside0
                     status, steps = fleet.last_run_steps()
-                    loads, marts, records = load_cpu_of_run(fleet)
+                    loads, marts, records, ran_on = load_cpu_of_run(fleet)
                     requests = sum(
                         sum(v for k, v in sb.requests.items() if k not in ("admin", "other"))
                         for sb in sandbox.installations.values()
@@ -182,11 +274,23 @@ def run(args: argparse.Namespace) -> str:
                         records,
                         status,
                         [k for k, v in steps.items() if v != "STEP_SUCCESS"],
+                        postgres_cpu=outside,
+                        workers=ran_on if mode_workers else {},
                     )
                     results.append(result)
-                    print(result.row(), flush=True)
+                    print(result.row() + (f" steps per worker: {ran_on}" if mode_workers else ""), flush=True)
             machine = bench_machine.describe(pg_env, "your own (PG*)" if not started else "embedded")
     finally:
+        for proc in workers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
+        if broker_pid(broker_folder):
+            subprocess.run(
+                [str(DAGSTER_VENV / "bin" / "python"), "-m", "invoiz_ops.fleet.broker", "stop"]
+                + ["--dir", str(broker_folder)],
+                check=False,
+            )
         for fleet in fleets:
             for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
                 drop_database(pg_env, db)
@@ -202,17 +306,20 @@ def render(args: argparse.Namespace, results: list[CycleResult], machine: dict) 
 
     lines = [
         BEGIN,
-        "## Fleet: one `meltano run` per account against shards (`make bench-fleet`)",
+        "## Fleet: one `meltano run` per account, shards, shards on two workers (`make bench-fleet`)",
         "",
         f"`python -m bench.fleet --accounts {args.accounts} --baseline-accounts {args.baseline_accounts} "
-        f"--shards {args.shards} --max-concurrent {args.max_concurrent} --scale {args.scale}`, one run, both "
-        "modes side by side, each through `dagster job execute` (multiprocess executor) against the "
-        "multi-tenant sandbox. CPU = every process a cycle started (Dagster, Meltano, tap, target, dbt), not "
-        "PostgreSQL or the sandbox. Per account = divided by the accounts of that mode.",
+        f"--shards {args.shards} --max-concurrent {args.max_concurrent} --scale {args.scale} --workers "
+        f"{args.workers}`, one run, the modes side by side, each through `dagster job execute` against the "
+        "multi-tenant sandbox (multiprocess executor; the workers' mode: Dagster's celery executor, each worker from "
+        "its own copy of the project, an embedded valkey broker). CPU = every process a cycle started (Dagster, "
+        "Meltano, tap, target, dbt) and the Celery workers; PostgreSQL = the server's process tree and the broker, "
+        "sampled from /proc beside the cycle; all included = both. Per account = divided by the accounts of that "
+        "mode. The sandbox is not counted. A cycle in which no raw row changed skips the marts' `dbt build`.",
         "",
-        "| cycle | mode | accounts | wall | CPU-s / account | of which loads | dbt build CPU-s | requests / account "
-        "| records | run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| cycle | mode | accounts | wall | CPU-s / account | of which loads | dbt build CPU-s | PostgreSQL + broker "
+        "CPU-s / account | all included / account | requests / account | records | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [r.row() for r in results]
     lines.append("")
@@ -220,17 +327,22 @@ def render(args: argparse.Namespace, results: list[CycleResult], machine: dict) 
         base, shard = find("one run", cycle), find("shards", cycle)
         if base and shard:
             lines.append(
-                f"- {cycle}: {base.cpu / base.accounts:.2f} → {shard.cpu / shard.accounts:.2f} CPU-s per "
-                f"account ({base.cpu / base.accounts / max(shard.cpu / shard.accounts, 1e-9):.1f}× less); "
-                f"loads alone {base.load_cpu / base.accounts:.2f} → {shard.load_cpu / shard.accounts:.2f}."
+                f"- {cycle}: {base.total / base.accounts:.2f} → {shard.total / shard.accounts:.3f} CPU-s per "
+                f"account all included ({base.total / base.accounts / max(shard.total / shard.accounts, 1e-9):.0f}× "
+                "less)."
             )
-    no_change = find("shards", "no change")
-    if no_change:
-        verdict = "meets" if no_change.cpu / no_change.accounts <= 1.0 else "misses"
-        lines.append(
-            f"- Target ≤ 1 CPU-s per account for a cycle without changes: shards {verdict} it "
-            f"({no_change.cpu / no_change.accounts:.2f}, Dagster and the marts included)."
-        )
+    for result in results:
+        if result.workers:
+            lines.append(f"- {result.cycle}, {result.mode}: steps per worker {result.workers}.")
+    for mode in dict.fromkeys(r.mode for r in results if r.mode.startswith("shards")):
+        no_change = find(mode, "no change")
+        if no_change:
+            per_account = no_change.total / no_change.accounts
+            verdict = "meets" if per_account <= 0.1 and no_change.wall < 120 else "misses"
+            lines.append(
+                f"- Goal for a cycle without changes, ≤ 0.1 CPU-s per account all included and under 2 minutes: "
+                f"{mode} {verdict} it ({per_account:.3f} CPU-s, {no_change.wall:.0f} s)."
+            )
     lines += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), END]
     return "\n".join(lines) + "\n"
 
@@ -248,13 +360,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.fleet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument(
-        "--baseline-accounts", type=int, default=20, help="accounts measured with one `meltano run` each (the first N)"
+        "--baseline-accounts",
+        type=int,
+        default=0,
+        help="accounts also measured with one `meltano run` each (the first N; 0: that mode is not run)",
     )
-    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="also run the shards on N Celery workers (0: not)")
+    parser.add_argument("--broker-port", type=int, default=6391)
     parser.add_argument("--max-concurrent", type=int, default=2)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the sandbox's account sizes")
+    parser.add_argument("--scale", type=float, default=0.25, help="multiplies the sandbox's account sizes")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", default=str(DOC_PATH), help="file whose fleet section is written; - = print only")
     args = parser.parse_args(argv)

@@ -4,6 +4,7 @@
     python -m invoiz_ops.fleet.deploy deploy     # databases, `meltano upgrade database`, DAGSTER_HOME/dagster.yaml, instance migrate
     python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): `dagster job execute`, multiprocess
     python -m invoiz_ops.fleet.deploy env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
+    python -m invoiz_ops.fleet.deploy worker     # a Celery worker for --executor celery (as many as you like, any machine)
     python -m invoiz_ops.fleet.deploy demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
 
 PostgreSQL: yours by the PG* variables (environment or .env), else the embedded one (like `make demo`). Databases:
@@ -34,6 +35,7 @@ from tap_invoiz.accounts import credential_variables
 
 DAGSTER_VENV = PROJECT_ROOT / ".venv-dagster"
 DEFINITIONS = Path(__file__).resolve().parent / "definitions.py"
+DEFINITIONS_MODULE = "invoiz_ops.fleet.definitions"
 JOB = "fleet_cycle"
 MELTANO = str(Path(sys.executable).parent / "meltano")
 
@@ -74,10 +76,15 @@ class Fleet:
     shards: int = 0  # 0: one step per account; N: N steps, each syncing its accounts in one process
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. TAP_INVOIZ_API_URL, account credentials
     inherit_settings: bool = True  # False (tests): no TAP_INVOIZ*/TARGET_POSTGRES_*/DBT_POSTGRES_* from this process
+    executor: str = "multiprocess"  # or "celery": steps on the workers listening to broker_url (docs/FLEET.md)
+    broker_url: str = ""  # the Celery broker (and result backend); deploy starts an embedded one when empty
+    step_timeout: int = 3600  # seconds one `meltano run` may take
+    work_dir: Path | None = None  # per-step folders (default: <project>/.fleet/steps)
 
     def __post_init__(self) -> None:
         self.project = Path(self.project).resolve()
         self.dagster_home = Path(self.dagster_home or self.project / ".fleet" / "dagster-home").resolve()
+        self.work_dir = Path(self.work_dir or self.project / ".fleet" / "steps").resolve()
 
     def system_db_uri(self) -> str:
         pg = self.pg_env
@@ -102,10 +109,14 @@ class Fleet:
             INVOIZ_FLEET_PROJECT=str(self.project),
             INVOIZ_FLEET_MELTANO=MELTANO,
             INVOIZ_FLEET_PLUGINS=str(PROJECT_ROOT / ".meltano"),
-            INVOIZ_FLEET_WORK=str(self.project / ".fleet" / "steps"),
+            INVOIZ_FLEET_WORK=str(self.work_dir),
             INVOIZ_FLEET_MAX_CONCURRENT=str(self.max_concurrent),
             INVOIZ_FLEET_SHARDS=str(self.shards),
+            INVOIZ_FLEET_EXECUTOR=self.executor,
+            INVOIZ_FLEET_STEP_TIMEOUT=str(self.step_timeout),
         )
+        if self.broker_url:
+            env["INVOIZ_FLEET_BROKER"] = self.broker_url
         env.update(self.extra_env)
         return env
 
@@ -135,10 +146,42 @@ class Fleet:
     def cycle(self, check: bool = False, timeout: float = 3600) -> subprocess.CompletedProcess:
         """One fleet cycle through the Dagster CLI (a real multiprocess run in the instance), as the schedule runs it."""
         return self._run(
-            [str(DAGSTER_VENV / "bin" / "dagster"), "job", "execute", "-f", str(DEFINITIONS), "-j", JOB],
+            # by module, not file: a Celery worker on another machine loads the job from its own installed copy
+            [str(DAGSTER_VENV / "bin" / "dagster"), "job", "execute", "-m", DEFINITIONS_MODULE, "-j", JOB],
             cwd=self.dagster_home,
             check=check,
             timeout=timeout,
+        )
+
+    # -- several machines (executor celery) --------------------------------------------------------------------------
+    def start_broker(self, folder: Path, port: int) -> str:
+        """The embedded valkey broker (invoiz_ops.fleet.broker) in FOLDER; sets and returns broker_url."""
+        proc = self._run(
+            [str(DAGSTER_VENV / "bin" / "python"), "-m", "invoiz_ops.fleet.broker", "start", "--dir", str(folder)]
+            + ["--port", str(port)],
+            cwd=self.dagster_home if self.dagster_home.exists() else Path(folder).parent,
+        )
+        self.broker_url = proc.stdout.strip().splitlines()[-1]
+        return self.broker_url
+
+    def start_worker(self, name: str, concurrency: int = 2, log_file: Path | None = None) -> subprocess.Popen:
+        """A Celery worker named NAME running this fleet's steps, in its own session (stop it by its process group).
+        It runs from this fleet's project (INVOIZ_FLEET_PROJECT) and step folders; it needs only the databases and
+        the broker in common with the other workers."""
+        if not self.broker_url:
+            raise RuntimeError("no broker: start one (start_broker) or set broker_url")
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        log = open(log_file or self.dagster_home / f"worker-{name}.log", "ab")
+        args = [str(DAGSTER_VENV / "bin" / "celery"), "-A", "invoiz_ops.fleet.celery_worker", "worker"]
+        args += ["--hostname", f"{name}@%h", "--concurrency", str(concurrency), "--loglevel", "INFO"]
+        args += ["--without-gossip", "--without-mingle", "--queues", "dagster"]
+        return subprocess.Popen(
+            args,
+            cwd=self.dagster_home,
+            env={**self.env(), "INVOIZ_FLEET_WORKER": name},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def _run(self, args: list[str], cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -204,8 +247,22 @@ def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
         warehouse=os.environ.get("PGDATABASE") or "invoiz_fleet",
         max_concurrent=args.max_concurrent,
         shards=args.shards,
+        executor=args.executor,
+        broker_url=args.broker or "",
+        step_timeout=args.step_timeout,
     )
     return fleet, started
+
+
+def embedded_broker(fleet: Fleet, port: int, start: bool) -> None:
+    """--executor celery without --broker: the embedded valkey in <project>/.fleet/broker (started by deploy)."""
+    if fleet.executor != "celery" or fleet.broker_url:
+        return
+    folder = fleet.project / ".fleet" / "broker"
+    if start:
+        fleet.start_broker(folder, port)
+    else:
+        fleet.broker_url = f"redis://127.0.0.1:{port}/0"
 
 
 # ---------------------------------------------------------------------------------------------- the demo
@@ -227,6 +284,7 @@ def run_demo(args: argparse.Namespace) -> int:
     pg_env, started = database_server()
     names = list(DEMO_ACCOUNTS)
     folder = Path(tempfile.mkdtemp(prefix="invoiz-fleet-demo-"))
+    fleet = None
     try:
         with FleetSandbox(installations=len(names), seed=42, invoices=300, today="2026-11-01") as sandbox:
             project = project_copy(folder, fleet=names)
@@ -296,11 +354,25 @@ def run_demo(args: argparse.Namespace) -> int:
             with connect(pg_env, fleet.system_db) as conn:
                 states = conn.execute("SELECT state_id FROM state ORDER BY 1").fetchall()
                 print("state in the system database: " + ", ".join(s for (s,) in states))
+            if args.keep:
+                print(
+                    f"kept: Dagster home {fleet.dagster_home} (runs, steps, assets in database {fleet.dagster_db}), "
+                    f"the project copy {project}, databases {fleet.warehouse}, {fleet.system_db}, {fleet.dagster_db}"
+                    + (" (the embedded PostgreSQL keeps running)" if started else "")
+                    + f". To look at them: export the lines of `invoiz_ops.fleet.deploy env` with DAGSTER_HOME="
+                    f"{fleet.dagster_home}, then from that folder: {DAGSTER_VENV}/bin/dagster-webserver -m "
+                    f"{DEFINITIONS_MODULE}"
+                )
         return 0
     finally:
         if not args.keep:
+            if fleet is not None:
+                from invoiz_ops.pipeline import drop_database
+
+                for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
+                    drop_database(pg_env, db)
             shutil.rmtree(folder, ignore_errors=True)
-        if started:
+        if started and not args.keep:
             embedded_db.stop()
 
 
@@ -310,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "demo"])
+    parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "worker", "demo"])
     parser.add_argument("--project", default=str(PROJECT_ROOT), help="the Meltano project (default: this checkout)")
     parser.add_argument("--max-concurrent", type=int, default=2, help="steps at once (multiprocess executor)")
     parser.add_argument(
@@ -319,13 +391,50 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0),
         help="0: one step per account (default); N: N steps, each syncing its accounts in one process",
     )
-    parser.add_argument("--keep", action="store_true", help="demo: keep its temporary folder")
+    parser.add_argument(
+        "--executor",
+        choices=["multiprocess", "celery"],
+        default=os.environ.get("INVOIZ_FLEET_EXECUTOR") or "multiprocess",
+        help="multiprocess: steps on this machine (default); celery: steps on every `worker` (docs/FLEET.md)",
+    )
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("INVOIZ_FLEET_BROKER"),
+        help="celery: the broker's URL (redis://…); default: an embedded valkey on 127.0.0.1:--broker-port",
+    )
+    parser.add_argument("--broker-port", type=int, default=6390, help="port of the embedded broker")
+    parser.add_argument(
+        "--step-timeout",
+        type=int,
+        default=int(os.environ.get("INVOIZ_FLEET_STEP_TIMEOUT") or 3600),
+        help="seconds one `meltano run` may take",
+    )
+    parser.add_argument("--name", default=None, help="worker: its name (default: the host name)")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker: steps it runs at once")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="demo: keep its folder (project copy, Dagster home) and databases to look at them in the UI; without "
+        "it they are deleted at the end",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo(args)
     if args.command == "check":
         return fleet_accounts.main(["--project", args.project, "check"])
     fleet, _ = from_environment(args)
+    embedded_broker(fleet, args.broker_port, start=args.command in ("deploy", "cycle"))
+    if args.command == "worker":
+        if fleet.executor != "celery":
+            raise SystemExit("a worker serves --executor celery (or INVOIZ_FLEET_EXECUTOR=celery)")
+        import socket
+
+        proc = fleet.start_worker(args.name or socket.gethostname(), args.concurrency, log_file=Path("/dev/stdout"))
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            return proc.wait()
     if args.command == "env":
         for key, value in fleet.env().items():
             if key.startswith(("PG", "MELTANO_", "DAGSTER_", "INVOIZ_FLEET_")):
