@@ -333,6 +333,7 @@ def _random_change(sb, rng) -> None:
             raise
 
 
+@pytest.mark.slow
 @pytest.mark.invoiz_sandbox(invoices=800, contacts=60)
 def test_randomised_differential_many_runs_of_random_changes(invoiz_sandbox, tap_log):
     """After every run the emitted history, applied to a table, equals the sandbox — a missed change fails."""
