@@ -50,9 +50,10 @@ def _shared_fixtures(item) -> list[str]:
         fixture = defs[-1]
         ours = fixture.baseid.startswith("tests") and name not in _PER_WORKER_SESSION_FIXTURES
         if fixture.scope in ("module", "class") or (fixture.scope == "session" and ours):
-            param = item.callspec.params.get(name, "") if hasattr(item, "callspec") else ""
-            scope = "" if fixture.scope == "session" else item.module.__name__
-            shared.append(f"{scope}:{name}[{param}]")
+            param = str(item.callspec.params.get(name, "")) if hasattr(item, "callspec") else ""
+            where = "session" if fixture.scope == "session" else item.module.__name__
+            # xdist reads the group after the last "@" of the test id, and none when a "]" follows it
+            shared.append(f"{where}:{name}={param}".translate(str.maketrans("[]@", "()_")))
     return sorted(shared)
 
 
