@@ -15,6 +15,7 @@ help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
 	@echo "make test-fast   everything but the end-to-end and slow tests (while you work)"
+	@echo "make test-pythons   the tap's tests on every Python version it declares (nox; not part of make test)"
 	@echo "make lint   ruff format --check and ruff check (part of make test)"
 	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080 (DOCS_PORT=... for another port)"
 	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
@@ -68,6 +69,15 @@ lint: venv
 .PHONY: test-fast
 test-fast: install
 	$(BIN)/python -m pytest tests -m "not e2e and not slow" $(PYTEST_PARALLEL)
+
+# The tap's in-process tests (tests/tap, tests/sandbox) on every Python version the tap declares (noxfile.py), with the
+# interpreters of pyenv when there is one; not part of `make test`.
+.PHONY: test-pythons
+PYENV_BINS := $(wildcard $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/3.*/bin)
+empty :=
+space := $(empty) $(empty)
+test-pythons: venv
+	PATH="$(subst $(space),:,$(strip $(PYENV_BINS))):$$PATH" $(BIN)/nox -f noxfile.py
 
 DOCS_PORT ?= 8080
 docs: install
