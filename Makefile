@@ -14,7 +14,8 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
 	@echo "make test   run all tests (unit, tap, dbt, end to end)"
-	@echo "make test-fast   everything but the end-to-end tests (while you work)"
+	@echo "make test-fast   everything but the end-to-end and slow tests (while you work)"
+	@echo "make test-pythons   the tap's tests on every Python version it declares (nox; not part of make test)"
 	@echo "make lint   ruff format --check and ruff check (part of make test)"
 	@echo "make docs   generate and serve the dbt docs site on http://127.0.0.1:8080 (DOCS_PORT=... for another port)"
 	@echo "make bench  benchmarks against the sandbox (minutes); writes docs/BENCHMARKS.md"
@@ -48,8 +49,14 @@ install: .meltano/.installed
 demo: install
 	$(BIN)/python -m invoiz_ops.demo
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), one per core of the machines we have; tests sharing an expensive
+# fixture stay on one worker (tests/conftest.py; CONTRIBUTING.md, "How the tests run in parallel"). TEST_WORKERS=0
+# runs them serially.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
+
 test: lint install dagster
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests $(PYTEST_PARALLEL)
 
 # ruff's formatter and linter over the whole repository (settings: pyproject.toml); `ruff format .` fixes the layout.
 .PHONY: lint
@@ -57,10 +64,20 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-# Everything but the end-to-end tests (marker e2e: real `meltano run`s), while you work; `make test` before you push.
+# Everything but the end-to-end tests (marker e2e: real `meltano run`s) and the slow ones (marker slow: the 100k-invoice
+# run, the long randomised differential), while you work; `make test` before you push.
 .PHONY: test-fast
 test-fast: install
-	$(BIN)/python -m pytest tests -m "not e2e"
+	$(BIN)/python -m pytest tests -m "not e2e and not slow" $(PYTEST_PARALLEL)
+
+# The tap's in-process tests (tests/tap, tests/sandbox) on every Python version the tap declares (noxfile.py), with the
+# interpreters of pyenv when there is one; not part of `make test`.
+.PHONY: test-pythons
+PYENV_BINS := $(wildcard $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/3.*/bin)
+empty :=
+space := $(empty) $(empty)
+test-pythons: venv
+	PATH="$(subst $(space),:,$(strip $(PYENV_BINS))):$$PATH" $(BIN)/nox -f noxfile.py
 
 DOCS_PORT ?= 8080
 docs: install

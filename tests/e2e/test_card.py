@@ -68,14 +68,14 @@ def customers_in_sandbox(sb) -> dict[str, list[dict]]:
     return invoices
 
 
-@pytest.mark.invoiz_sandbox(invoices=120)
-def test_the_card_shows_the_customers_values_and_every_invoice_with_its_link(pipeline, invoiz_sandbox):
-    # before any run: no marts yet, and the card says what to do
-    empty = card(pipeline, "someone@example.org")
+def test_before_any_run_the_card_says_what_to_do(pipeline):
+    empty = card(pipeline, "someone@example.org")  # an empty database: no marts yet
     assert empty.returncode == 3
     assert "make demo" in empty.stderr and "meltano run sync" in empty.stderr
 
-    pipeline.run("sync")
+
+def test_the_card_shows_the_customers_values_and_every_invoice_with_its_link(synced_marts):
+    pipeline, invoiz_sandbox = synced_marts.pipeline, synced_marts.sandbox
     per_customer = customers_in_sandbox(invoiz_sandbox)
     email, invoices = next(
         (e, inv)
@@ -129,9 +129,8 @@ def test_the_card_shows_the_customers_values_and_every_invoice_with_its_link(pip
         assert label in cells or f"{label}*" in cells
 
 
-@pytest.mark.invoiz_sandbox(invoices=60)
-def test_an_unknown_email_exits_1_with_a_message_and_no_email_shows_the_usage(pipeline, invoiz_sandbox):
-    pipeline.run("tap-invoiz", "target-postgres", "dbt-postgres:build")
+def test_an_unknown_email_exits_1_with_a_message_and_no_email_shows_the_usage(synced_marts):
+    pipeline, invoiz_sandbox = synced_marts.pipeline, synced_marts.sandbox
     known = {(c.get("email") or "").strip().lower() for c in invoiz_sandbox.contacts()}
     unknown = "niemand@example.invalid"
     assert unknown not in known

@@ -7,6 +7,8 @@ collide across accounts exactly as they would for three real invoiz installation
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from invoiz_ops.pipeline import Pipeline, drop_database, private_run_dirs, project_copy, recreate_database
@@ -31,7 +33,7 @@ def fleet(pg_env, invoiz_sandbox_factory, tmp_path):
             api_key=f"key-{account}", api_key_secret=f"secret-{account}", installation_id=f"installation-{account}"
         )
         sandboxes[account] = sb
-    database = f"e2e_accounts_{tmp_path.name[-8:].replace('-', '_')}"
+    database = f"e2e_accounts_{uuid.uuid4().hex[:12]}"  # unique across xdist workers and parallel sessions
     recreate_database(pg_env, database)
     first = sandboxes[ACCOUNTS[0]]
     pipe = Pipeline(

@@ -343,6 +343,7 @@ def _random_change(sb, rng) -> None:
             raise
 
 
+@pytest.mark.slow
 @pytest.mark.invoiz_sandbox(invoices=800, contacts=60)
 @pytest.mark.parametrize("with_start_date", [False, True], ids=["all invoices", "start_date"])
 def test_randomised_differential_many_runs_of_random_changes(invoiz_sandbox, tap_log, with_start_date):
