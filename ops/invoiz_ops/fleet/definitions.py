@@ -37,7 +37,7 @@ from dagster import (
 )
 
 from invoiz_ops.fleet import accounts as fleet_accounts
-from invoiz_ops.fleet import runner
+from invoiz_ops.fleet import pools, runner, schema_step, warehouse
 
 ACCOUNT_GROUP = "invoiz_accounts"
 MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)
@@ -54,14 +54,70 @@ def _op_name(name: str) -> str:
     return "load_" + name.replace("-", "_")
 
 
+def _state_id(extractor: str, suffix: str = "") -> str:
+    """Meltano's state id of `meltano run <extractor> target-postgres` (--state-id-suffix: shards)."""
+    environment = os.environ.get("MELTANO_ENVIRONMENT") or "dev"
+    return f"{environment}:{extractor}-to-target-postgres" + (f":{suffix}" if suffix else "")
+
+
+def _failure_metadata(result: runner.RunResult, commit_metadata: dict) -> dict:
+    """What a red step shows: the failed process and its first error line (not Meltano's last traceback lines),
+    what was committed before the failure, and the log tail for context. Secrets are masked by the runner."""
+    return {
+        "failed_process": result.failed_plugin or "meltano",
+        "first_error": result.first_error,
+        "exit_code": result.returncode,
+        **{k: (MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in commit_metadata.items()},
+        "log_tail": MetadataValue.md(f"```\n{result.tail}\n```"),
+    }
+
+
+@op(
+    name="warehouse_schema",
+    description="Creates or alters the raw tables for the tap's current schemas once, before the parallel loads "
+    "(target-postgres' CREATE/ALTER TABLE is not safe in parallel); cheap when nothing changed. Also creates the "
+    "pools of accounts added since the last cycle, before any load claims them.",
+    out={"done": Out(Nothing, description="the warehouse has every table and column: the loads may start")},
+    pool=pools.SCHEMA_POOL,
+    tags={"invoiz/fleet": "schema"},
+)
+def warehouse_schema(context: OpExecutionContext):
+    created = pools.ensure_pools(context.instance, _POOLS)
+    if created:
+        context.log.info(f"created {len(created)} pools: {', '.join(created[:10])}")
+    try:
+        outcome = schema_step.ensure_warehouse_schema(dict(os.environ))
+    except schema_step.SchemaStepError as exc:
+        raise Failure(
+            description=f"schema step: {exc.process} failed (exit {exc.result.returncode}): "
+            f"{exc.result.first_error or 'see the log tail'}; no load was started",
+            metadata=_failure_metadata(exc.result, {}),
+        ) from None
+    yield Output(
+        None,
+        "done",
+        metadata={
+            "applied": outcome.applied,
+            "streams": ", ".join(outcome.streams),
+            "fingerprint": outcome.fingerprint[:16],
+            "seconds": outcome.seconds,
+            "cpu_seconds": outcome.cpu_seconds,
+        },
+    )
+
+
+_POOLS: list[str] = []  # every pool of the loaded definitions (set by build_definitions)
+
+
 def _load_op(account: fleet_accounts.Account):
     asset_key = AssetKey(["invoiz", account.name])
 
     @op(
         name=_op_name(account.name),
         description=f"meltano run {account.extractor} target-postgres",
+        ins={"schema": In(Nothing)},
         out={"done": Out(Nothing, description="the load has ended (successfully or not): the marts may run")},
-        pool=f"invoiz-account-{account.name}",
+        pool=pools.account_pool(account.name),
         tags={"invoiz/account": account.account},
     )
     def load(context: OpExecutionContext):
@@ -70,35 +126,40 @@ def _load_op(account: fleet_accounts.Account):
         except (fleet_accounts.FleetError, OSError) as exc:  # e.g. a secrets file others can read
             yield Output(None, "done")
             raise Failure(description=f"{account.extractor} not started: {exc}") from None
+        started = warehouse.utcnow()
         result = runner.meltano(["run", account.extractor, "target-postgres"], env, step=f"account-{account.name}")
         metadata = {
             "account": account.account,
             "seconds": result.seconds,
             "cpu_seconds": result.cpu_seconds,
-            "retried": result.retried,
             **{k: v for k, v in result.summary.items() if k != "seconds"},
         }
         if result.ok:
             context.log_event(AssetMaterialization(asset_key=asset_key, metadata=metadata))
         yield Output(None, "done")
         if not result.ok:
+            committed, commit_metadata = warehouse.describe_commit(
+                env, [account.account], _state_id(account.extractor), started
+            )
             raise Failure(
-                description=f"{account.extractor} failed (exit {result.returncode}); its rows and state are unchanged",
-                metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+                description=f"account {account.account}: {result.failed_plugin or 'meltano'} failed "
+                f"(exit {result.returncode}): {result.first_error or 'no error line (see the log tail)'}; {committed}",
+                metadata={**metadata, **_failure_metadata(result, commit_metadata)},
             )
 
     return load
 
 
 def _shard_op(index: int, count: int, shard: list):
-    label = f"shard-{index}-of-{count}"
+    label = pools.shard_label(index, count)
 
     @op(
         name=f"load_shard_{index}_of_{count}",
         description=f"meltano run tap-invoiz-fleet target-postgres for {len(shard)} accounts: "
         + ", ".join(a.name for a in shard),
+        ins={"schema": In(Nothing)},
         out={"done": Out(Nothing, description="the shard's loads have ended (successfully or not)")},
-        pool=f"invoiz-{label}",
+        pool=pools.shard_pool(label),
         tags={"invoiz/shard": label},
     )
     def load(context: OpExecutionContext):
@@ -108,6 +169,7 @@ def _shard_op(index: int, count: int, shard: list):
             yield Output(None, "done")
             raise Failure(description=f"{label} not started: {exc}") from None
         # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
+        started = warehouse.utcnow()
         result = runner.meltano(
             ["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"], env, step=label
         )
@@ -132,19 +194,30 @@ def _shard_op(index: int, count: int, shard: list):
                 context.log.error(f"account {acct.name}: " + (outcome or {}).get("error", "no result (see the log)"))
         context.log.info(
             f"{label}: {len(shard) - len(failed)} of {len(shard)} accounts loaded in {result.seconds} s "
-            f"({result.cpu_seconds} CPU-s){', after a second try' if result.retried else ''}"
+            f"({result.cpu_seconds} CPU-s)"
         )
         yield Output(None, "done")
         if failed or not result.ok:
+            metadata = {
+                "failed_accounts": ", ".join(failed),
+                "seconds": result.seconds,
+                "cpu_seconds": result.cpu_seconds,
+            }
+            if result.ok:  # single accounts failed in the tap; the target committed the others
+                errors = "; ".join(f"{n}: {(result.accounts.get(n) or {}).get('error', 'no result')}" for n in failed)
+                raise Failure(
+                    description=f"{label}: {len(failed)} of {len(shard)} accounts failed: {errors}; the other "
+                    "accounts' rows and state are committed",
+                    metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+                )
+            committed, commit_metadata = warehouse.describe_commit(
+                env, [a.account for a in shard], _state_id(fleet_accounts.SHARD_EXTRACTOR, label), started
+            )
             raise Failure(
-                description=f"{label}: {len(failed)} of {len(shard)} accounts failed: {', '.join(failed) or '-'}"
-                f" (meltano exit {result.returncode}); the other accounts' rows and state are committed",
-                metadata={
-                    "failed_accounts": ", ".join(failed),
-                    "seconds": result.seconds,
-                    "cpu_seconds": result.cpu_seconds,
-                    "log_tail": MetadataValue.md(f"```\n{result.tail}\n```"),
-                },
+                description=f"{label}: every account failed ({', '.join(failed)}): {result.failed_plugin or 'meltano'}"
+                f" failed (exit {result.returncode}): {result.first_error or 'no error line (see the log tail)'};"
+                f" {committed}",
+                metadata={**metadata, **_failure_metadata(result, commit_metadata)},
             )
 
     return load
@@ -154,7 +227,7 @@ def _shard_op(index: int, count: int, shard: list):
     name="marts",
     description="meltano run dbt-postgres:build, once per cycle after every account's load",
     ins={"loads": In(Nothing)},
-    pool="invoiz-marts",
+    pool=pools.MARTS_POOL,
 )
 def marts(context: OpExecutionContext):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_INVOIZ")}
@@ -162,8 +235,8 @@ def marts(context: OpExecutionContext):
     metadata = {"seconds": result.seconds, "cpu_seconds": result.cpu_seconds}
     if not result.ok:
         raise Failure(
-            description=f"dbt build failed (exit {result.returncode})",
-            metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+            description=f"dbt build failed (exit {result.returncode}): {result.first_error or 'see the log tail'}",
+            metadata={**metadata, **_failure_metadata(result, {})},
         )
     context.log_event(AssetMaterialization(asset_key=AssetKey(["invoiz", "marts"]), metadata=metadata))
 
@@ -184,6 +257,7 @@ def build_definitions(project: Path) -> Definitions:
         load_ops = [_shard_op(k, SHARDS, members) for k, members in shards.items() if members]
     else:
         load_ops = [_load_op(a) for a in accounts]
+    _POOLS[:] = pools.fleet_pools(accounts, SHARDS)
 
     @job(
         name="fleet_cycle",
@@ -197,7 +271,8 @@ def build_definitions(project: Path) -> Definitions:
         tags={"invoiz/fleet": "cycle"},
     )
     def fleet_cycle():
-        marts(loads=[load() for load in load_ops])
+        schema_ready = warehouse_schema()
+        marts(loads=[load(schema=schema_ready) for load in load_ops])
 
     specs = [
         AssetSpec(
