@@ -132,7 +132,9 @@ def test_repo_relative_doc_references_exist():
     """Prose names documents as repo-relative paths (``docs/invoiz-api.md §3.1``): each one named must exist."""
     files = tracked_files()
     known = set(files)
-    mention = re.compile(r"(?<![\w./-])((?:docs|transform|tap-invoiz|invoiz-sandbox|ops|bench|tests|accounts|hub)/[\w./-]+\.md)\b")
+    mention = re.compile(
+        r"(?<![\w./-])((?:docs|transform|tap-invoiz|invoiz-sandbox|ops|bench|tests|accounts|hub)/[\w./-]+\.md)\b"
+    )
     bad = []
     for rel in files:
         text = text_of(rel)

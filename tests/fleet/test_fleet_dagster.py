@@ -1,5 +1,5 @@
-"""The fleet on Dagster through its CLI: `dagster job execute` (multiprocess executor, a temporary DAGSTER_HOME with
-PostgreSQL storage), accounts on one multi-tenant sandbox, Meltano state in a PostgreSQL system database.
+"""The fleet on Dagster: `python -m invoiz_ops.fleet.cycle` (Dagster's execute_job; multiprocess executor, a
+temporary DAGSTER_HOME with PostgreSQL storage), accounts on one multi-tenant sandbox, Meltano state in a PostgreSQL system database.
 
 Both modes: one step per account, and shards (several accounts per step in one tap process). Account `dora` has a
 wrong secret in the first cycle: only its own step (or, in shard mode, its shard's step, after the shard's other

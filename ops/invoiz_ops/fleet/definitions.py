@@ -126,7 +126,6 @@ def _load_op(account: fleet_accounts.Account):
         except (fleet_accounts.FleetError, OSError) as exc:  # e.g. a secrets file others can read
             yield Output(None, "done")
             raise Failure(description=f"{account.extractor} not started: {exc}") from None
-        started = warehouse.utcnow()
         result = runner.meltano(["run", account.extractor, "target-postgres"], env, step=f"account-{account.name}")
         metadata = {
             "account": account.account,
@@ -139,7 +138,7 @@ def _load_op(account: fleet_accounts.Account):
         yield Output(None, "done")
         if not result.ok:
             committed, commit_metadata = warehouse.describe_commit(
-                env, [account.account], _state_id(account.extractor), started
+                env, [account.account], _state_id(account.extractor), result.seconds
             )
             raise Failure(
                 description=f"account {account.account}: {result.failed_plugin or 'meltano'} failed "
@@ -169,7 +168,6 @@ def _shard_op(index: int, count: int, shard: list):
             yield Output(None, "done")
             raise Failure(description=f"{label} not started: {exc}") from None
         # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
-        started = warehouse.utcnow()
         result = runner.meltano(
             ["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"], env, step=label
         )
@@ -211,7 +209,7 @@ def _shard_op(index: int, count: int, shard: list):
                     metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
                 )
             committed, commit_metadata = warehouse.describe_commit(
-                env, [a.account for a in shard], _state_id(fleet_accounts.SHARD_EXTRACTOR, label), started
+                env, [a.account for a in shard], _state_id(fleet_accounts.SHARD_EXTRACTOR, label), result.seconds
             )
             raise Failure(
                 description=f"{label}: every account failed ({', '.join(failed)}): {result.failed_plugin or 'meltano'}"

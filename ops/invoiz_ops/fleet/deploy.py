@@ -2,7 +2,7 @@
 
     python -m invoiz_ops.fleet.deploy check      # refuse a fleet whose accounts share an installation or lack credentials
     python -m invoiz_ops.fleet.deploy deploy     # databases, `meltano upgrade database`, DAGSTER_HOME/dagster.yaml, instance migrate
-    python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): `dagster job execute`, multiprocess
+    python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): invoiz_ops.fleet.cycle, multiprocess
     python -m invoiz_ops.fleet.deploy env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
     python -m invoiz_ops.fleet.deploy demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
 
@@ -164,7 +164,9 @@ class Fleet:
         return self._run(self.cycle_command(), cwd=self.dagster_home, check=check, timeout=timeout)
 
     def cycle_command(self, tags: dict[str, str] | None = None) -> list[str]:
-        command = [str(DAGSTER_VENV / "bin" / "dagster"), "job", "execute", "-f", str(DEFINITIONS), "-j", JOB]
+        """`python -m invoiz_ops.fleet.cycle` in the Dagster virtualenv: `dagster job execute` without its
+        "superseded" warning on every cycle."""
+        command = [str(DAGSTER_VENV / "bin" / "python"), "-m", "invoiz_ops.fleet.cycle"]
         if tags:
             import json  # noqa: PLC0415
 
@@ -239,17 +241,36 @@ class Fleet:
         result = []
         for key, event in rows:
             body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
-            metadata = {}
-            for entry in body.get("metadata_entries") or []:
-                value = entry.get("entry_data") or {}
-                metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
-            for label, value in (body.get("metadata") or {}).items():
-                metadata[label] = (
-                    next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
-                )
             path = json.loads(key) if key.startswith("[") else key.split("/")
-            result.append((path[-1], metadata))
+            result.append((path[-1], _metadata_of(body)))
         return result
+
+    def step_failure(self, run_id: str, step: str) -> dict:
+        """{"description", "metadata"} of a step's Failure (its STEP_FAILURE event)."""
+        import json  # noqa: PLC0415
+
+        with connect(self.pg_env, self.dagster_db) as conn:
+            (event,) = conn.execute(
+                "SELECT event FROM event_logs WHERE run_id = %s AND step_key = %s AND dagster_event_type = "
+                "'STEP_FAILURE' ORDER BY id DESC LIMIT 1",
+                (run_id, step),
+            ).fetchone()
+        data = json.loads(event)["dagster_event"]["event_specific_data"]
+        failure = data.get("user_failure_data") or {}
+        return {"description": failure.get("description") or "", "metadata": _metadata_of(failure)}
+
+
+def _metadata_of(body: dict) -> dict:
+    """{label: value} of a serialized Dagster event body (older `metadata_entries` or newer `metadata`)."""
+    metadata = {}
+    for entry in body.get("metadata_entries") or []:
+        value = entry.get("entry_data") or {}
+        metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
+    for label, value in (body.get("metadata") or {}).items():
+        metadata[label] = (
+            next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
+        )
+    return metadata
 
 
 def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:

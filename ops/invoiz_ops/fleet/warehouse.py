@@ -65,10 +65,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def committed_rows(env: dict[str, str], accounts: list[str], since: dt.datetime) -> dict[str, dict[str, int]]:
-    """{account: {table: rows the target committed since ``since``}} (rows whose _sdc_batched_at is later)."""
+def committed_rows(env: dict[str, str], accounts: list[str], seconds: float) -> dict[str, dict[str, int]]:
+    """{account: {table: rows the target committed in the last ``seconds``}} (by _sdc_batched_at, which the target
+    stores as the database session's local time: compared with the database's own clock)."""
     counts: dict[str, dict[str, int]] = {a: {} for a in accounts}
     with connection(_pg_kwargs(env)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT LOCALTIMESTAMP - make_interval(secs => %s)", (float(seconds),))
+        since = cur.fetchone()[0]
         for table in COUNTED_TABLES:
             cur.execute("SELECT to_regclass(%s)", (f"{RAW_SCHEMA}.{table}",))
             if cur.fetchone()[0] is None:
@@ -84,7 +87,7 @@ def committed_rows(env: dict[str, str], accounts: list[str], since: dt.datetime)
 
 
 def state_saved_at(env: dict[str, str], state_id: str, since: dt.datetime) -> dt.datetime | None:
-    """When Meltano last saved state ``state_id``, if that was after ``since`` (else None)."""
+    """When Meltano last saved state ``state_id`` (it writes UTC), if that was after ``since`` (else None)."""
     kwargs = _system_db_kwargs(env)
     if kwargs is None:
         return None
@@ -94,12 +97,14 @@ def state_saved_at(env: dict[str, str], state_id: str, since: dt.datetime) -> dt
     return row[0] if row and row[0] and row[0] >= since else None
 
 
-def describe_commit(env: dict[str, str], accounts: list[str], state_id: str, since: dt.datetime) -> tuple[str, dict]:
+def describe_commit(env: dict[str, str], accounts: list[str], state_id: str, seconds: float) -> tuple[str, dict]:
     """One sentence on what a failed run left behind, and the numbers as metadata. Never says "unchanged" when rows
-    were committed: the target commits batches before the run fails, and Meltano saves state as the target reports it."""
+    were committed: the target commits batches before the run fails, and Meltano saves state as the target reports it.
+    ``seconds``: how long the failed run took (what happened since it started is its doing)."""
+    seconds += 2  # margin: the run's clock started just after the subprocess did
     try:
-        rows = committed_rows(env, accounts, since)
-        saved = state_saved_at(env, state_id, since)
+        rows = committed_rows(env, accounts, seconds)
+        saved = state_saved_at(env, state_id, utcnow() - dt.timedelta(seconds=seconds))
     except Exception as exc:  # noqa: BLE001 - the failure message must not fail itself
         return f"what was committed is unknown ({type(exc).__name__})", {}
     parts = []
@@ -112,11 +117,12 @@ def describe_commit(env: dict[str, str], accounts: list[str], state_id: str, sin
         if parts
         else "no rows committed by this run"
     )
-    state = (
-        f"state saved up to {saved:%H:%M:%S} UTC (the next cycle continues from there)"
-        if saved
-        else "no state saved by this run (the next cycle starts from the previous state and sends those rows again)"
-    )
+    if _system_db_kwargs(env) is None:
+        state = "whether state was saved is not known here (Meltano's system database is not PostgreSQL)"
+    elif saved:
+        state = f"state saved up to {saved:%H:%M:%S} UTC (the next cycle continues from there)"
+    else:
+        state = "no state saved by this run (the next cycle starts from the previous state and sends those rows again)"
     metadata = {
         "committed_rows": {a: t for a, t in rows.items() if t},
         "state_saved_at": f"{saved:%Y-%m-%d %H:%M:%S} UTC" if saved else "",
