@@ -1,7 +1,7 @@
 """Dagster code location for a fleet of invoiz accounts (docs/FLEET.md).
 
-One step per account: `meltano run tap-invoiz--<name> target-postgres` (its own Meltano system dir, its own credentials
-only, state in the shared system database). One marts step after all loads: `meltano run dbt-postgres:build`.
+One step per account: `meltano run --force tap-invoiz--<name> target-postgres` (its own Meltano system dir, its own
+credentials only, state in the shared system database). One marts step after all loads: `meltano run dbt-postgres:build`.
 A failed account fails its own step (the run shows it failed) and the marts still run: each load step yields its
 "done" output once the load has ended, then raises; the executor runs a step as soon as its inputs exist
 (step_dependency_config.require_upstream_step_success: false). Dagster has no per-asset "run even if upstream
@@ -126,7 +126,11 @@ def _load_op(account: fleet_accounts.Account):
         except (fleet_accounts.FleetError, OSError) as exc:  # e.g. a secrets file others can read
             yield Output(None, "done")
             raise Failure(description=f"{account.extractor} not started: {exc}") from None
-        result = runner.meltano(["run", account.extractor, "target-postgres"], env, step=f"account-{account.name}")
+        # --force: the pools keep one load per account; Meltano's own "already running" guard would refuse the
+        # account for 5 minutes after a killed run (its job row keeps a fresh heartbeat), i.e. in the recovering cycle
+        result = runner.meltano(
+            ["run", "--force", account.extractor, "target-postgres"], env, step=f"account-{account.name}"
+        )
         metadata = {
             "account": account.account,
             "seconds": result.seconds,
@@ -169,7 +173,9 @@ def _shard_op(index: int, count: int, shard: list):
             raise Failure(description=f"{label} not started: {exc}") from None
         # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
         result = runner.meltano(
-            ["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"], env, step=label
+            ["run", "--force", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"],
+            env,
+            step=label,
         )
         # tap-invoiz-fleet exits 0 when single accounts fail (FAILED lines); a failed run is the target or Meltano,
         # and then nothing is known to be committed
