@@ -1,7 +1,7 @@
 """A fleet of invoiz accounts on Dagster: deploy the shared databases and Dagster instance, run cycles, a demo.
 
     python -m invoiz_ops.fleet.deploy check      # refuse a fleet whose accounts share an installation or lack credentials
-    python -m invoiz_ops.fleet.deploy deploy     # databases, `meltano upgrade database`, DAGSTER_HOME/dagster.yaml, instance migrate
+    python -m invoiz_ops.fleet.deploy deploy     # databases, `meltano upgrade database`, dagster.yaml, migrate, pools, schema step
     python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): invoiz_ops.fleet.cycle, multiprocess
     python -m invoiz_ops.fleet.deploy env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
     python -m invoiz_ops.fleet.deploy demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
