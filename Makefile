@@ -9,7 +9,7 @@ MELTANO := $(BIN)/meltano
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: help venv install demo test docs bench card sync backfill db-start db-stop clean dagster fleet-accounts \
-        fleet-check fleet-demo bench-fleet
+        fleet-check fleet-demo bench-fleet stress-fleet
 
 help:
 	@echo "make demo   run the whole pipeline on sandbox data and print customer values"
@@ -25,6 +25,7 @@ help:
 	@echo "make fleet-demo   3 invoiz accounts on Dagster (state in PostgreSQL), two cycles; docs/FLEET.md"
 	@echo "make fleet-accounts / fleet-check   generate accounts/fleet.meltano.yml / check the fleet"
 	@echo "make bench-fleet  fleet benchmark (1,000 sandbox accounts, 8 shards, 1 and 2 workers; ≈ 40 min); writes docs/BENCHMARKS.md's Fleet section only"
+	@echo "make stress-fleet  20 accounts' first cycle on an empty warehouse after 5 fresh deploys; no load may fail"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed (set PYTHON=python3.x)")'
@@ -141,6 +142,10 @@ fleet-demo: dagster
 BENCH_FLEET_ARGS ?= --accounts 1000 --shards 8 --scale 0.25 --baseline-accounts 0 --workers 2
 bench-fleet: dagster
 	$(BIN)/python -m bench.fleet $(BENCH_FLEET_ARGS)
+
+# Not part of `make test` (minutes): parallel first loads on fresh warehouses must never fail (docs/RELIABILITY.md).
+stress-fleet: dagster
+	$(BIN)/python -m bench.stress_fleet
 
 # Also the embedded PostgreSQL's data: .pgdata/, or as root its folder under /tmp (README, "Embedded PostgreSQL").
 clean:

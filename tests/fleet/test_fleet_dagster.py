@@ -1,5 +1,5 @@
-"""The fleet on Dagster through its CLI: `dagster job execute` (multiprocess executor, a temporary DAGSTER_HOME with
-PostgreSQL storage), accounts on one multi-tenant sandbox, Meltano state in a PostgreSQL system database.
+"""The fleet on Dagster: `python -m invoiz_ops.fleet.cycle` (Dagster's execute_job; multiprocess executor, a
+temporary DAGSTER_HOME with PostgreSQL storage), accounts on one multi-tenant sandbox, Meltano state in a PostgreSQL system database.
 
 Both modes: one step per account, and shards (several accounts per step in one tap process). Account `dora` has a
 wrong secret in the first cycle: only its own step (or, in shard mode, its shard's step, after the shard's other
@@ -120,7 +120,9 @@ def test_a_failing_account_fails_only_its_own_step_and_the_marts_still_run(cycle
     proc, status, steps, materialized, loaded = cycles[1]
     good = [n for n in cycles["names"] if n != "dora"]
     assert proc.returncode != 0 and status == "FAILURE"
-    assert steps == {**MODES[cycles["mode"]][2], "marts": "STEP_SUCCESS"}, proc.stdout[-3000:]
+    assert steps == {"warehouse_schema": "STEP_SUCCESS", **MODES[cycles["mode"]][2], "marts": "STEP_SUCCESS"}, (
+        proc.stdout[-3000:]
+    )
     assert loaded == {name: INVOICES for name in good}
     assert set(materialized) == {*good, "marts"}
     assert materialized["acme"]["records"] > INVOICES  # invoices + contacts, all new
@@ -142,7 +144,7 @@ def test_every_load_step_is_in_its_own_pool_of_one_slot(cycles):
         expected = {"invoiz-shard-1-of-2": 1, "invoiz-shard-2-of-2": 1}
     else:
         expected = {f"invoiz-account-{name}": 1 for name in cycles["names"]}
-    assert cycles["pools"] == {**expected, "invoiz-marts": 1}
+    assert cycles["pools"] == {"invoiz-schema": 1, **expected, "invoiz-marts": 1}
 
 
 @pytest.mark.parametrize("cycles", ["shards"], indirect=True)  # the second cycle runs in shard mode only (test time)

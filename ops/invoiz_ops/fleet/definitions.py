@@ -1,6 +1,8 @@
 """Dagster code location for a fleet of invoiz accounts (docs/FLEET.md).
 
-One step per account: `meltano run tap-invoiz--<name> target-postgres` (its own Meltano system dir, its own credentials
+A schema step first creates or alters the raw tables once (target-postgres' CREATE/ALTER TABLE is not safe in
+parallel) and creates the pools of new accounts. Then one step per account: `meltano run --force
+tap-invoiz--<name> target-postgres` (its own Meltano system dir, its own credentials
 only, state in the shared system database). One marts step after all loads: `meltano run dbt-postgres:build`.
 A failed account fails its own step (the run shows it failed) and the marts still run: each load step yields its
 "done" output once the load has ended, then raises; the executor runs a step as soon as its inputs exist
@@ -56,7 +58,7 @@ from dagster import (
 )
 
 from invoiz_ops import accounts as fleet_accounts
-from invoiz_ops.fleet import backfill, runner, warehouse
+from invoiz_ops.fleet import backfill, pools, runner, schema_step, warehouse
 
 ACCOUNT_GROUP = "invoiz_accounts"
 MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)
@@ -89,14 +91,70 @@ def _op_name(name: str) -> str:
     return "load_" + name.replace("-", "_")
 
 
+def _state_id(extractor: str, suffix: str = "") -> str:
+    """Meltano's state id of `meltano run <extractor> target-postgres` (--state-id-suffix: shards)."""
+    environment = os.environ.get("MELTANO_ENVIRONMENT") or "dev"
+    return f"{environment}:{extractor}-to-target-postgres" + (f":{suffix}" if suffix else "")
+
+
+def _failure_metadata(result: runner.RunResult, commit_metadata: dict) -> dict:
+    """What a red step shows: the failed process and its first error line (not Meltano's last traceback lines),
+    what was committed before the failure, and the log tail for context. Secrets are masked by the runner."""
+    return {
+        "failed_process": result.failed_plugin or "meltano",
+        "first_error": result.first_error,
+        "exit_code": result.returncode,
+        **{k: (MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in commit_metadata.items()},
+        "log_tail": MetadataValue.md(f"```\n{result.tail}\n```"),
+    }
+
+
+@op(
+    name="warehouse_schema",
+    description="Creates or alters the raw tables for the tap's current schemas once, before the parallel loads "
+    "(target-postgres' CREATE/ALTER TABLE is not safe in parallel); cheap when nothing changed. Also creates the "
+    "pools of accounts added since the last cycle, before any load claims them.",
+    out={"done": Out(Nothing, description="the warehouse has every table and column: the loads may start")},
+    pool=pools.SCHEMA_POOL,
+    tags={"invoiz/fleet": "schema"},
+)
+def warehouse_schema(context: OpExecutionContext):
+    created = pools.ensure_pools(context.instance, _POOLS)
+    if created:
+        context.log.info(f"created {len(created)} pools: {', '.join(created[:10])}")
+    try:
+        outcome = schema_step.ensure_warehouse_schema(dict(os.environ))
+    except schema_step.SchemaStepError as exc:
+        raise Failure(
+            description=f"schema step: {exc.process} failed (exit {exc.result.returncode}): "
+            f"{exc.result.first_error or 'see the log tail'}; no load was started",
+            metadata=_failure_metadata(exc.result, {}),
+        ) from None
+    yield Output(
+        None,
+        "done",
+        metadata={
+            "applied": outcome.applied,
+            "streams": ", ".join(outcome.streams),
+            "fingerprint": outcome.fingerprint[:16],
+            "seconds": outcome.seconds,
+            "cpu_seconds": outcome.cpu_seconds,
+        },
+    )
+
+
+_POOLS: list[str] = []  # every pool of the loaded definitions (set by build_definitions)
+
+
 def _load_op(account: fleet_accounts.Declared):
     asset_key = AssetKey(["invoiz", account.name])
 
     @op(
         name=_op_name(account.name),
         description=f"meltano run {account.extractor} target-postgres",
+        ins={"schema": In(Nothing)},
         out={"done": Out(Nothing, description="the load has ended (successfully or not): the marts may run")},
-        pool=f"invoiz-account-{account.name}",
+        pool=pools.account_pool(account.name),
         tags={"invoiz/account": account.account},
         config_schema={
             "full_refresh": Field(bool, default_value=False, description="backfill: meltano run --full-refresh")
@@ -109,8 +167,10 @@ def _load_op(account: fleet_accounts.Declared):
         except (fleet_accounts.AccountsError, OSError) as exc:  # e.g. a secrets file others can read
             yield Output(None, "done")
             raise Failure(description=f"{account.extractor} not started: {exc}") from None
+        # --force: the pools keep one load per account; Meltano's own "already running" guard would refuse the
+        # account for 5 minutes after a killed run (its job row keeps a fresh heartbeat), i.e. in the recovering cycle
         result = runner.meltano(
-            ["run", *full_refresh, account.extractor, "target-postgres"],
+            ["run", "--force", *full_refresh, account.extractor, "target-postgres"],
             env,
             step=f"account-{account.name}",
             timeout=STEP_TIMEOUT,
@@ -121,7 +181,6 @@ def _load_op(account: fleet_accounts.Declared):
             "full_refresh": bool(full_refresh),
             "seconds": result.seconds,
             "cpu_seconds": result.cpu_seconds,
-            "retried": result.retried,
             **{k: v for k, v in result.summary.items() if k != "seconds"},
         }
         context.log.info(
@@ -132,9 +191,13 @@ def _load_op(account: fleet_accounts.Declared):
             context.log_event(AssetMaterialization(asset_key=asset_key, metadata=metadata))
         yield Output(None, "done")
         if not result.ok:
+            committed, commit_metadata = warehouse.describe_commit(
+                env, [account.account], _state_id(account.extractor), result.seconds
+            )
             raise Failure(
-                description=f"{account.extractor} failed (exit {result.returncode}); its rows and state are unchanged",
-                metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+                description=f"account {account.account}: {result.failed_plugin or 'meltano'} failed "
+                f"(exit {result.returncode}): {result.first_error or 'no error line (see the log tail)'}; {committed}",
+                metadata={**metadata, **_failure_metadata(result, commit_metadata)},
             )
 
     return load
@@ -147,14 +210,15 @@ def current_accounts() -> list:
 
 
 def _shard_op(index: int, count: int):
-    label = f"shard-{index}-of-{count}"
+    label = pools.shard_label(index, count)
 
     @op(
         name=f"load_shard_{index}_of_{count}",
         description=f"meltano run tap-invoiz-fleet target-postgres for the accounts of shard {index} of {count} "
         "(sha256 of the extractor name mod N + 1), as accounts/ declares them when the step starts",
+        ins={"schema": In(Nothing)},
         out={"done": Out(Nothing, description="the shard's loads have ended (successfully or not)")},
-        pool=f"invoiz-{label}",
+        pool=pools.shard_pool(label),
         tags={"invoiz/shard": label},
         config_schema={
             "full_refresh_accounts": Field(
@@ -182,7 +246,7 @@ def _shard_op(index: int, count: int):
                 raise Failure(description=f"{label} not started: the backfill of {', '.join(chosen)} failed: {what}")
         # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
         result = runner.meltano(
-            ["run", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"],
+            ["run", "--force", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"],
             env,
             step=label,
             timeout=STEP_TIMEOUT,
@@ -210,19 +274,34 @@ def _shard_op(index: int, count: int):
                 context.log.error(f"account {acct.name}: " + (outcome or {}).get("error", "no result (see the log)"))
         context.log.info(
             f"{label} on {worker_name()}: {len(shard) - len(failed)} of {len(shard)} accounts loaded in {result.seconds} s "
-            f"({result.cpu_seconds} CPU-s){', after a second try' if result.retried else ''}"
+            f"({result.cpu_seconds} CPU-s)"
         )
         yield Output(None, "done")
         if failed or not result.ok:
+            metadata = {
+                "failed_accounts": ", ".join(failed),
+                "seconds": result.seconds,
+                "cpu_seconds": result.cpu_seconds,
+            }
+            if result.ok:  # single accounts failed in the tap; the target committed the others
+                errors = "; ".join(
+                    f"{a.name}: {(result.accounts.get(a.account) or {}).get('error', 'no result')}"
+                    for a in shard
+                    if a.name in failed
+                )
+                raise Failure(
+                    description=f"{label}: {len(failed)} of {len(shard)} accounts failed: {errors}; the other "
+                    "accounts' rows and state are committed",
+                    metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+                )
+            committed, commit_metadata = warehouse.describe_commit(
+                env, [a.account for a in shard], _state_id(fleet_accounts.SHARD_EXTRACTOR, label), result.seconds
+            )
             raise Failure(
-                description=f"{label}: {len(failed)} of {len(shard)} accounts failed: {', '.join(failed) or '-'}"
-                f" (meltano exit {result.returncode}); the other accounts' rows and state are committed",
-                metadata={
-                    "failed_accounts": ", ".join(failed),
-                    "seconds": result.seconds,
-                    "cpu_seconds": result.cpu_seconds,
-                    "log_tail": MetadataValue.md(f"```\n{result.tail}\n```"),
-                },
+                description=f"{label}: every account failed ({', '.join(failed)}): {result.failed_plugin or 'meltano'}"
+                f" failed (exit {result.returncode}): {result.first_error or 'no error line (see the log tail)'};"
+                f" {committed}",
+                metadata={**metadata, **_failure_metadata(result, commit_metadata)},
             )
 
     return load
@@ -268,7 +347,7 @@ def _marts_op():
         description="per-account row checks, then meltano run dbt-postgres:build when a raw row or the dbt project "
         "changed since the last build; once per cycle after every account's load",
         ins={"loads": In(Nothing)},
-        pool="invoiz-marts",
+        pool=pools.MARTS_POOL,
     )
     def marts(context: OpExecutionContext):
         evaluations = _row_check_evaluations(current_accounts())
@@ -293,8 +372,8 @@ def _marts_op():
         metadata = {"seconds": result.seconds, "cpu_seconds": result.cpu_seconds, "worker": worker_name()}
         if not result.ok:
             raise Failure(
-                description=f"dbt build failed (exit {result.returncode})",
-                metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
+                description=f"dbt build failed (exit {result.returncode}): {result.first_error or 'see the log tail'}",
+                metadata={**metadata, **_failure_metadata(result, {})},
             )
         context.log_event(
             AssetMaterialization(
@@ -353,6 +432,7 @@ def build_definitions(project: Path) -> Definitions:
     else:
         load_ops = [_load_op(a) for a in accounts]
     marts = _marts_op()
+    _POOLS[:] = pools.fleet_pools(accounts, SHARDS)
 
     def backfill_config(config: dict) -> dict:
         """The cycle's one setting, `full_refresh_accounts`, as the config of the steps that load those accounts."""
@@ -393,7 +473,8 @@ def build_definitions(project: Path) -> Definitions:
         tags={"invoiz/fleet": "cycle"},
     )
     def fleet_cycle():
-        marts(loads=[load() for load in load_ops])
+        schema_ready = warehouse_schema()
+        marts(loads=[load(schema=schema_ready) for load in load_ops])
 
     specs = [
         AssetSpec(

@@ -1,8 +1,8 @@
 """A fleet of invoiz accounts on Dagster: deploy the shared databases and Dagster instance, run cycles, a demo.
 
     python -m invoiz_ops.fleet.deploy check      # refuse a fleet whose accounts share an installation or lack credentials
-    python -m invoiz_ops.fleet.deploy deploy     # databases, `meltano upgrade database`, DAGSTER_HOME/dagster.yaml, instance migrate
-    python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): `dagster job execute`, multiprocess
+    python -m invoiz_ops.fleet.deploy deploy     # databases, `meltano upgrade database`, dagster.yaml, migrate, pools, schema step
+    python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): invoiz_ops.fleet.cycle, multiprocess
     python -m invoiz_ops.fleet.deploy env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
     python -m invoiz_ops.fleet.deploy worker     # a Celery worker for --executor celery (as many as you like, any machine)
     python -m invoiz_ops.fleet.deploy demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
@@ -59,6 +59,17 @@ concurrency:
     default_limit: 1
   runs:
     max_concurrent_runs: {max_runs}
+# Self-healing (docs/FLEET.md, "Recover"): dagster-daemon fails a run that has not started within start_timeout or
+# has run longer than max_runtime (a run whose processes were killed stays STARTED otherwise, holding its pools'
+# slots; the default run launcher has no worker health check), and frees the slots of finished runs. The next
+# cycle then loads every account. A run tagged dagster/max_runtime uses its own limit.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: {start_timeout}
+  cancel_timeout_seconds: {cancel_timeout}
+  max_runtime_seconds: {max_runtime}
+  poll_interval_seconds: {poll_interval}
+  free_slots_after_run_end_seconds: {free_slots_after}
 """
 
 
@@ -74,6 +85,9 @@ class Fleet:
     dagster_home: Path | None = None
     max_concurrent: int = 2
     shards: int = 0  # 0: one step per account; N: N steps, each syncing its accounts in one process
+    # run monitoring (dagster.yaml): a cycle running longer is failed and its pool slots freed
+    max_runtime_seconds: int = 1800
+    monitor_poll_seconds: int = 30
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. TAP_INVOIZ_API_URL, account credentials
     inherit_settings: bool = True  # False (tests): no TAP_INVOIZ*/TARGET_POSTGRES_*/DBT_POSTGRES_* from this process
     executor: str = "multiprocess"  # or "celery": steps on the workers listening to broker_url (docs/FLEET.md)
@@ -137,21 +151,56 @@ class Fleet:
         self.create_databases()
         self._run([MELTANO, "upgrade", "database"], cwd=self.project)
         self.dagster_home.mkdir(parents=True, exist_ok=True)
-        (self.dagster_home / "dagster.yaml").write_text(
-            DAGSTER_YAML.format(db=self.dagster_db, max_runs=max(1, self.max_concurrent))
-        )
+        (self.dagster_home / "dagster.yaml").write_text(self.dagster_yaml())
         self._run([str(DAGSTER_VENV / "bin" / "dagster"), "instance", "migrate"], cwd=self.dagster_home)
+        # every pool before any run claims one (two runs creating a new pool at once fail one of them)
+        self._run([str(DAGSTER_VENV / "bin" / "python"), "-m", "invoiz_ops.fleet.pools"], cwd=self.dagster_home)
+        # the raw tables, once, before any parallel load (target-postgres' CREATE TABLE is not safe in parallel)
+        self._run([sys.executable, "-m", "invoiz_ops.fleet.schema_step"], cwd=self.dagster_home)
+
+    def dagster_yaml(self) -> str:
+        poll = self.monitor_poll_seconds
+        return DAGSTER_YAML.format(
+            db=self.dagster_db,
+            max_runs=max(1, self.max_concurrent),
+            start_timeout=max(60, 4 * poll),
+            cancel_timeout=max(30, 2 * poll),
+            max_runtime=self.max_runtime_seconds,
+            poll_interval=poll,
+            free_slots_after=poll,
+        )
 
     # -- run -----------------------------------------------------------------------------------------------------------
     def cycle(self, check: bool = False, timeout: float = 3600) -> subprocess.CompletedProcess:
         """One fleet cycle through the Dagster CLI (a real multiprocess run in the instance), as the schedule runs it."""
-        return self._run(
-            # by module, not file: a Celery worker on another machine loads the job from its own installed copy
-            [str(DAGSTER_VENV / "bin" / "dagster"), "job", "execute", "-m", DEFINITIONS_MODULE, "-j", JOB],
-            cwd=self.dagster_home,
-            check=check,
-            timeout=timeout,
-        )
+        return self._run(self.cycle_command(), cwd=self.dagster_home, check=check, timeout=timeout)
+
+    def cycle_command(self, tags: dict[str, str] | None = None) -> list[str]:
+        """`python -m invoiz_ops.fleet.cycle` in the Dagster virtualenv: `dagster job execute` without its
+        "superseded" warning on every cycle."""
+        command = [str(DAGSTER_VENV / "bin" / "python"), "-m", "invoiz_ops.fleet.cycle"]
+        if tags:
+            import json
+
+            command += ["--tags", json.dumps(tags)]
+        return command
+
+    def start(self, args: list[str], log: Path) -> subprocess.Popen:
+        """Start a Dagster command (a cycle, the daemon) in the background in its own process group, from
+        DAGSTER_HOME, its output to ``log``."""
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                args,
+                cwd=self.dagster_home,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def daemon_command(self) -> list[str]:
+        return [str(DAGSTER_VENV / "bin" / "dagster-daemon"), "run", "-f", str(DEFINITIONS)]
 
     # -- several machines (executor celery) --------------------------------------------------------------------------
     def start_broker(self, folder: Path, port: int) -> str:
@@ -196,18 +245,28 @@ class Fleet:
         return proc
 
     # -- what happened -------------------------------------------------------------------------------------------------
+    def runs(self) -> list[tuple[str, str]]:
+        """(run id, status) of every fleet run, oldest first."""
+        with connect(self.pg_env, self.dagster_db) as conn:
+            return [
+                tuple(r)
+                for r in conn.execute("SELECT run_id, status FROM runs WHERE pipeline_name = %s ORDER BY id", (JOB,))
+            ]
+
     def last_run_steps(self) -> tuple[str, dict[str, str]]:
         """(status, {step: STEP_SUCCESS|STEP_FAILURE|…}) of the latest fleet run, from Dagster's PostgreSQL storage."""
+        run_id, status = self.runs()[-1]
+        return status, self.run_steps(run_id)
+
+    def run_steps(self, run_id: str) -> dict[str, str]:
+        """{step: its last STEP_SUCCESS|STEP_FAILURE|STEP_SKIPPED|STEP_UPSTREAM_FAILURE} of one run."""
         with connect(self.pg_env, self.dagster_db) as conn:
-            run_id, status = conn.execute(
-                "SELECT run_id, status FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)
-            ).fetchone()
             rows = conn.execute(
                 "SELECT step_key, dagster_event_type FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
                 "('STEP_SUCCESS', 'STEP_FAILURE', 'STEP_SKIPPED', 'STEP_UPSTREAM_FAILURE') ORDER BY id",
                 (run_id,),
             ).fetchall()
-        return status, dict(rows)
+        return dict(rows)
 
     def materializations(self) -> list[tuple[str, dict]]:
         """(asset key, metadata) of every account/marts materialization of the latest run, in order."""
@@ -225,17 +284,36 @@ class Fleet:
         result = []
         for key, event in rows:
             body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
-            metadata = {}
-            for entry in body.get("metadata_entries") or []:
-                value = entry.get("entry_data") or {}
-                metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
-            for label, value in (body.get("metadata") or {}).items():
-                metadata[label] = (
-                    next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
-                )
             path = json.loads(key) if key.startswith("[") else key.split("/")
-            result.append((path[-1], metadata))
+            result.append((path[-1], _metadata_of(body)))
         return result
+
+    def step_failure(self, run_id: str, step: str) -> dict:
+        """{"description", "metadata"} of a step's Failure (its STEP_FAILURE event)."""
+        import json
+
+        with connect(self.pg_env, self.dagster_db) as conn:
+            (event,) = conn.execute(
+                "SELECT event FROM event_logs WHERE run_id = %s AND step_key = %s AND dagster_event_type = "
+                "'STEP_FAILURE' ORDER BY id DESC LIMIT 1",
+                (run_id, step),
+            ).fetchone()
+        data = json.loads(event)["dagster_event"]["event_specific_data"]
+        failure = data.get("user_failure_data") or {}
+        return {"description": failure.get("description") or "", "metadata": _metadata_of(failure)}
+
+
+def _metadata_of(body: dict) -> dict:
+    """{label: value} of a serialized Dagster event body (older `metadata_entries` or newer `metadata`)."""
+    metadata = {}
+    for entry in body.get("metadata_entries") or []:
+        value = entry.get("entry_data") or {}
+        metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
+    for label, value in (body.get("metadata") or {}).items():
+        metadata[label] = (
+            next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
+        )
+    return metadata
 
 
 def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
