@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from invoiz_ops import embedded_db
-from invoiz_ops.fleet.deploy import Fleet, credentials_env, demo_project
-from invoiz_ops.pipeline import connect, database_server, drop_database
+from invoiz_ops.fleet.deploy import Fleet, credentials_env
+from invoiz_ops.pipeline import connect, database_server, drop_database, project_copy
 from invoiz_sandbox import FleetSandbox
 
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for round_no in range(1, args.rounds + 1):
                 round_dir = folder / f"round-{round_no}"
-                project = demo_project(round_dir, names)
+                project = project_copy(round_dir, fleet=names)
                 fleet = Fleet(
                     project=project,
                     pg_env=pg_env,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env, demo_project
-from invoiz_ops.pipeline import connect, drop_database
+from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env
+from invoiz_ops.pipeline import connect, drop_database, project_copy
 from invoiz_sandbox import FleetSandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -37,7 +37,7 @@ def fleet_factory(pg_env, tmp_path):
     def make(**options):
         sandbox = FleetSandbox(installations=len(NAMES), seed=7, invoices=INVOICES, today="2026-11-01")
         sandbox.__enter__()
-        project = demo_project(tmp_path, NAMES)
+        project = project_copy(tmp_path, fleet=NAMES)
         suffix = uuid.uuid4().hex[:10]
         fleet = Fleet(
             project=project,
