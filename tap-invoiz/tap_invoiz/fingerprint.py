@@ -63,6 +63,42 @@ def fingerprint(row: Mapping, salt: str = "") -> int:
     return int.from_bytes(digest, "big")
 
 
+def write_ids(out: bytearray, ids: list[int]) -> None:
+    """Ascending ids as their count and gaps, each a varint (also the ledger's ids before start_date)."""
+    _write_varint(out, len(ids))
+    previous = 0
+    for row_id in ids:
+        gap = row_id - previous
+        if gap < 0x80:  # most gaps (dense ids): one byte, without the call
+            out.append(gap)
+        else:
+            _write_varint(out, gap)
+        previous = row_id
+
+
+def read_ids(raw: bytes) -> tuple[list[int], int]:
+    """Inverse of :func:`write_ids`: the ids and the position after them in ``raw``."""
+    pos = 0
+
+    def read_varint() -> int:
+        nonlocal pos
+        shift = value = 0
+        while True:
+            byte = raw[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    ids = []
+    current = 0
+    for _ in range(read_varint()):
+        current += read_varint()
+        ids.append(current)
+    return ids, pos
+
+
 def _write_varint(out: bytearray, value: int) -> None:
     while True:
         byte = value & 0x7F
@@ -81,15 +117,7 @@ def encode(fingerprints: Mapping[int, int]) -> str:
         msg = "ids must be non-negative integers"
         raise ValueError(msg)
     out = bytearray()
-    _write_varint(out, len(ids))
-    previous = 0
-    for row_id in ids:
-        gap = row_id - previous
-        if gap < 0x80:  # most gaps (dense ids): one byte, without the call
-            out.append(gap)
-        else:
-            _write_varint(out, gap)
-        previous = row_id
+    write_ids(out, ids)
     out += b"".join([fingerprints[row_id].to_bytes(FP_BYTES, "big") for row_id in ids])
     return f"{FORMAT}:" + base64.b64encode(zlib.compress(bytes(out), 9)).decode("ascii")
 
@@ -103,25 +131,8 @@ def decode(text: str | None) -> dict[int, int]:
         msg = f"unknown fingerprint format {prefix!r}"
         raise ValueError(msg)
     raw = zlib.decompress(base64.b64decode(payload))
-    pos = 0
-
-    def read_varint() -> int:
-        nonlocal pos
-        shift = value = 0
-        while True:
-            byte = raw[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-
-    count = read_varint()
-    ids = []
-    current = 0
-    for _ in range(count):
-        current += read_varint()
-        ids.append(current)
+    ids, pos = read_ids(raw)
+    count = len(ids)
     if len(raw) - pos != count * FP_BYTES:
         msg = "corrupt fingerprint blob (length mismatch)"
         raise ValueError(msg)

@@ -230,23 +230,11 @@ def decode_states(text: object, ids: Iterable[int]) -> dict[int, int]:
     return dict(zip(ordered, raw))
 
 
-def _varint(out: bytearray, value: int) -> None:
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | 0x80 if value else byte)
-        if not value:
-            return
-
-
 def encode_outside(codes: dict[int, int]) -> str:
     """``{id: state code}`` of the invoices before start_date, compact (ids ascending, as gaps)."""
     ids = sorted(codes)
     out = bytearray()
-    _varint(out, len(ids))
-    previous = 0
-    for row_id in ids:
-        _varint(out, row_id - previous)
-        previous = row_id
+    fpmod.write_ids(out, ids)
     out += bytes(codes[row_id] for row_id in ids)
     return f"{OUTSIDE_FORMAT}:" + base64.b64encode(zlib.compress(bytes(out), 9)).decode("ascii")
 
@@ -257,24 +245,7 @@ def decode_outside(text: object) -> dict[int, int]:
         msg = "no states of invoices before start_date"
         raise ValueError(msg)
     raw = zlib.decompress(base64.b64decode(text.partition(":")[2]))
-    pos = 0
-
-    def read() -> int:
-        nonlocal pos
-        shift = value = 0
-        while True:
-            byte = raw[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-
-    ids: list[int] = []
-    current = 0
-    for _ in range(read()):
-        current += read()
-        ids.append(current)
+    ids, pos = fpmod.read_ids(raw)
     if len(raw) - pos != len(ids):
         msg = "corrupt states of invoices before start_date"
         raise ValueError(msg)
