@@ -207,3 +207,10 @@ def test_the_style_check_finds_what_it_should(tmp_path):
         "content of `meta` is not indented by 2",
     ):
         assert expected in problems, (expected, problems)
+
+
+def test_no_usage_events_leave_the_machine():
+    """Neither Meltano nor dbt sends anonymous usage events: a scheduled job talks to invoiz and PostgreSQL only
+    (and the tests, which run both, send nothing beyond loopback)."""
+    assert _load(PROJECT / "dbt_project.yml")["flags"]["send_anonymous_usage_stats"] is False
+    assert _load(PROJECT.parent / "meltano.yml")["send_anonymous_usage_stats"] is False
