@@ -9,8 +9,6 @@ so it never touches raw_invoiz or analytics.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +21,8 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "raw_invoiz.sql"
 AS_OF = "2026-11-29"
 
 psycopg = pytest.importorskip("psycopg")
+from persistent_dbt import DbtSession, dbt_env  # noqa: E402
+
 from invoiz_ops.pipeline import connect, dbt_executable  # noqa: E402
 
 pytestmark = [
@@ -38,20 +38,7 @@ def built(tmp_path_factory, pg_env):
     try:
         conn.execute(FIXTURE.read_text(encoding="utf-8").replace("raw_invoiz", raw_schema))
         tmp = tmp_path_factory.mktemp("dbt")
-        env = dict(
-            os.environ,
-            DBT_POSTGRES_HOST=pg_env["PGHOST"],
-            DBT_POSTGRES_PORT=pg_env["PGPORT"],
-            DBT_POSTGRES_USER=pg_env["PGUSER"],
-            DBT_POSTGRES_PASSWORD=pg_env["PGPASSWORD"],
-            DBT_POSTGRES_DBNAME=pg_env["PGDATABASE"],
-            DBT_POSTGRES_SCHEMA=schema,
-            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-            DO_NOT_TRACK="1",
-        )
-        cmd = [
-            dbt_executable(),
-            "build",
+        options = [
             "--project-dir",
             str(PROJECT),
             "--profiles-dir",
@@ -63,10 +50,12 @@ def built(tmp_path_factory, pg_env):
             "--vars",
             f"{{invoiz_source_schema: {raw_schema}, as_of_date: '{AS_OF}'}}",
         ]
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        docs = subprocess.run(
-            [*cmd[:1], "docs", "generate", *cmd[2:]], env=env, capture_output=True, text=True, timeout=600
-        )
+        dbt = DbtSession(tmp / "dbt-console.log")
+        try:
+            result = dbt.invoke(["build"], options, dbt_env(pg_env, schema))
+            docs = dbt.invoke(["docs", "generate"], options, dbt_env(pg_env, schema))
+        finally:
+            dbt.close()
         yield conn, schema, result, docs, tmp / "target"
     finally:
         conn.execute(f"drop schema if exists {schema} cascade")
@@ -81,8 +70,8 @@ def _rows(built, sql):
 
 def test_build_passes_with_collision_warning(built):
     result = built[2]
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    assert "WARN 2 warn_invoice_number_collisions" in result.stdout
+    assert result.success, result.log[-5000:]
+    assert "WARN 2 warn_invoice_number_collisions" in result.log
 
 
 def test_customers_merge_shared_and_unicode_emails(built):
@@ -159,7 +148,7 @@ def test_collisions(built):
 
 def test_docs_generate(built):
     docs, target = built[3], built[4]
-    assert docs.returncode == 0, docs.stdout[-5000:] + docs.stderr[-2000:]
+    assert docs.success, docs.log[-5000:]
     catalog = json.loads((target / "catalog.json").read_text(encoding="utf-8"))
     assert "model.tap_invoiz.customer_invoices" in catalog["nodes"]
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))

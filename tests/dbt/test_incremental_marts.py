@@ -12,9 +12,7 @@ Needs the session's PostgreSQL, psycopg and dbt, like test_dbt_build.py; its own
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -26,9 +24,11 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "raw_invoiz.sql"
 AS_OF = "2026-11-29"
 
 psycopg = pytest.importorskip("psycopg")
+from persistent_dbt import DbtSession, dbt_env  # noqa: E402
+
 from invoiz_ops.pipeline import connect, dbt_executable  # noqa: E402
 
-pytestmark = [pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed")]
+pytestmark = [pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed"), pytest.mark.slow]
 
 VERSION_COLUMNS = {"account_version", "customer_version"}
 COMPARED = (
@@ -61,8 +61,8 @@ create table {raw}.sync_status (
 
 
 class Warehouse:
-    def __init__(self, conn, pg_env: dict[str, str], raw: str, tmp: Path) -> None:
-        self.conn, self.pg_env, self.raw, self.tmp = conn, pg_env, raw, tmp
+    def __init__(self, conn, pg_env: dict[str, str], raw: str, tmp: Path, session: DbtSession) -> None:
+        self.conn, self.pg_env, self.raw, self.tmp, self.session = conn, pg_env, raw, tmp, session
 
     def execute(self, statement: str) -> None:
         self.conn.execute(statement.replace("{raw}", self.raw))
@@ -71,39 +71,21 @@ class Warehouse:
         return self.conn.execute(statement.replace("{raw}", self.raw), params).fetchall()
 
     def dbt(self, schema: str, *args: str) -> str:
-        env = dict(
-            os.environ,
-            DBT_POSTGRES_HOST=self.pg_env["PGHOST"],
-            DBT_POSTGRES_PORT=self.pg_env["PGPORT"],
-            DBT_POSTGRES_USER=self.pg_env["PGUSER"],
-            DBT_POSTGRES_PASSWORD=self.pg_env["PGPASSWORD"],
-            DBT_POSTGRES_DBNAME=self.pg_env["PGDATABASE"],
-            DBT_POSTGRES_SCHEMA=schema,
-            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-            DO_NOT_TRACK="1",
-        )
-        result = subprocess.run(
-            [
-                dbt_executable(),
-                *args,
-                "--project-dir",
-                str(PROJECT),
-                "--profiles-dir",
-                str(PROJECT / "profiles"),
-                "--target-path",
-                str(self.tmp / schema / "target"),
-                "--log-path",
-                str(self.tmp / schema / "logs"),
-                "--vars",
-                f"{{invoiz_source_schema: {self.raw}, as_of_date: '{AS_OF}'}}",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-        return result.stdout
+        options = [
+            "--project-dir",
+            str(PROJECT),
+            "--profiles-dir",
+            str(PROJECT / "profiles"),
+            "--target-path",
+            str(self.tmp / schema / "target"),
+            "--log-path",
+            str(self.tmp / schema / "logs"),
+            "--vars",
+            f"{{invoiz_source_schema: {self.raw}, as_of_date: '{AS_OF}'}}",
+        ]
+        result = self.session.invoke(list(args), options, dbt_env(self.pg_env, schema))
+        assert result.success, result.log[-6000:]
+        return result.log
 
     def columns(self, schema: str, relation: str) -> list[str]:
         rows = self.rows(
@@ -135,10 +117,13 @@ def warehouse(tmp_path_factory, pg_env):
     raw = f"dbt_incr_raw_{suffix}"
     incremental, full = f"dbt_incr_{suffix}", f"dbt_full_{suffix}"
     conn = connect(pg_env, autocommit=True)
+    tmp = tmp_path_factory.mktemp("dbt-incremental")
+    session = DbtSession(tmp / "dbt-console.log")
     try:
         conn.execute(FIXTURE.read_text(encoding="utf-8").replace("raw_invoiz", raw))
-        yield Warehouse(conn, pg_env, raw, tmp_path_factory.mktemp("dbt-incremental")), incremental, full
+        yield Warehouse(conn, pg_env, raw, tmp, session), incremental, full
     finally:
+        session.close()
         for schema in (incremental, full, raw):
             conn.execute(f"drop schema if exists {schema} cascade")
         conn.close()
