@@ -246,6 +246,7 @@ def test_an_unpaired_surrogate_fails_the_fingerprint_as_before():
         fingerprint.canonical_bytes({"a": "\ud800"})
 
 
+@pytest.mark.slow  # 1.1 million code points, three ways
 def test_ascii_escaping_is_simplejsons_for_every_code_point():
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     for prefix in ("", "\\", '"'):  # the fast way (no backslash in the text) and the one character at a time
