@@ -107,8 +107,8 @@ class Report(MeasuredSections, GridSection):
                     if self._compared_values()
                     else ""
                 )
-                + ". The no-change run's records come from the tap's log "
-                "(singer-sdk's `record_count` metric) and target-postgres's own count (\"Reader … completed processing\").",
+                + ". The no-change run's records come from the tap's result line (`tap-invoiz result {…}`, its `records`) "
+                'and target-postgres\'s own count ("Reader … completed processing").',
                 "- The baseline loop is `bench/plain_loop.py`: one `requests.Session`, `json.loads` per page, one "
                 "`json.dumps` line per row.",
                 "",

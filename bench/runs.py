@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from invoiz_ops.pipeline import PROJECT_ROOT, Pipeline, connect, dbt_executable
+from tap_invoiz.results import read_results
 
 TAP_EXE = PROJECT_ROOT / ".meltano" / "extractors" / "tap-invoiz" / "venv" / "bin" / "tap-invoiz"
 TARGET_EXE = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres"
@@ -125,7 +126,7 @@ class Outcome:
     requests: int = 0
     request_kinds: dict[str, int] = field(default_factory=dict)
     peak_concurrency: int = 0
-    emitted: int | None = None  # records the tap emitted (singer-sdk's record_count metric in its log)
+    emitted: int | None = None  # records the tap emitted (its result line)
     received: int | None = None  # RECORD messages target-postgres read (its "Reader ... completed" line)
     batch_manifests: int | None = None
     rows: int | None = None  # rows written by the baseline loop
@@ -137,24 +138,14 @@ class Outcome:
     content: str | None = None  # fingerprint of the loaded rows without the _sdc_* columns (check_load)
 
 
-# singer-sdk's record_count metric (a counter that logs and resets, so the values add up), in its two log forms:
-# plain (`METRIC: {"type":"counter","metric":"record_count","value":N,...}`) and Meltano's
-# (`metric_name=record_count metric_value=N`).
-_RECORD_COUNT = re.compile(
-    r'"metric":\s*"record_count",\s*"value":\s*(\d+)|metric_name=record_count metric_value=(\d+)'
-)
-# tap-invoiz's run summary ("sync done in 3.9 s: 120,000 records emitted (...)"): its METRIC lines show only at DEBUG
-_TAP_SUMMARY = re.compile(r"sync done in [\d.]+ s: ([\d,]+) records emitted")
 _READER = re.compile(r"\((\d+) schemas, (\d+) records, (\d+) batch manifests")
 
 
-def record_count(log: str) -> int | None:
-    """Records a singer-sdk plugin counted in its log (None if it logged no count)."""
-    values = [int(a or b) for a, b in _RECORD_COUNT.findall(log)]
-    if values:
-        return sum(values)
-    summaries = [int(n.replace(",", "")) for n in _TAP_SUMMARY.findall(log)]
-    return sum(summaries) if summaries else None
+def tap_records(log: str) -> int | None:
+    """Records tap-invoiz emitted, from its result line(s) (``tap-invoiz result {...}``, the fleet runner reads the
+    same); None when the log has none."""
+    results = read_results(log)
+    return sum(int(result["records"]) for result in results.values()) if results else None
 
 
 def plugin_lines(meltano_log: str, plugin: str) -> str:
@@ -167,7 +158,7 @@ def parse_logs(tap_log: str, target_log: str) -> tuple[int | None, int | None, i
     readers = _READER.findall(target_log)
     received = sum(int(r[1]) for r in readers) if readers else None
     manifests = sum(int(r[2]) for r in readers) if readers else None
-    return record_count(tap_log), received, manifests
+    return tap_records(tap_log), received, manifests
 
 
 def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) -> tuple[list[str], str]:
@@ -219,7 +210,7 @@ def meltano_run(pipe: Pipeline, sandbox, *, full_refresh: bool) -> Outcome:
         raise BenchError(f"meltano run failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
     kinds = api_requests(sandbox)
     log = result.stdout + result.stderr
-    emitted, received, manifests = parse_logs(plugin_lines(log, "tap-invoiz"), plugin_lines(log, "target-postgres"))
+    emitted, received, manifests = parse_logs(log, plugin_lines(log, "target-postgres"))  # only the tap writes results
     return Outcome(
         seconds=seconds,
         requests=sum(kinds.values()),
