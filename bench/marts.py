@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import machine as bench_machine
+from bench.runs import dbt_env
 from invoiz_ops import embedded_db
 from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, drop_database, recreate_database
 
@@ -94,21 +95,6 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def dbt_env(pg_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
-    env.update(
-        DBT_POSTGRES_HOST=pg_env["PGHOST"],
-        DBT_POSTGRES_PORT=pg_env["PGPORT"],
-        DBT_POSTGRES_USER=pg_env["PGUSER"],
-        DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
-        DBT_POSTGRES_DBNAME=DATABASE,
-        DBT_POSTGRES_SCHEMA="analytics",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        DO_NOT_TRACK="1",
-    )
-    return env
-
-
 def dbt(pg_env: dict[str, str], workdir: Path, *args: str) -> Dbt:
     """Time one dbt command (wall clock around the process) and read what it did from run_results.json."""
     load = bench_machine.load_average()
@@ -128,7 +114,9 @@ def dbt(pg_env: dict[str, str], workdir: Path, *args: str) -> Dbt:
         f"{{as_of_date: '{AS_OF}'}}",
     ]
     started = time.perf_counter()
-    result = subprocess.run(command, env=dbt_env(pg_env), capture_output=True, text=True, timeout=7200, check=False)
+    result = subprocess.run(
+        command, env=dbt_env(pg_env, DATABASE), capture_output=True, text=True, timeout=7200, check=False
+    )
     seconds = time.perf_counter() - started
     summary = next((line.strip() for line in reversed(result.stdout.splitlines()) if "PASS=" in line), "")
     if result.returncode != 0:

@@ -340,6 +340,23 @@ def plain_loop_run(sandbox, page_size: int) -> Outcome:
     )
 
 
+def dbt_env(pg_env: dict[str, str], database: str) -> dict[str, str]:
+    """The environment of a benchmark's dbt command: the profile's DBT_POSTGRES_* from ``pg_env`` and ``database``
+    (models in schema analytics), none of the caller's DBT_* or PG* variables, no usage statistics sent."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
+    env.update(
+        DBT_POSTGRES_HOST=pg_env["PGHOST"],
+        DBT_POSTGRES_PORT=pg_env["PGPORT"],
+        DBT_POSTGRES_USER=pg_env["PGUSER"],
+        DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
+        DBT_POSTGRES_DBNAME=database,
+        DBT_POSTGRES_SCHEMA="analytics",
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        DO_NOT_TRACK="1",
+    )
+    return env
+
+
 def dbt_build(pg_env: dict[str, str], database: str) -> tuple[float, str]:
     """Seconds of `dbt build` on `database` (models in schema analytics) and a one-line result summary."""
     dbt = dbt_executable()
@@ -347,17 +364,7 @@ def dbt_build(pg_env: dict[str, str], database: str) -> tuple[float, str]:
         raise BenchError("dbt is not installed (run `make install`)")
     workdir = _private_dir("bench-dbt-")
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
-        env.update(
-            DBT_POSTGRES_HOST=pg_env["PGHOST"],
-            DBT_POSTGRES_PORT=pg_env["PGPORT"],
-            DBT_POSTGRES_USER=pg_env["PGUSER"],
-            DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
-            DBT_POSTGRES_DBNAME=database,
-            DBT_POSTGRES_SCHEMA="analytics",
-            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-            DO_NOT_TRACK="1",
-        )
+        env = dbt_env(pg_env, database)
         project = PROJECT_ROOT / "transform"
         # Own target and log paths: other people's dbt runs in this checkout use transform/target.
         command = [
