@@ -161,6 +161,21 @@ def parse_logs(tap_log: str, target_log: str) -> tuple[int | None, int | None, i
     return tap_records(tap_log), received, manifests
 
 
+def run_outcome(sandbox, seconds: float, tap_log: str, target_log: str) -> Outcome:
+    """What a tap | target run did: its time, the requests the sandbox counted, what the tap and the target logged."""
+    kinds = api_requests(sandbox)
+    emitted, received, manifests = parse_logs(tap_log, target_log)
+    return Outcome(
+        seconds=seconds,
+        requests=sum(kinds.values()),
+        request_kinds=kinds,
+        peak_concurrency=list_concurrency(sandbox),
+        emitted=emitted,
+        received=received,
+        batch_manifests=manifests,
+    )
+
+
 def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) -> tuple[list[str], str]:
     """What a backfill left in PostgreSQL: problems (missing or soft-deleted rows, metadata dbt reads left empty) and a
     fingerprint of the loaded values without the `_sdc_*` columns, to compare loads made with different settings."""
@@ -208,18 +223,8 @@ def meltano_run(pipe: Pipeline, sandbox, *, full_refresh: bool) -> Outcome:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise BenchError(f"meltano run failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    kinds = api_requests(sandbox)
     log = result.stdout + result.stderr
-    emitted, received, manifests = parse_logs(log, plugin_lines(log, "target-postgres"))  # only the tap writes results
-    return Outcome(
-        seconds=seconds,
-        requests=sum(kinds.values()),
-        request_kinds=kinds,
-        peak_concurrency=list_concurrency(sandbox),
-        emitted=emitted,
-        received=received,
-        batch_manifests=manifests,
-    )
+    return run_outcome(sandbox, seconds, log, plugin_lines(log, "target-postgres"))  # only the tap writes results
 
 
 def _private_dir(prefix: str) -> Path:
@@ -279,19 +284,8 @@ def direct_run(sandbox, tap_cfg: dict, target_cfg: dict | None) -> Outcome:
             name = failed[0][0]
             log = logs["tap" if name == "tap-invoiz" else "target"]
             raise BenchError(f"{name} failed (exit {failed[0][1]}):\n{log[-3000:]}")
-        kinds = api_requests(sandbox)
-        emitted, received, manifests = parse_logs(logs["tap"], logs["target"])
-        outcome = Outcome(
-            seconds=seconds,
-            requests=sum(kinds.values()),
-            request_kinds=kinds,
-            peak_concurrency=list_concurrency(sandbox),
-            emitted=emitted,
-            received=received,
-            batch_manifests=manifests,
-            tap_rss_mb=tap_usage[0],
-            tap_cpu_s=tap_usage[1],
-        )
+        outcome = run_outcome(sandbox, seconds, logs["tap"], logs["target"])
+        outcome.tap_rss_mb, outcome.tap_cpu_s = tap_usage
         if target_usage is not None:
             outcome.target_rss_mb, outcome.target_cpu_s = target_usage
         return outcome
