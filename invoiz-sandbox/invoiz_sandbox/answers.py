@@ -27,6 +27,14 @@ def _bool(v) -> bool:
     return str(v).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _order_by(query: dict, supported: list[str]) -> str | None:
+    """The list request's ``orderBy`` (None: the default order); a 400 when the list cannot sort by it."""
+    order_by = query.get("orderBy") or None
+    if order_by is not None and order_by not in supported:
+        raise SandboxError(f"orderBy {order_by!r} is not supported", field="orderBy", code="INVALID")
+    return order_by
+
+
 class ApiAnswers:
     """The answering half of a Sandbox (part of :class:`~invoiz_sandbox.server.Sandbox`)."""
 
@@ -210,9 +218,7 @@ class ApiAnswers:
     def _invoice_list(self, query):
         ds = self.dataset
         offset, limit = self._paging(query)
-        order_by = query.get("orderBy") or None
-        if order_by is not None and order_by not in INVOICE_ORDER_BY:
-            raise SandboxError(f"orderBy {order_by!r} is not supported", field="orderBy", code="INVALID")
+        order_by = _order_by(query, INVOICE_ORDER_BY)
         desc = _bool(query.get("desc", "false"))
         flt = query.get("filter") or "all"
         if flt not in INVOICE_FILTERS:
@@ -269,9 +275,7 @@ class ApiAnswers:
     def _customer_list(self, query):
         ds = self.dataset
         offset, limit = self._paging(query)
-        order_by = query.get("orderBy") or None
-        if order_by is not None and order_by not in CONTACT_ORDER_BY:
-            raise SandboxError(f"orderBy {order_by!r} is not supported", field="orderBy", code="INVALID")
+        order_by = _order_by(query, CONTACT_ORDER_BY)
         order = ds.contact_order(order_by, _bool(query.get("desc", "false")))
         search = (query.get("searchText") or "").strip()
         if search:
