@@ -16,6 +16,7 @@ from .values import (
     SandboxError,
     _e,
     _gross,
+    invoice_detail_tail,
 )
 
 
@@ -142,15 +143,7 @@ class InvoiceActions:
                 "history": [{"state": "draft", "date": now}],
                 "metaData": {"cancellation": {}, "currentDunning": {}, "nextDunning": {}},
                 "texts": {"introduction": "Vielen Dank für Ihren Auftrag.", "conclusion": "Mit freundlichen Grüßen"},
-                "infoSectionCustomFields": [],
-                "discount": 0.0,
-                "vatAmountStandard": _e(gross_c - net_c) if vat == 19 else 0.0,
-                "vatAmountReduced": _e(gross_c - net_c) if vat == 7 else 0.0,
-                "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
-                "autoDunningEnabled": False,
-                "dunningLevel": None,
-                "smallBusiness": False,
-                "notes": "",
+                **invoice_detail_tail(net_c, gross_c, vat, dunning_level=None),
                 "_created": now,
                 "_updated": now,
                 "_m": True,

@@ -17,6 +17,7 @@ from .values import (
     _dt,
     _e,
     _gross,
+    invoice_detail_tail,
 )
 
 
@@ -190,15 +191,7 @@ class InvoiceRows:
                     "conclusion": f"Zahlbar {'sofort' if dd == 0 else f'innerhalb von {dd} Tagen'} ohne Abzug. "
                     "Mit freundlichen Grüßen",
                 },
-                "infoSectionCustomFields": [],
-                "discount": 0.0,
-                "vatAmountStandard": _e(g - net) if vat == 19 else 0.0,
-                "vatAmountReduced": _e(g - net) if vat == 7 else 0.0,
-                "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
-                "autoDunningEnabled": False,
-                "dunningLevel": meta["nextDunning"].get("dunningLevel"),
-                "smallBusiness": False,
-                "notes": "",
+                **invoice_detail_tail(net, g, vat, dunning_level=meta["nextDunning"].get("dunningLevel")),
             }
         )
         return inv

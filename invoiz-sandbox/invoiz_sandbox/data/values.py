@@ -177,6 +177,22 @@ def _berlin_offset_hours(day: dt.date) -> int:
         return 2 if last_sunday(3) <= day < last_sunday(10) else 1
 
 
+def invoice_detail_tail(net_cents: int, gross_cents: int, vat: int, dunning_level) -> dict:
+    """The last fields of an invoice's detail (VAT split, settings every sandbox invoice shares), in the API's order:
+    the same for a generated and a created invoice."""
+    return {
+        "infoSectionCustomFields": [],
+        "discount": 0.0,
+        "vatAmountStandard": _e(gross_cents - net_cents) if vat == 19 else 0.0,
+        "vatAmountReduced": _e(gross_cents - net_cents) if vat == 7 else 0.0,
+        "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
+        "autoDunningEnabled": False,
+        "dunningLevel": dunning_level,
+        "smallBusiness": False,
+        "notes": "",
+    }
+
+
 def render_date(value, fmt: str):
     """Canonical 'YYYY-MM-DD' → API form. fmt: 'utc_midnight' (default), 'date_only', 'berlin_midnight'."""
     if not value:
