@@ -53,32 +53,32 @@ def verdict(ok: bool | None) -> str:
     return "–" if ok is None else ("**met**" if ok else "**not met**")
 
 
-def _floor(outcome: Outcome, latency_ms: float) -> float:
+def latency_floor(outcome: Outcome, latency_ms: float) -> float:
     """The latency floor: requests × latency ÷ the concurrency the tap really used (at least 1)."""
     return outcome.requests * latency_ms / 1000 / max(1, outcome.peak_concurrency)
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
+def ratio_of(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _seconds(value: float | None) -> str:
+def seconds_text(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f} s"
 
 
-def _x(value: float | None) -> str:
+def ratio_text(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def _count(value: float | None) -> str:
+def count_text(value: float | None) -> str:
     return "–" if value is None else f"{round(value):,}"
 
 
-def _mb(value: float | None) -> str:
+def mb_text(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f} MB"
 
 
-def _problems(outcomes: list[Outcome], reference: str | None = None) -> list[str]:
+def load_problems(outcomes: list[Outcome], reference: str | None = None) -> list[str]:
     """Problems of these runs; with a reference fingerprint, also whether they loaded other values than it."""
     seen: list[str] = []
     for outcome in outcomes:
@@ -90,10 +90,10 @@ def _problems(outcomes: list[Outcome], reference: str | None = None) -> list[str
     return seen
 
 
-def _loaded(outcomes: list[Outcome], reference: str | None = None) -> str:
-    problems = _problems(outcomes, reference)
+def loaded_text(outcomes: list[Outcome], reference: str | None = None) -> str:
+    problems = load_problems(outcomes, reference)
     return "ok" if not problems else "; ".join(problems)
 
 
-def _reference(outcomes: list[Outcome]) -> str | None:
+def reference_content(outcomes: list[Outcome]) -> str | None:
     return next((o.content for o in outcomes if getattr(o, "content", None)), None)

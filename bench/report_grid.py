@@ -6,16 +6,16 @@ import typing as t
 
 from bench.report_cells import (
     GRID_TIE,
-    _count,
-    _floor,
-    _loaded,
-    _mb,
-    _problems,
-    _ratio,
-    _reference,
-    _seconds,
-    _x,
+    count_text,
+    latency_floor,
+    load_problems,
+    loaded_text,
+    mb_text,
     median,
+    ratio_of,
+    ratio_text,
+    reference_content,
+    seconds_text,
     table,
 )
 from bench.runs import TapSettings
@@ -32,25 +32,25 @@ class GridSection:
     def grid(self) -> tuple[str, str]:
         r = self.r
         rows, cells = [], []
-        reference = _reference([o for s, outcomes in r.grid.items() if not s.batch for o in outcomes])
+        reference = reference_content([o for s, outcomes in r.grid.items() if not s.batch for o in outcomes])
         for settings, outcomes in r.grid.items():
             seconds = median(o.seconds for o in outcomes)
             used = median(o.peak_concurrency for o in outcomes)
-            floor = median(_floor(o, self.latency) for o in outcomes)
-            safe = not _problems(outcomes, reference)
+            floor = median(latency_floor(o, self.latency) for o in outcomes)
+            safe = not load_problems(outcomes, reference)
             cells.append((settings, seconds, safe))
             rows.append(
                 [
                     str(settings.page_size),
                     str(settings.max_concurrency),
                     "yes" if settings.batch else "no",
-                    _seconds(seconds),
-                    _count(median(o.requests for o in outcomes)),
-                    _count(used),
-                    _seconds(floor),
-                    _x(_ratio(seconds, floor)),
-                    _mb(median(o.tap_rss_mb for o in outcomes)),
-                    _loaded(outcomes, reference),
+                    seconds_text(seconds),
+                    count_text(median(o.requests for o in outcomes)),
+                    count_text(used),
+                    seconds_text(floor),
+                    ratio_text(ratio_of(seconds, floor)),
+                    mb_text(median(o.tap_rss_mb for o in outcomes)),
+                    loaded_text(outcomes, reference),
                 ]
             )
         text = table(
@@ -102,7 +102,7 @@ class GridSection:
             f"**Recommendation:** page_size **{choice.page_size}**, max_concurrency **{choice.max_concurrency}**, "
             f"BATCH **{'on' if choice.batch else 'off'}**" + (f"; target-postgres **{load}**" if load else "") + ".",
             "",
-            f"- Fastest safe cell: {_seconds(fastest)}; the recommendation ({_seconds(seconds)}) is within "
+            f"- Fastest safe cell: {seconds_text(fastest)}; the recommendation ({seconds_text(seconds)}) is within "
             f"{GRID_TIE:.0%} of it, and among those it asks the least of invoiz (fewest parallel requests, "
             "then fewest requests).",
         ]
@@ -128,10 +128,10 @@ class GridSection:
 
     def _best_load_variant(self) -> str | None:
         best = None
-        reference = _reference(next(iter(self.r.loads.values()), []))
+        reference = reference_content(next(iter(self.r.loads.values()), []))
         for name, outcomes in self.r.loads.items():
             seconds = median(o.seconds for o in outcomes)
-            if not _problems(outcomes, reference) and seconds is not None and (best is None or seconds < best[1]):
+            if not load_problems(outcomes, reference) and seconds is not None and (best is None or seconds < best[1]):
                 best = (name, seconds)
         return best[0] if best else None
 

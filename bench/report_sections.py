@@ -7,18 +7,18 @@ import typing as t
 
 from bench.report_cells import (
     TARGETS,
-    _count,
-    _floor,
-    _loaded,
-    _mb,
-    _problems,
-    _ratio,
-    _reference,
-    _seconds,
-    _x,
+    count_text,
     fmt,
+    latency_floor,
+    load_problems,
+    loaded_text,
+    mb_text,
     median,
+    ratio_of,
+    ratio_text,
+    reference_content,
     runs_table,
+    seconds_text,
     table,
     verdict,
 )
@@ -35,7 +35,7 @@ class MeasuredSections:
 
     def backfill(self) -> str:
         r, runs = self.r, self.plan.runs
-        floors = [_floor(o, self.latency) for o in r.backfills]
+        floors = [latency_floor(o, self.latency) for o in r.backfills]
         ratios = [o.seconds / f for o, f in zip(r.backfills, floors)]
         ratio = median(ratios)
         used = median(o.peak_concurrency for o in r.backfills)
@@ -44,7 +44,7 @@ class MeasuredSections:
                 "1",
                 f"backfill ÷ latency floor ({self.plan.big:,} invoices, {self.latency:g} ms, {r.defaults.label()}, "
                 f"concurrency used {fmt(used, 0)})",
-                _x(ratio),
+                ratio_text(ratio),
                 f"≤ {TARGETS['backfill_ratio']}",
                 verdict(ratio is not None and ratio <= TARGETS["backfill_ratio"]),
             ]
@@ -54,24 +54,24 @@ class MeasuredSections:
                 (
                     "backfill (`meltano run --full-refresh tap-invoiz target-postgres`)",
                     [o.seconds for o in r.backfills],
-                    _seconds,
+                    seconds_text,
                 ),
-                ("requests the sandbox counted", [o.requests for o in r.backfills], _count),
+                ("requests the sandbox counted", [o.requests for o in r.backfills], count_text),
                 (
                     "list requests in flight at once (concurrency used)",
                     [o.peak_concurrency for o in r.backfills],
-                    _count,
+                    count_text,
                 ),
-                ("latency floor = requests × latency ÷ concurrency used", floors, _seconds),
-                ("**backfill ÷ floor**", ratios, _x),
-                ("records the target received", [o.received for o in r.backfills], _count),
+                ("latency floor = requests × latency ÷ concurrency used", floors, seconds_text),
+                ("**backfill ÷ floor**", ratios, ratio_text),
+                ("records the target received", [o.received for o in r.backfills], count_text),
             ],
             runs,
         )
         return (
             f"## 1. Backfill against the latency floor\n\n{self.plan.big:,} invoices and their contacts, "
             f"{self.latency:g} ms per request, tap settings from meltano.yml ({r.defaults.label()}). "
-            f"Rows loaded and not deleted, metadata present: {_loaded(r.backfills)}.\n\n{text}\n"
+            f"Rows loaded and not deleted, metadata present: {loaded_text(r.backfills)}.\n\n{text}\n"
         )
 
     def wide_backfill(self) -> str:
@@ -81,17 +81,17 @@ class MeasuredSections:
             return ""
         rows, ratios = [], {}
         for label, outcomes in (("tap-invoiz > /dev/null", wide_taps), ("tap-invoiz → target-postgres", wide_loads)):
-            floors = [_floor(o, self.latency) for o in outcomes]
+            floors = [latency_floor(o, self.latency) for o in outcomes]
             ratios[label] = [o.seconds / f if f else None for o, f in zip(outcomes, floors)]
             rows += [
-                (f"{label}", [o.seconds for o in outcomes], _seconds),
-                ("  requests / in flight", [o.requests for o in outcomes], _count),
-                ("  list requests in flight at once", [o.peak_concurrency for o in outcomes], _count),
-                ("  latency floor = requests × latency ÷ in flight", floors, _seconds),
-                (f"  **÷ floor ({label.split()[-1]})**", ratios[label], _x),
-                ("  tap CPU seconds", [o.tap_cpu_s for o in outcomes], _seconds),
+                (f"{label}", [o.seconds for o in outcomes], seconds_text),
+                ("  requests / in flight", [o.requests for o in outcomes], count_text),
+                ("  list requests in flight at once", [o.peak_concurrency for o in outcomes], count_text),
+                ("  latency floor = requests × latency ÷ in flight", floors, seconds_text),
+                (f"  **÷ floor ({label.split()[-1]})**", ratios[label], ratio_text),
+                ("  tap CPU seconds", [o.tap_cpu_s for o in outcomes], seconds_text),
             ]
-        rows.append(("target CPU seconds (tap → target)", [o.target_cpu_s for o in wide_loads], _seconds))
+        rows.append(("target CPU seconds (tap → target)", [o.target_cpu_s for o in wide_loads], seconds_text))
         for label, values in ratios.items():
             ratio = median(values)
             self.summary.append(
@@ -99,7 +99,7 @@ class MeasuredSections:
                     "1b",
                     f"backfill ÷ latency floor, {label} ({plan.wide_invoices:,} invoices, {self.latency:g} ms, "
                     f"page_size {r.defaults.page_size}, max_concurrency {plan.wide_concurrency})",
-                    _x(ratio),
+                    ratio_text(ratio),
                     f"≤ {TARGETS['wide_backfill_ratio']}",
                     verdict(ratio is not None and ratio <= TARGETS["wide_backfill_ratio"]),
                 ]
@@ -113,13 +113,15 @@ class MeasuredSections:
             "in 5: no Meltano start-up), the tap alone and piped into target-postgres (empty database, meltano.yml's "
             "target settings). With the latency spread over 8 requests at once, what is left is CPU: the tap's "
             "start-up and per-row work, the sandbox building pages, and target-postgres's load (the tap's CPU "
-            f"per row is section 2).{load} Loaded correctly: {_loaded(wide_loads)}.\n\n" + runs_table(rows, runs) + "\n"
+            f"per row is section 2).{load} Loaded correctly: {loaded_text(wide_loads)}.\n\n"
+            + runs_table(rows, runs)
+            + "\n"
         )
 
     def incremental(self) -> str:
         r, runs = self.r, self.plan.runs
         time_ratios = [i.seconds / b.seconds for i, b in zip(r.incrementals, r.backfills)]
-        request_ratios = [_ratio(i.requests, b.requests) for i, b in zip(r.incrementals, r.backfills)]
+        request_ratios = [ratio_of(i.requests, b.requests) for i, b in zip(r.incrementals, r.backfills)]
         emitted = [i.emitted for i in r.incrementals]
         received = [i.received for i in r.incrementals]
         time_ratio, request_ratio = median(time_ratios), median(request_ratios)
@@ -130,14 +132,14 @@ class MeasuredSections:
             [
                 "4",
                 "no-change run ÷ backfill, time",
-                _x(time_ratio),
+                ratio_text(time_ratio),
                 f"≤ {limit}",
                 verdict(time_ratio is not None and time_ratio <= limit),
             ],
             [
                 "4",
                 "no-change run ÷ backfill, requests",
-                _x(request_ratio),
+                ratio_text(request_ratio),
                 f"≤ {limit}",
                 verdict(request_ratio is not None and request_ratio <= limit),
             ],
@@ -154,13 +156,13 @@ class MeasuredSections:
                 (
                     "no-change run (`meltano run tap-invoiz target-postgres` after the backfill)",
                     [o.seconds for o in r.incrementals],
-                    _seconds,
+                    seconds_text,
                 ),
-                ("requests", [o.requests for o in r.incrementals], _count),
-                ("records the tap emitted (its log)", emitted, _count),
-                ("records the target received (its log)", received, _count),
-                ("**time ÷ backfill**", time_ratios, _x),
-                ("**requests ÷ backfill**", request_ratios, _x),
+                ("requests", [o.requests for o in r.incrementals], count_text),
+                ("records the tap emitted (its log)", emitted, count_text),
+                ("records the target received (its log)", received, count_text),
+                ("**time ÷ backfill**", time_ratios, ratio_text),
+                ("**requests ÷ backfill**", request_ratios, ratio_text),
             ],
             runs,
         )
@@ -174,34 +176,38 @@ class MeasuredSections:
 
     def tap_vs_loop(self) -> str:
         r, runs = self.r, self.plan.runs
-        tap_rate = [_ratio(o.emitted, o.seconds) for o in r.taps]
-        loop_rate = [_ratio(o.rows, o.seconds) for o in r.loops]
-        ratios = [_ratio(t, b) for t, b in zip(tap_rate, loop_rate)]
-        tap_cpu_rate = [_ratio(o.emitted, o.tap_cpu_s) for o in r.taps]
-        loop_cpu_rate = [_ratio(o.rows, o.tap_cpu_s) for o in r.loops]
+        tap_rate = [ratio_of(o.emitted, o.seconds) for o in r.taps]
+        loop_rate = [ratio_of(o.rows, o.seconds) for o in r.loops]
+        ratios = [ratio_of(t, b) for t, b in zip(tap_rate, loop_rate)]
+        tap_cpu_rate = [ratio_of(o.emitted, o.tap_cpu_s) for o in r.taps]
+        loop_cpu_rate = [ratio_of(o.rows, o.tap_cpu_s) for o in r.loops]
         ratio = median(ratios)
         self.summary.append(
             [
                 "2",
                 "tap rows/s ÷ plain requests + json loop rows/s (no latency)",
-                _x(ratio),
+                ratio_text(ratio),
                 f"≥ {TARGETS['tap_vs_loop']}",
                 verdict(ratio is not None and ratio >= TARGETS["tap_vs_loop"]),
             ]
         )
         text = runs_table(
             [
-                ("rows (invoices + contacts)", [o.emitted for o in r.taps], _count),
-                ("tap-invoiz > /dev/null", [o.seconds for o in r.taps], _seconds),
-                ("plain loop > /dev/null", [o.seconds for o in r.loops], _seconds),
-                ("tap rows/s", tap_rate, _count),
-                ("loop rows/s", loop_rate, _count),
-                ("**tap ÷ loop (wall clock)**", ratios, _x),
-                ("tap CPU seconds (user + system)", [o.tap_cpu_s for o in r.taps], _seconds),
-                ("loop CPU seconds", [o.tap_cpu_s for o in r.loops], _seconds),
-                ("tap rows per CPU second", tap_cpu_rate, _count),
-                ("loop rows per CPU second", loop_cpu_rate, _count),
-                ("tap ÷ loop (per CPU second)", [_ratio(t, b) for t, b in zip(tap_cpu_rate, loop_cpu_rate)], _x),
+                ("rows (invoices + contacts)", [o.emitted for o in r.taps], count_text),
+                ("tap-invoiz > /dev/null", [o.seconds for o in r.taps], seconds_text),
+                ("plain loop > /dev/null", [o.seconds for o in r.loops], seconds_text),
+                ("tap rows/s", tap_rate, count_text),
+                ("loop rows/s", loop_rate, count_text),
+                ("**tap ÷ loop (wall clock)**", ratios, ratio_text),
+                ("tap CPU seconds (user + system)", [o.tap_cpu_s for o in r.taps], seconds_text),
+                ("loop CPU seconds", [o.tap_cpu_s for o in r.loops], seconds_text),
+                ("tap rows per CPU second", tap_cpu_rate, count_text),
+                ("loop rows per CPU second", loop_cpu_rate, count_text),
+                (
+                    "tap ÷ loop (per CPU second)",
+                    [ratio_of(t, b) for t, b in zip(tap_cpu_rate, loop_cpu_rate)],
+                    ratio_text,
+                ),
             ],
             runs,
         )
@@ -221,31 +227,31 @@ class MeasuredSections:
         rows, best = [], None
         default_outcomes = next(iter(r.loads.values()), [])
         default_seconds = median(o.seconds for o in default_outcomes)
-        reference = _reference(default_outcomes)
+        reference = reference_content(default_outcomes)
         for name, outcomes in r.loads.items():
             seconds = median(o.seconds for o in outcomes)
-            rate = _ratio(expected_invoices, seconds)
-            safe = not _problems(outcomes, reference)
+            rate = ratio_of(expected_invoices, seconds)
+            safe = not load_problems(outcomes, reference)
             rows.append(
                 [
                     name,
                     " / ".join(f"{o.seconds:.1f}" for o in outcomes),
-                    _seconds(seconds),
-                    _count(rate),
-                    _x(_ratio(default_seconds, seconds)),
-                    _loaded(outcomes, reference),
+                    seconds_text(seconds),
+                    count_text(rate),
+                    ratio_text(ratio_of(default_seconds, seconds)),
+                    loaded_text(outcomes, reference),
                 ]
             )
             if safe and (best is None or seconds < best[1]):
                 best = (name, seconds, rate)
         default_name = next(iter(r.loads), None)
         if default_name:
-            rate = _ratio(expected_invoices, default_seconds)
+            rate = ratio_of(expected_invoices, default_seconds)
             self.summary.append(
                 [
                     "3",
                     f"load rate, invoices/s, {default_name}",
-                    _count(rate),
+                    count_text(rate),
                     f"≥ {TARGETS['load_rate']:,}",
                     verdict(rate is not None and rate >= TARGETS["load_rate"]),
                 ]
@@ -255,7 +261,7 @@ class MeasuredSections:
                 [
                     "3",
                     f"load rate, invoices/s, fastest safe variant: {best[0]}",
-                    _count(best[2]),
+                    count_text(best[2]),
                     f"≥ {TARGETS['load_rate']:,}",
                     verdict(best[2] >= TARGETS["load_rate"]),
                 ]
@@ -279,12 +285,12 @@ class MeasuredSections:
             rows.append(
                 [
                     f"{size:,}",
-                    _mb(median(o.tap_rss_mb for o in outcomes)),
-                    _mb(median(o.target_rss_mb for o in outcomes)),
-                    _seconds(median(o.tap_cpu_s for o in outcomes)),
-                    _seconds(median(o.target_cpu_s for o in outcomes)),
-                    _seconds(median(o.seconds for o in outcomes)),
-                    _loaded(outcomes),
+                    mb_text(median(o.tap_rss_mb for o in outcomes)),
+                    mb_text(median(o.target_rss_mb for o in outcomes)),
+                    seconds_text(median(o.tap_cpu_s for o in outcomes)),
+                    seconds_text(median(o.target_cpu_s for o in outcomes)),
+                    seconds_text(median(o.seconds for o in outcomes)),
+                    loaded_text(outcomes),
                 ]
             )
         text = table(
@@ -293,21 +299,27 @@ class MeasuredSections:
         )
         if len(sizes) == 2:
             small, big = (r.memory[s] for s in sizes)
-            tap_ratio = _ratio(median(o.tap_rss_mb for o in big), median(o.tap_rss_mb for o in small))
-            target_ratio = _ratio(median(o.target_rss_mb for o in big), median(o.target_rss_mb for o in small))
+            tap_ratio = ratio_of(median(o.tap_rss_mb for o in big), median(o.tap_rss_mb for o in small))
+            target_ratio = ratio_of(median(o.target_rss_mb for o in big), median(o.target_rss_mb for o in small))
             self.summary.append(
                 [
                     "5",
                     f"tap peak RSS {sizes[1]:,} ÷ {sizes[0]:,} invoices",
-                    _x(tap_ratio),
+                    ratio_text(tap_ratio),
                     f"≤ {TARGETS['tap_rss_ratio']}",
                     verdict(tap_ratio is not None and tap_ratio <= TARGETS["tap_rss_ratio"]),
                 ]
             )
             self.summary.append(
-                ["5", f"target peak RSS {sizes[1]:,} ÷ {sizes[0]:,} invoices", _x(target_ratio), "(no target)", "–"]
+                [
+                    "5",
+                    f"target peak RSS {sizes[1]:,} ÷ {sizes[0]:,} invoices",
+                    ratio_text(target_ratio),
+                    "(no target)",
+                    "–",
+                ]
             )
-            text += f"\n\nRatio {sizes[1]:,} ÷ {sizes[0]:,}: tap **{_x(tap_ratio)}**, target **{_x(target_ratio)}**."
+            text += f"\n\nRatio {sizes[1]:,} ÷ {sizes[0]:,}: tap **{ratio_text(tap_ratio)}**, target **{ratio_text(target_ratio)}**."
         return (
             "## 5. Peak memory of tap and target\n\nThe plugin executables Meltano installed, run directly as "
             "`tap-invoiz --config … | target-postgres --config …` (generated config files equal to meltano.yml's "
@@ -325,7 +337,7 @@ class MeasuredSections:
                 [
                     f"{size:,}",
                     " / ".join(f"{t:.1f}" for t in times),
-                    _seconds(median(times)),
+                    seconds_text(median(times)),
                     r.dbt_summary.get(size, ""),
                 ]
             )
@@ -336,7 +348,7 @@ class MeasuredSections:
                 [
                     "6",
                     f"`dbt build` at {big:,} invoices",
-                    _seconds(seconds),
+                    seconds_text(seconds),
                     f"< {TARGETS['dbt_seconds']} s",
                     verdict(seconds is not None and seconds < TARGETS["dbt_seconds"]),
                 ]
