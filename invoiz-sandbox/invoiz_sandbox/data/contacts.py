@@ -9,8 +9,8 @@ from .values import (
     CITIES_CH,
     COUNTRY_LABEL,
     CUSTOMER_NUMBER_BASE,
-    _dt,
-    _slug,
+    slug,
+    timestamp_text,
 )
 
 
@@ -37,9 +37,9 @@ class ContactRows:
     def _base_email(self, idx: int) -> str:
         _, kind, _, first, last, company = self._contact_core(idx)
         if kind == "company":
-            dom = _slug(company.split(" ")[0])[:20] or "firma"
+            dom = slug(company.split(" ")[0])[:20] or "firma"
             return f"{'info' if idx % 3 else 'buchhaltung'}@{dom}.de"
-        return f"{_slug(first)}.{_slug(last)}@{self.p_mail[idx % len(self.p_mail)]}"
+        return f"{slug(first)}.{slug(last)}@{self.p_mail[idx % len(self.p_mail)]}"
 
     def _gen_contact(self, idx: int, snapshot_only: bool = False) -> dict:
         """Generate a base contact. Fields an invoice snapshot needs come from the core RNG stream; the rest
@@ -53,14 +53,14 @@ class ContactRows:
             country, zc, city, street = "DE", "50667", "Köln", "Schloßallee 7a"
         title = "Dr." if rng.random() < 0.08 else ""
         affix = rng.choice(AFFIXES) if kind == "company" else None
-        domain = (_slug(company.split(" ")[0])[:20] or "firma") + ".de" if kind == "company" else ""
+        domain = (slug(company.split(" ")[0])[:20] or "firma") + ".de" if kind == "company" else ""
         persons = []
         if kind == "company":
             for k in range(rng.choice((0, 1, 1, 2, 3))):
                 pf = rng.random() < 0.5
                 fn = rng.choice(self.p_first_f if pf else self.p_first_m)
                 ln = rng.choice(self.p_last)
-                pmail = "" if rng.random() < 0.25 else f"{_slug(fn)[0]}.{_slug(ln)}@{domain}"
+                pmail = "" if rng.random() < 0.25 else f"{slug(fn)[0]}.{slug(ln)}@{domain}"
                 persons.append(
                     {
                         "id": cid * 10 + k + 1,
@@ -132,7 +132,7 @@ class ContactRows:
                 "category": r2.choice(CATEGORIES),
                 "vatId": r2.choice(self.p_vat) if kind == "company" and r2.random() < 0.5 else "",
                 "type": "customer",
-                "_created": _dt(created, 8 * 3600 + r2.randrange(36000)),
+                "_created": timestamp_text(created, 8 * 3600 + r2.randrange(36000)),
             }
         )
         return c

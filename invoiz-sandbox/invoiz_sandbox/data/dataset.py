@@ -30,9 +30,9 @@ from .values import (
     STATE_DELETED,
     STATE_MIXES,
     NotFound,
-    _dt,
-    _index,
     default_today,
+    index_of_id,
+    timestamp_text,
 )
 
 
@@ -188,7 +188,7 @@ class Dataset(ContactRows, InvoiceRows, Rendering, Listing, InvoiceActions, Cont
         return INVOICE_ID_BASE + idx + 1
 
     def inv_idx(self, invoice_id) -> int:
-        idx = _index("invoice", invoice_id, INVOICE_ID_BASE)
+        idx = index_of_id("invoice", invoice_id, INVOICE_ID_BASE)
         if not 0 <= idx < self.n or self.state[idx] == STATE_DELETED:
             raise NotFound(f"invoice {invoice_id} not found")
         return idx
@@ -198,7 +198,7 @@ class Dataset(ContactRows, InvoiceRows, Rendering, Listing, InvoiceActions, Cont
         return CONTACT_ID_BASE + idx + 1
 
     def con_idx(self, contact_id) -> int:
-        idx = _index("customer", contact_id, CONTACT_ID_BASE)
+        idx = index_of_id("customer", contact_id, CONTACT_ID_BASE)
         if not 0 <= idx < self.nc or self.c_deleted[idx]:
             raise NotFound(f"customer {contact_id} not found")
         return idx
@@ -210,7 +210,7 @@ class Dataset(ContactRows, InvoiceRows, Rendering, Listing, InvoiceActions, Cont
     def now_iso(self) -> str:
         """Timestamp for a mutation: today 09:00 UTC + one minute per mutation (deterministic)."""
         self._tick += 1
-        return _dt(self.today.toordinal(), 9 * 3600 + 60 * self._tick)
+        return timestamp_text(self.today.toordinal(), 9 * 3600 + 60 * self._tick)
 
     def advance_clock(self, days: int = 1):
         with self.lock:

@@ -14,8 +14,8 @@ from .values import (
     TYPES,
     NotFound,
     SandboxError,
-    _e,
-    _gross,
+    euros,
+    gross_of,
     invoice_detail_tail,
 )
 
@@ -39,7 +39,7 @@ class InvoiceActions:
         gross = round(inv["totalGross"] * 100)
         paid = sum(round(p["amount"] * 100) for p in inv["payments"] if not p.get("cancellationPaymentId"))
         out = max(0, gross - paid)
-        inv["outstandingAmount"] = _e(out)
+        inv["outstandingAmount"] = euros(out)
         old = inv["state"]
         if out == 0:
             new = "paid"
@@ -94,13 +94,13 @@ class InvoiceActions:
             vat = int(vat)
             if net is not None:
                 net_c = round(float(net) * 100)
-                gross_c = _gross(net_c, vat)
+                gross_c = gross_of(net_c, vat)
             elif amount is not None:
                 gross_c = round(float(amount) * 100)
                 net_c = round(gross_c * 100 / (100 + vat))
             else:
                 net_c = 10000 + (self.version * 3137) % 200000
-                gross_c = _gross(net_c, vat)
+                gross_c = gross_of(net_c, vat)
             if gross_c <= 0:
                 raise SandboxError("amount must be positive", field="amount", code="NOT_POSITIVE")
             idx = self.n
@@ -131,9 +131,9 @@ class InvoiceActions:
                 "customerId": contact["id"],
                 "customerData": snap,
                 "contactPersonId": None,
-                "totalNet": _e(net_c),
-                "totalGross": _e(gross_c),
-                "outstandingAmount": _e(gross_c),
+                "totalNet": euros(net_c),
+                "totalGross": euros(gross_c),
+                "outstandingAmount": euros(gross_c),
                 "cashDiscountTotal": 0.0,
                 "priceKind": "net",
                 "payConditionId": pc["id"],
@@ -215,7 +215,7 @@ class InvoiceActions:
                 {
                     "id": pid,
                     "date": str(date)[:10] if date else self.today.isoformat(),
-                    "amount": _e(cents),
+                    "amount": euros(cents),
                     "type": ptype,
                     "notes": notes,
                     "invoiceId": inv["id"],
@@ -347,12 +347,16 @@ class InvoiceActions:
             if "amount" in fields or "net" in fields:
                 if "net" in fields:
                     net_c = round(float(fields.pop("net")) * 100)
-                    gross_c = _gross(net_c, vat)
+                    gross_c = gross_of(net_c, vat)
                 else:
                     gross_c = round(float(fields.pop("amount")) * 100)
                     net_c = round(gross_c * 100 / (100 + vat))
                 self.net[idx], self.gross[idx] = net_c, gross_c
-                inv["totalNet"], inv["totalGross"], inv["outstandingAmount"] = _e(net_c), _e(gross_c), _e(gross_c)
+                inv["totalNet"], inv["totalGross"], inv["outstandingAmount"] = (
+                    euros(net_c),
+                    euros(gross_c),
+                    euros(gross_c),
+                )
                 inv["positions"] = self._positions(self._rng(4, idx), net_c, vat, inv["id"] * 100)
             if "customer_id" in fields:
                 cidx = self.con_idx(fields.pop("customer_id"))

@@ -13,11 +13,11 @@ from .values import (
     STATES,
     TITLES,
     TYPES,
-    _d,
-    _dt,
-    _e,
-    _gross,
+    day_text,
+    euros,
+    gross_of,
     invoice_detail_tail,
+    timestamp_text,
 )
 
 
@@ -49,14 +49,14 @@ class InvoiceRows:
                     "number": f"A-{100 + j:03d}",
                     "amount": float(qty),
                     "unit": unit,
-                    "priceNet": _e(price),
-                    "priceGross": _e(_gross(price, vat)),
+                    "priceNet": euros(price),
+                    "priceGross": euros(gross_of(price, vat)),
                     "vatPercent": vat,
                     "discountPercent": 0,
-                    "totalNet": _e(cents),
-                    "totalGross": _e(_gross(cents, vat)),
-                    "totalNetAfterDiscount": _e(cents),
-                    "totalGrossAfterDiscount": _e(_gross(cents, vat)),
+                    "totalNet": euros(cents),
+                    "totalGross": euros(gross_of(cents, vat)),
+                    "totalNetAfterDiscount": euros(cents),
+                    "totalGrossAfterDiscount": euros(gross_of(cents, vat)),
                     "showDescription": False,
                     "metaData": {
                         "type": "article",
@@ -92,12 +92,12 @@ class InvoiceRows:
         cur = cday = None
         if state != "draft":
             lock_day = min(today, d + lock_off)
-            locked_at = _dt(lock_day, lock_s_same if lock_day == d else lock_s_other)
+            locked_at = timestamp_text(lock_day, lock_s_same if lock_day == d else lock_s_other)
             if state == "dunned":
                 cur = min(today, d + dd + 7 + dun_off)
-                meta["currentDunning"] = {"date": _d(cur), "label": DUNNING_LEVELS[0][1]}
+                meta["currentDunning"] = {"date": day_text(cur), "label": DUNNING_LEVELS[0][1]}
                 meta["nextDunning"] = {
-                    "date": _d(cur + 14),
+                    "date": day_text(cur + 14),
                     "dunningLevel": DUNNING_LEVELS[1][0],
                     "label": DUNNING_LEVELS[1][1],
                 }
@@ -106,9 +106,9 @@ class InvoiceRows:
                 meta["cancellation"] = {
                     "id": CANCELLATION_ID_BASE + idx + 1,
                     "number": f"ST-{self.cancel_no.get(idx, 0):04d}",
-                    "date": _d(cday),
-                    "totalNet": _e(net),
-                    "totalGross": _e(g),
+                    "date": day_text(cday),
+                    "totalNet": euros(net),
+                    "totalGross": euros(g),
                 }
         outstanding = 0 if state in ("paid", "cancelled") else g - self.paid[idx]
         snap = self.customer_snapshot(contact, snap_draws)
@@ -118,17 +118,17 @@ class InvoiceRows:
             "state": state,
             "type": TYPES[self.itype[idx]],
             "title": title,
-            "date": _d(d),
-            "dueToDate": _d(d + dd),
+            "date": day_text(d),
+            "dueToDate": day_text(d + dd),
             "lockedAt": locked_at,
             "customerId": contact["id"],
             "customerData": snap,
-            "totalNet": _e(net),
-            "totalGross": _e(g),
-            "outstandingAmount": _e(outstanding),
+            "totalNet": euros(net),
+            "totalGross": euros(g),
+            "outstandingAmount": euros(outstanding),
             "cashDiscountTotal": 0.0,
             "metaData": meta,
-            "_created": _dt(d, created_s),
+            "_created": timestamp_text(d, created_s),
         }
         if not detail:
             return inv
@@ -139,7 +139,7 @@ class InvoiceRows:
         if state != "draft":
             history.append({"state": "locked", "date": locked_at})
             if rd.random() < 0.7:
-                sent_at = _dt(lock_day, min(86399, int(locked_at[11:13]) * 3600 + 900))
+                sent_at = timestamp_text(lock_day, min(86399, int(locked_at[11:13]) * 3600 + 900))
                 history.append({"state": rd.choice(("sent", "sent", "printed", "downloaded")), "date": sent_at})
             paid_cents = self.paid[idx]
             if paid_cents:
@@ -153,8 +153,8 @@ class InvoiceRows:
                     payments.append(
                         {
                             "id": iid * 10 + k + 1,
-                            "date": _d(pd),
-                            "amount": _e(amt),
+                            "date": day_text(pd),
+                            "amount": euros(amt),
                             "type": "payment" if done else "partial",
                             "notes": "",
                             "invoiceId": iid,
@@ -163,18 +163,21 @@ class InvoiceRows:
                         }
                     )
                     history.append(
-                        {"state": "paid" if done else "partiallyPaid", "date": _dt(pd, 10 * 3600 + rd.randrange(20000))}
+                        {
+                            "state": "paid" if done else "partiallyPaid",
+                            "date": timestamp_text(pd, 10 * 3600 + rd.randrange(20000)),
+                        }
                     )
                 if state == "paid":
-                    paid_date = _d(days[-1])
+                    paid_date = day_text(days[-1])
             if cur is not None:
-                history.append({"state": "dunned", "date": _dt(cur, 11 * 3600)})
+                history.append({"state": "dunned", "date": timestamp_text(cur, 11 * 3600)})
             if cday is not None:
-                history.append({"state": "cancelled", "date": _dt(cday, 12 * 3600)})
+                history.append({"state": "cancelled", "date": timestamp_text(cday, 12 * 3600)})
         pc = PAY_CONDITIONS[dd]
         inv.update(
             {
-                "deliveryDate": _d(d),
+                "deliveryDate": day_text(d),
                 "deliveryPeriod": "",
                 "sentAt": sent_at,
                 "paidDate": paid_date,

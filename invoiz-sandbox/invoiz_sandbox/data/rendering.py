@@ -6,8 +6,8 @@ import copy
 
 from .values import (
     SandboxError,
-    _same,
     render_date,
+    unchanged,
 )
 
 
@@ -16,7 +16,7 @@ class Rendering:
 
     def render_invoice(self, inv: dict, variants, *, list_row: bool = False) -> dict:
         # generated rows are fresh objects; only materialised (stored) rows must be copied
-        cp = copy.deepcopy if inv.get("_m") else _same
+        cp = copy.deepcopy if inv.get("_m") else unchanged
         fmt = (
             "date_only"
             if "date_only" in variants
@@ -74,7 +74,7 @@ class Rendering:
         return out
 
     def render_contact(self, c: dict, variants) -> dict:
-        cp = copy.deepcopy if c.get("_m") else _same
+        cp = copy.deepcopy if c.get("_m") else unchanged
         out = {k: cp(v) for k, v in c.items() if not k.startswith("_")}
         if "iso_country" in variants and isinstance(out.get("address"), dict):
             a = out["address"]

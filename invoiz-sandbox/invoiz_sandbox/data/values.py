@@ -133,30 +133,30 @@ class NotFound(SandboxError):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _e(cents: int) -> float:
+def euros(cents: int) -> float:
     """Cents → JSON number in euros (always a float, e.g. 42.0)."""
     return round(cents / 100.0, 2)
 
 
-def _gross(net_cents: int, vat: int) -> int:
+def gross_of(net_cents: int, vat: int) -> int:
     return (net_cents * (100 + vat) + 50) // 100
 
 
-def _d(ordinal: int) -> str:
+def day_text(ordinal: int) -> str:
     return dt.date.fromordinal(ordinal).isoformat()
 
 
-def _dt(ordinal: int, seconds: int) -> str:
+def timestamp_text(ordinal: int, seconds: int) -> str:
     """A UTC timestamp: calendar day + seconds of day, ISO with milliseconds and Z."""
     seconds = max(0, min(86399, seconds))
-    return f"{_d(ordinal)}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.000Z"
+    return f"{day_text(ordinal)}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.000Z"
 
 
-def _same(x):
+def unchanged(x):
     return x
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return text.lower().translate(_TRANSLIT).replace(".", "").replace("-", "")
 
 
@@ -183,8 +183,8 @@ def invoice_detail_tail(net_cents: int, gross_cents: int, vat: int, dunning_leve
     return {
         "infoSectionCustomFields": [],
         "discount": 0.0,
-        "vatAmountStandard": _e(gross_cents - net_cents) if vat == 19 else 0.0,
-        "vatAmountReduced": _e(gross_cents - net_cents) if vat == 7 else 0.0,
+        "vatAmountStandard": euros(gross_cents - net_cents) if vat == 19 else 0.0,
+        "vatAmountReduced": euros(gross_cents - net_cents) if vat == 7 else 0.0,
         "cashDiscountSetting": {"active": False, "type": "percentage", "amount": 0, "days": 0},
         "autoDunningEnabled": False,
         "dunningLevel": dunning_level,
@@ -211,7 +211,7 @@ def default_today(seed: int) -> dt.date:
 
 
 # ---------------------------------------------------------------------------------------------- dataset
-def _index(label: str, ident, id_base: int) -> int:
+def index_of_id(label: str, ident, id_base: int) -> int:
     """The array index of an API id (``id_base + index + 1``); NotFound when it is no integer."""
     try:
         return int(ident) - id_base - 1
