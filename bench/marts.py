@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.marts                      # 1,000 accounts × 1,000 invoices, 30 of them changed
     .venv/bin/python -m bench.marts --accounts 100 --output -    # quick look, prints only
 
-Raw rows are generated directly in PostgreSQL with SQL (the tap and the target are not measured here): per account
+Raw rows are generated directly in PostgreSQL by tests/dbt/fixtures/scale.sql (the tap and the target are not measured here): per account
 1,000 invoices, 200 contacts (some e-mail addresses shared across accounts, some without e-mail), a payment per paid
 invoice, about 1 % tombstones; each account loaded at its own time. Then, with the dbt that `meltano install` built
 (`.meltano/utilities/dbt-postgres/venv/bin/dbt`), in one run:
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import machine as bench_machine
+from bench.runs import dbt_env
 from invoiz_ops import embedded_db
 from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, drop_database, recreate_database
 
@@ -49,80 +50,8 @@ TARGET_RATIO = 0.2  # the changed cycle costs at most 1/5 of a full rebuild
 TARGET_SECONDS = 20.0
 AS_OF = "2026-11-29"
 
-# {accounts}, {invoices}, {contacts}: per account. Accounts are named a0001 ...; ids restart in every account.
-GENERATE = """
-truncate raw_invoiz.invoices, raw_invoiz.contacts, raw_invoiz.invoice_payments;
-
-insert into raw_invoiz.contacts
-    (account, id, number, kind, name, company_name, first_name, last_name, email, street, zip_code, city, country_iso,
-     phone, address, contact_url, _sdc_extracted_at, _sdc_received_at, _sdc_batched_at, _sdc_sequence)
-select
-    'a' || lpad(a::text, 4, '0'), c, (10000 + c)::text,
-    case when c % 3 = 0 then 'company' else 'person' end,
-    'Kunde Müller-Weiß ' || c,
-    case when c % 3 = 0 then 'Bäckerei Größe ' || c || ' GmbH' end,
-    'Jürgen', 'Weiß ' || c,
-    case
-        when c % 10 = 0 then null                                              -- no e-mail
-        when c % 7 = 0 then '  Kunde' || ((a * {contacts} + c) % 5000) || '@Beispiel-Straße.DE '  -- shared across accounts
-        else 'kunde' || a || '-' || c || '@beispiel.de'
-    end,
-    'Hauptstraße ' || c, lpad((c % 99999)::text, 5, '0'), 'Köln', 'DE', '+49 221 ' || c,
-    jsonb_build_object('street', 'Hauptstraße ' || c, 'city', 'Köln'),
-    'https://app.invoiz.de/customer/' || c,
-    t.loaded, t.loaded, t.loaded, c
-from generate_series(1, {accounts}) as a
-cross join lateral (select timestamp '2026-11-28 03:00' - (a % 60) * interval '1 minute' as loaded) as t
-cross join generate_series(1, {contacts}) as c;
-
-insert into raw_invoiz.invoices
-    (account, id, number, type, state, status, customer_id, customer_data, title, date, due_to_date, locked_at,
-     paid_date, total_net, total_gross, outstanding_amount, cash_discount_total, price_kind, meta_data, positions,
-     invoice_url, _sdc_extracted_at, _sdc_received_at, _sdc_batched_at, _sdc_sequence)
-select
-    'a' || lpad(a::text, 4, '0'), g,
-    case when s.state = 'draft' then null else 'RE-' || g end,
-    'invoice', s.state, s.status,
-    case when g % 97 = 0 then null when g % 89 = 0 then {contacts} + g else 1 + (g * 7919) % {contacts} end,
-    jsonb_build_object('name', 'Kunde ' || g), 'Rechnung ' || g,
-    date '2026-11-28' - (g % 700), date '2026-11-28' - (g % 700) + 14,
-    timestamp '2026-11-28 00:00' - ((g % 700) || ' days')::interval,
-    case when s.status = 'paid' then date '2026-11-28' - (g % 700) + 5 end,
-    round(((g % 1000) + 0.37)::numeric, 2),
-    round(((g % 1000) + 0.37)::numeric * 1.19, 2),
-    case s.state when 'paid' then 0 when 'partiallyPaid' then round(((g % 1000) + 0.37)::numeric * 1.19 / 2, 2)
-                 when 'cancelled' then 0 else round(((g % 1000) + 0.37)::numeric * 1.19, 2) end,
-    0, 'net', '{{}}'::jsonb,
-    array[jsonb_build_object('title', 'Beratung', 'amount', 1, 'priceNet', (g % 1000) + 0.37)],
-    'https://app.invoiz.de/invoice/' || g,
-    t.loaded, t.loaded, t.loaded, g
-from generate_series(1, {accounts}) as a
-cross join lateral (select timestamp '2026-11-28 03:00' - (a % 60) * interval '1 minute' as loaded) as t
-cross join generate_series(1, {invoices}) as g
-cross join lateral (
-    select * from (values
-        (0, 'draft', 'draft'), (1, 'locked', 'open'), (2, 'partiallyPaid', 'open'), (3, 'paid', 'paid'),
-        (4, 'paid', 'paid'), (5, 'paid', 'paid'), (6, 'cancelled', 'cancelled'), (7, 'dunned', 'open'),
-        (8, 'paid', 'paid'), (9, 'uncollectible', 'uncollectible')
-    ) as v(k, state, status)
-    where v.k = g % 10
-) as s;
-
-insert into raw_invoiz.invoice_payments
-    (account, invoice_id, id, date, amount, type, _sdc_extracted_at, _sdc_received_at, _sdc_batched_at, _sdc_sequence)
-select account, id, id, locked_at + interval '5 days', total_gross - outstanding_amount, 'payment',
-       _sdc_extracted_at, _sdc_received_at, _sdc_batched_at, id
-from raw_invoiz.invoices
-where state in ('paid', 'partiallyPaid');
-
--- about 1 % tombstones: key + _sdc_deleted_at only
-update raw_invoiz.invoices set
-    number = null, type = null, state = null, status = null, customer_id = null, customer_data = null, title = null,
-    date = null, due_to_date = null, locked_at = null, paid_date = null, total_net = null, total_gross = null,
-    outstanding_amount = null, cash_discount_total = null, price_kind = null, meta_data = null, positions = null,
-    invoice_url = null, _sdc_deleted_at = _sdc_batched_at
-where id % 101 = 0;
-"""
+# Generated raw rows: accounts × invoices and contacts per account (one source with the psql recipe in transform/README.md).
+SCALE_SQL = PROJECT_ROOT / "tests" / "dbt" / "fixtures" / "scale.sql"
 
 # Changes in the accounts listed in {changed}: ten open invoices paid, one new invoice, one contact deleted.
 CHANGE = """
@@ -166,21 +95,6 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def dbt_env(pg_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
-    env.update(
-        DBT_POSTGRES_HOST=pg_env["PGHOST"],
-        DBT_POSTGRES_PORT=pg_env["PGPORT"],
-        DBT_POSTGRES_USER=pg_env["PGUSER"],
-        DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
-        DBT_POSTGRES_DBNAME=DATABASE,
-        DBT_POSTGRES_SCHEMA="analytics",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        DO_NOT_TRACK="1",
-    )
-    return env
-
-
 def dbt(pg_env: dict[str, str], workdir: Path, *args: str) -> Dbt:
     """Time one dbt command (wall clock around the process) and read what it did from run_results.json."""
     load = bench_machine.load_average()
@@ -200,7 +114,9 @@ def dbt(pg_env: dict[str, str], workdir: Path, *args: str) -> Dbt:
         f"{{as_of_date: '{AS_OF}'}}",
     ]
     started = time.perf_counter()
-    result = subprocess.run(command, env=dbt_env(pg_env), capture_output=True, text=True, timeout=7200, check=False)
+    result = subprocess.run(
+        command, env=dbt_env(pg_env, DATABASE), capture_output=True, text=True, timeout=7200, check=False
+    )
     seconds = time.perf_counter() - started
     summary = next((line.strip() for line in reversed(result.stdout.splitlines()) if "PASS=" in line), "")
     if result.returncode != 0:
@@ -236,13 +152,22 @@ def step(pg_env: dict[str, str], workdir: Path, name: str, *run_args: str) -> St
     return Step(name, run, test)
 
 
+def scale_sql(**counts: int) -> str:
+    """tests/dbt/fixtures/scale.sql with its psql variables (``:accounts``, ``:invoices``, ``:contacts``) filled in."""
+    return re.sub(
+        r"(?<![:\w]):(accounts|invoices|contacts)\b",
+        lambda m: str(int(counts[m.group(1)])),
+        SCALE_SQL.read_text(encoding="utf-8"),
+    )
+
+
 def generate(pg_env: dict[str, str], accounts: int, invoices: int, contacts: int) -> float:
     started = time.perf_counter()
     with connect(pg_env, DATABASE, autocommit=True) as conn:
         conn.execute(
             FIXTURE.read_text(encoding="utf-8")
         )  # creates schema raw_invoiz with the tables target-postgres makes
-        conn.execute(GENERATE.format(accounts=accounts, invoices=invoices, contacts=contacts))
+        conn.execute(scale_sql(accounts=accounts, invoices=invoices, contacts=contacts))
         for table in ("invoices", "contacts", "invoice_payments"):
             conn.execute(f"vacuum analyze raw_invoiz.{table}")  # a table loaded long ago: its statistics are known
     return time.perf_counter() - started

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from invoiz_ops.pipeline import PROJECT_ROOT, Pipeline, connect, dbt_executable
+from tap_invoiz.results import read_results
 
 TAP_EXE = PROJECT_ROOT / ".meltano" / "extractors" / "tap-invoiz" / "venv" / "bin" / "tap-invoiz"
 TARGET_EXE = PROJECT_ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres"
@@ -125,7 +126,7 @@ class Outcome:
     requests: int = 0
     request_kinds: dict[str, int] = field(default_factory=dict)
     peak_concurrency: int = 0
-    emitted: int | None = None  # records the tap emitted (singer-sdk's record_count metric in its log)
+    emitted: int | None = None  # records the tap emitted (its result line)
     received: int | None = None  # RECORD messages target-postgres read (its "Reader ... completed" line)
     batch_manifests: int | None = None
     rows: int | None = None  # rows written by the baseline loop
@@ -137,24 +138,14 @@ class Outcome:
     content: str | None = None  # fingerprint of the loaded rows without the _sdc_* columns (check_load)
 
 
-# singer-sdk's record_count metric (a counter that logs and resets, so the values add up), in its two log forms:
-# plain (`METRIC: {"type":"counter","metric":"record_count","value":N,...}`) and Meltano's
-# (`metric_name=record_count metric_value=N`).
-_RECORD_COUNT = re.compile(
-    r'"metric":\s*"record_count",\s*"value":\s*(\d+)|metric_name=record_count metric_value=(\d+)'
-)
-# tap-invoiz's run summary ("sync done in 3.9 s: 120,000 records emitted (...)"): its METRIC lines show only at DEBUG
-_TAP_SUMMARY = re.compile(r"sync done in [\d.]+ s: ([\d,]+) records emitted")
 _READER = re.compile(r"\((\d+) schemas, (\d+) records, (\d+) batch manifests")
 
 
-def record_count(log: str) -> int | None:
-    """Records a singer-sdk plugin counted in its log (None if it logged no count)."""
-    values = [int(a or b) for a, b in _RECORD_COUNT.findall(log)]
-    if values:
-        return sum(values)
-    summaries = [int(n.replace(",", "")) for n in _TAP_SUMMARY.findall(log)]
-    return sum(summaries) if summaries else None
+def tap_records(log: str) -> int | None:
+    """Records tap-invoiz emitted, from its result line(s) (``tap-invoiz result {...}``, the fleet runner reads the
+    same); None when the log has none."""
+    results = read_results(log)
+    return sum(int(result["records"]) for result in results.values()) if results else None
 
 
 def plugin_lines(meltano_log: str, plugin: str) -> str:
@@ -167,7 +158,22 @@ def parse_logs(tap_log: str, target_log: str) -> tuple[int | None, int | None, i
     readers = _READER.findall(target_log)
     received = sum(int(r[1]) for r in readers) if readers else None
     manifests = sum(int(r[2]) for r in readers) if readers else None
-    return record_count(tap_log), received, manifests
+    return tap_records(tap_log), received, manifests
+
+
+def run_outcome(sandbox, seconds: float, tap_log: str, target_log: str) -> Outcome:
+    """What a tap | target run did: its time, the requests the sandbox counted, what the tap and the target logged."""
+    kinds = api_requests(sandbox)
+    emitted, received, manifests = parse_logs(tap_log, target_log)
+    return Outcome(
+        seconds=seconds,
+        requests=sum(kinds.values()),
+        request_kinds=kinds,
+        peak_concurrency=list_concurrency(sandbox),
+        emitted=emitted,
+        received=received,
+        batch_manifests=manifests,
+    )
 
 
 def check_load(pg_env: dict[str, str], database: str, expected: dict[str, int]) -> tuple[list[str], str]:
@@ -217,18 +223,8 @@ def meltano_run(pipe: Pipeline, sandbox, *, full_refresh: bool) -> Outcome:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise BenchError(f"meltano run failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    kinds = api_requests(sandbox)
     log = result.stdout + result.stderr
-    emitted, received, manifests = parse_logs(plugin_lines(log, "tap-invoiz"), plugin_lines(log, "target-postgres"))
-    return Outcome(
-        seconds=seconds,
-        requests=sum(kinds.values()),
-        request_kinds=kinds,
-        peak_concurrency=list_concurrency(sandbox),
-        emitted=emitted,
-        received=received,
-        batch_manifests=manifests,
-    )
+    return run_outcome(sandbox, seconds, log, plugin_lines(log, "target-postgres"))  # only the tap writes results
 
 
 def _private_dir(prefix: str) -> Path:
@@ -288,19 +284,8 @@ def direct_run(sandbox, tap_cfg: dict, target_cfg: dict | None) -> Outcome:
             name = failed[0][0]
             log = logs["tap" if name == "tap-invoiz" else "target"]
             raise BenchError(f"{name} failed (exit {failed[0][1]}):\n{log[-3000:]}")
-        kinds = api_requests(sandbox)
-        emitted, received, manifests = parse_logs(logs["tap"], logs["target"])
-        outcome = Outcome(
-            seconds=seconds,
-            requests=sum(kinds.values()),
-            request_kinds=kinds,
-            peak_concurrency=list_concurrency(sandbox),
-            emitted=emitted,
-            received=received,
-            batch_manifests=manifests,
-            tap_rss_mb=tap_usage[0],
-            tap_cpu_s=tap_usage[1],
-        )
+        outcome = run_outcome(sandbox, seconds, logs["tap"], logs["target"])
+        outcome.tap_rss_mb, outcome.tap_cpu_s = tap_usage
         if target_usage is not None:
             outcome.target_rss_mb, outcome.target_cpu_s = target_usage
         return outcome
@@ -349,6 +334,23 @@ def plain_loop_run(sandbox, page_size: int) -> Outcome:
     )
 
 
+def dbt_env(pg_env: dict[str, str], database: str) -> dict[str, str]:
+    """The environment of a benchmark's dbt command: the profile's DBT_POSTGRES_* from ``pg_env`` and ``database``
+    (models in schema analytics), none of the caller's DBT_* or PG* variables, no usage statistics sent."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
+    env.update(
+        DBT_POSTGRES_HOST=pg_env["PGHOST"],
+        DBT_POSTGRES_PORT=pg_env["PGPORT"],
+        DBT_POSTGRES_USER=pg_env["PGUSER"],
+        DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
+        DBT_POSTGRES_DBNAME=database,
+        DBT_POSTGRES_SCHEMA="analytics",
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        DO_NOT_TRACK="1",
+    )
+    return env
+
+
 def dbt_build(pg_env: dict[str, str], database: str) -> tuple[float, str]:
     """Seconds of `dbt build` on `database` (models in schema analytics) and a one-line result summary."""
     dbt = dbt_executable()
@@ -356,17 +358,7 @@ def dbt_build(pg_env: dict[str, str], database: str) -> tuple[float, str]:
         raise BenchError("dbt is not installed (run `make install`)")
     workdir = _private_dir("bench-dbt-")
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
-        env.update(
-            DBT_POSTGRES_HOST=pg_env["PGHOST"],
-            DBT_POSTGRES_PORT=pg_env["PGPORT"],
-            DBT_POSTGRES_USER=pg_env["PGUSER"],
-            DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
-            DBT_POSTGRES_DBNAME=database,
-            DBT_POSTGRES_SCHEMA="analytics",
-            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-            DO_NOT_TRACK="1",
-        )
+        env = dbt_env(pg_env, database)
         project = PROJECT_ROOT / "transform"
         # Own target and log paths: other people's dbt runs in this checkout use transform/target.
         command = [

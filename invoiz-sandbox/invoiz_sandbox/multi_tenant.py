@@ -28,7 +28,8 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from .server import Host, RequestCounter, Route, Sandbox, SandboxHandler
+from .host import Host, RequestCounter, Route, SandboxHandler
+from .server import Sandbox
 
 DEFAULT_ID_PREFIX = "sandbox-installation-"
 FLEET_API_KEY = "sandbox-key"

@@ -24,12 +24,15 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from invoiz_ops.server_process import pid_file_lines, stop_by_pid
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # ops/invoiz_ops/<module>.py → the checkout
 OS_USER = "embedded_postgres"
@@ -162,14 +165,13 @@ def _stable_port(layout: Layout) -> int:
 
 def _postmaster(layout: Layout) -> tuple[int, int] | None:
     """(pid, port) of a running server on this data dir, else None."""
-    pid_file = layout.data_dir / "postmaster.pid"
-    try:
-        lines = pid_file.read_text().splitlines()
-        pid, port = int(lines[0]), int(lines[3])
-        os.kill(pid, 0)
-    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError, PermissionError):
+    lines = pid_file_lines(layout.data_dir / "postmaster.pid")
+    if lines is None:
         return None
-    return pid, port
+    try:
+        return int(lines[0]), int(lines[3])
+    except (IndexError, ValueError):
+        return None
 
 
 def is_running(layout: Layout | None = None) -> bool:
@@ -247,17 +249,8 @@ def stop(layout: Layout | None = None) -> bool:
     running = _postmaster(layout)
     if not running:
         return False
-    pid = running[0]
-    os.kill(pid, 15)  # SIGTERM = smart shutdown; escalate to SIGINT (fast) if it lingers
-    for signal_number, wait in ((2, 20.0), (3, 10.0)):
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            time.sleep(0.1)
-        os.kill(pid, signal_number)
+    # SIGTERM = smart shutdown; escalate to SIGINT (fast), then SIGQUIT (immediate) if it lingers
+    stop_by_pid(running[0], [(20.0, signal.SIGINT), (10.0, signal.SIGQUIT)])
     return True
 
 

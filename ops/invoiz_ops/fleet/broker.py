@@ -14,13 +14,14 @@ bookkeeping (PostgreSQL) says so.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from invoiz_ops.server_process import pid_file_lines, stop_by_pid
 
 DEFAULT_PORT = 6390
 PID_FILE = "valkey.pid"
@@ -46,15 +47,8 @@ def _answers(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def running_pid(folder: Path) -> int | None:
-    pid_file = folder / PID_FILE
-    if not pid_file.exists():
-        return None
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError, PermissionError):
-        return None
-    return pid
+    lines = pid_file_lines(folder / PID_FILE)
+    return int(lines[0]) if lines else None
 
 
 def start(folder: Path, port: int = DEFAULT_PORT, timeout: float = 10) -> str:
@@ -96,15 +90,7 @@ def stop(folder: Path, timeout: float = 10) -> bool:
     pid = running_pid(folder.resolve())
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    stop_by_pid(pid, [(timeout, signal.SIGKILL)])
     return True
 
 

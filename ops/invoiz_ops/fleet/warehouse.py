@@ -22,7 +22,10 @@ except ImportError:  # the project's .venv
     import psycopg as _driver  # type: ignore[no-redef]
 
 RAW_SCHEMA = "raw_invoiz"
-COUNTED_TABLES = ("invoices", "contacts")  # what a failure message counts (the tables an operator checks)
+# Streams whose rows invoiz counts and the tap tracks one by one (sync_status.tracked: the rows of invoiz's listing —
+# meta.count for a complete one — that the state knows after the run), loaded into raw tables of the same name: what
+# a failure message counts (the tables an operator checks) and what the row checks compare.
+COUNTED_TABLES = ("invoices", "contacts")
 # The schema step's marker: which SCHEMA messages were last applied to this warehouse (one row).
 MARKER_TABLE = "invoiz_fleet_schema"
 # pg_advisory_lock key of the schema step: at most one process creates or alters the warehouse tables at a time.
@@ -68,6 +71,22 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def rows_per_account(cur, accounts: list[str], condition: str, params: tuple = ()) -> dict[tuple[str, str], int]:
+    """{(account, table): rows of the account that meet ``condition``} in each counted raw table that exists."""
+    counts: dict[tuple[str, str], int] = {}
+    for table in COUNTED_TABLES:
+        cur.execute("SELECT to_regclass(%s)", (f"{RAW_SCHEMA}.{table}",))
+        if cur.fetchone()[0] is None:
+            continue
+        cur.execute(
+            f"SELECT account, count(*) FROM {RAW_SCHEMA}.{table} WHERE account = ANY(%s) AND {condition} "
+            "GROUP BY account",
+            (list(accounts), *params),
+        )
+        counts.update({(account, table): int(count) for account, count in cur.fetchall()})
+    return counts
+
+
 def committed_rows(env: dict[str, str], accounts: list[str], seconds: float) -> dict[str, dict[str, int]]:
     """{account: {table: rows the target committed in the last ``seconds``}} (by _sdc_batched_at, which the target
     stores as the database session's local time: compared with the database's own clock)."""
@@ -75,17 +94,8 @@ def committed_rows(env: dict[str, str], accounts: list[str], seconds: float) -> 
     with connection(_pg_kwargs(env)) as conn, conn.cursor() as cur:
         cur.execute("SELECT LOCALTIMESTAMP - make_interval(secs => %s)", (float(seconds),))
         since = cur.fetchone()[0]
-        for table in COUNTED_TABLES:
-            cur.execute("SELECT to_regclass(%s)", (f"{RAW_SCHEMA}.{table}",))
-            if cur.fetchone()[0] is None:
-                continue
-            cur.execute(
-                f"SELECT account, count(*) FROM {RAW_SCHEMA}.{table} "
-                "WHERE account = ANY(%s) AND _sdc_batched_at >= %s GROUP BY account",
-                (list(accounts), since),
-            )
-            for account, count in cur.fetchall():
-                counts[account][table] = int(count)
+        for (account, table), count in rows_per_account(cur, accounts, "_sdc_batched_at >= %s", (since,)).items():
+            counts[account][table] = count
     return counts
 
 
@@ -134,11 +144,6 @@ def describe_commit(env: dict[str, str], accounts: list[str], state_id: str, sec
 
 
 # -- marts and row checks ---------------------------------------------------------------------------------------
-# Streams whose rows invoiz counts and the tap tracks one by one (sync_status.tracked: the rows of invoiz's listing —
-# meta.count for a complete one — that the state knows after the run), loaded into raw tables of the same name.
-COUNTED_STREAMS = ("invoices", "contacts")
-
-
 def connect():
     return _driver.connect(connect_timeout=10)  # PG* from the environment (libpq)
 
@@ -174,7 +179,7 @@ def dbt_project_hash(project: Path) -> str:
 
 
 def count_gaps(conn, accounts: list[str]) -> dict[str, dict]:
-    """Per account: for each counted stream, invoiz's rows at the account's latest run (sync_status.tracked, else
+    """Per account: for each counted table (stream), invoiz's rows at the account's latest run (sync_status.tracked, else
     rows_listed) and the live rows in the warehouse. {account: {"invoices": (listed, live), ...}}; an account without a sync_status row
     (never loaded) is absent."""
     result: dict[str, dict] = {}
@@ -187,20 +192,10 @@ def count_gaps(conn, accounts: list[str]) -> dict[str, dict]:
             f"FROM {RAW_SCHEMA}.sync_status WHERE account = ANY(%s) AND stream = ANY(%s) "
             "AND coalesce(tracked, rows_listed) IS NOT NULL "
             "ORDER BY account, stream, completed_at DESC NULLS LAST",
-            (accounts, list(COUNTED_STREAMS)),
+            (accounts, list(COUNTED_TABLES)),
         )
         listed = cur.fetchall()
-        live: dict[tuple[str, str], int] = {}
-        for stream in COUNTED_STREAMS:
-            cur.execute("SELECT to_regclass(%s)", (f"{RAW_SCHEMA}.{stream}",))
-            if cur.fetchone()[0] is None:
-                continue
-            cur.execute(
-                f"SELECT account, count(*) FROM {RAW_SCHEMA}.{stream} WHERE _sdc_deleted_at IS NULL "
-                "AND account = ANY(%s) GROUP BY account",
-                (accounts,),
-            )
-            live.update({(account, stream): n for account, n in cur.fetchall()})
+        live = rows_per_account(cur, accounts, "_sdc_deleted_at IS NULL")
     for account, stream, rows_listed in listed:
         result.setdefault(account, {})[stream] = (int(rows_listed), live.get((account, stream), 0))
     return result
