@@ -7,6 +7,9 @@ subprocess under ``cProfile`` with its Singer output going to /dev/null (as sect
 prints the functions with the most own time ("self") and the tap's own stages by cumulative time, as a Markdown
 table. The sandbox builds its pages in another process's threads, so the profile holds only the tap's work; cProfile
 roughly doubles the cost of Python calls, so compare shares within one profile, not seconds with `make bench`.
+cProfile sees only the main thread: the page worker that fetches the next page ahead (tap_invoiz/paging.py) also
+decodes its JSON, so "JSON decoding of the answers" shows only what the main thread decodes (the first page of each
+listing), and "listing pages" includes the main thread's waits for the page ahead.
 """
 
 from __future__ import annotations

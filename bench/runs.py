@@ -297,7 +297,8 @@ def direct_run(sandbox, tap_cfg: dict, target_cfg: dict | None) -> Outcome:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def plain_loop_run(sandbox, page_size: int) -> Outcome:
+def plain_loop_run(sandbox, page_size: int, *, ahead: bool = False) -> Outcome:
+    """bench/plain_loop.py in its own process; ``ahead``: the next page is fetched while this one is written."""
     env = dict(
         os.environ,
         BENCH_API_URL=sandbox.api_url,
@@ -308,7 +309,7 @@ def plain_loop_run(sandbox, page_size: int) -> Outcome:
     sandbox.reset_counters()
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.plain_loop", str(page_size), os.devnull],
+        [sys.executable, "-m", "bench.plain_loop", str(page_size), os.devnull, *(["--ahead"] if ahead else [])],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,

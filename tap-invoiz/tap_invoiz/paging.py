@@ -97,7 +97,10 @@ class PageWindow:
 
     The first page is fetched alone: it gives ``meta.count`` and the effective page size (the rows actually
     received; the server may cap ``limit`` silently). Then a window of at most ``workers`` requests runs ahead at
-    offsets one stride apart while the rows are handled in order, so memory stays bounded by the window. Where to go
+    offsets one stride apart while the rows are handled in order, so memory stays bounded by the window. The window
+    is filled as soon as a page's answer is read, before its rows are handled: while page k is handled, pages k+1 …
+    k+``workers`` are on their way — at ``workers`` 1 too (one request in flight, one page ahead), so the tap's work
+    per page overlaps invoiz's time to answer the next instead of adding to it. Where to go
     next is still decided page by page by :class:`InvoizPaginator`, exactly as without concurrency; if a page before
     the end comes back with another number of rows than the first one (a server that changes its cap mid-scan), the
     pages fetched ahead would skip (or repeat) rows: they are dropped and the rest is listed one page after another.
@@ -131,7 +134,7 @@ class PageWindow:
         self.cancelled = threading.Event()
         self.ahead: deque[tuple[int, Future[requests.Response]]] = deque()  # (offset, response to come), in order
         self.executor: ThreadPoolExecutor | None = None
-        self.run_ahead = self.workers > 1
+        self.run_ahead = True
         self.stride = 0
         self.next_ahead = 0
         self.last_rows = 0
@@ -139,8 +142,7 @@ class PageWindow:
     def rows(self) -> Iterable[dict]:
         """Every row of the listing, page after page (each page counted by the SDK's request counter, if given)."""
         paginator = InvoizPaginator(self.page_size, self.counts)
-        if self.workers > 1:
-            self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{self.name}-page")
+        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{self.name}-page")
         self.progress.scan_started()
         try:
             with self.counter or contextlib.nullcontext() as counter:
@@ -153,6 +155,9 @@ class PageWindow:
                     self.last_rows = len(answer.rows)
                     self.stride = self.stride or len(answer.rows)
                     paginator.advance(response)
+                    if not paginator.finished:  # the next pages are fetched while this one's rows are handled
+                        self._drop_misaligned(paginator.current_value)
+                        self._fill(paginator.current_value)
                     self.progress.page_listed(len(answer.rows), answer.count, self.workers)
                     yield from answer.rows
         finally:

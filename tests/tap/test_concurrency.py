@@ -181,10 +181,44 @@ def test_concurrent_401s_with_the_same_token_fetch_one_new_token(invoiz_sandbox)
     assert results[0][1] != old
 
 
-@pytest.mark.invoiz_sandbox(invoices=300, latency_ms=10)
-def test_a_persistent_500_on_page_7_fails_clearly_and_emits_only_the_pages_before_it(invoiz_sandbox):
+@pytest.mark.invoiz_sandbox(invoices=50)
+def test_at_max_concurrency_1_the_next_page_is_requested_while_this_one_is_handled(invoiz_sandbox):
+    """One page ahead with one request in flight: when the first record of page 2 is written, the request for page 3
+    reaches invoiz without the record loop going on (the writer holds it until then, or 30 s in vain)."""
     sb = invoiz_sandbox
-    cfg = sandbox_config(sb, page_size=10, max_concurrency=4, max_retries=3)
+    original = sb._invoice_list
+    page_3_asked = threading.Event()
+
+    def watching(query):
+        if query.get("offset") == "20":
+            page_3_asked.set()
+        return original(query)
+
+    sb._invoice_list = watching
+    order = list_order(sb)
+    seen_while_handling_page_2: list[bool] = []
+
+    class HoldingWriter(_ListWriter):
+        def write_message(self, message) -> None:
+            record = getattr(message, "record", None)
+            if getattr(message, "stream", None) == "invoices" and record and record.get("id") == order[10]:
+                seen_while_handling_page_2.append(page_3_asked.wait(timeout=30))
+            super().write_message(message)
+
+    writer = HoldingWriter()
+    TapInvoiz(config=sandbox_config(sb, page_size=10, max_concurrency=1), message_writer=writer).sync_all()
+    assert seen_while_handling_page_2 == [True]
+    assert sb.max_in_flight["invoice_list"] == 1
+    messages, _ = _parse("\n".join(writer.lines))
+    emitted = [m["record"]["id"] for m in messages if m["type"] == "RECORD" and m["stream"] == "invoices"]
+    assert emitted == order
+
+
+@pytest.mark.invoiz_sandbox(invoices=300, latency_ms=10)
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_persistent_500_on_page_7_fails_clearly_and_emits_only_the_pages_before_it(invoiz_sandbox, workers):
+    sb = invoiz_sandbox
+    cfg = sandbox_config(sb, page_size=10, max_concurrency=workers, max_retries=3)
     original = sb._invoice_list
 
     def failing(query):
@@ -207,8 +241,8 @@ def test_a_persistent_500_on_page_7_fails_clearly_and_emits_only_the_pages_befor
             assert set(fpmod.decode(entry["fingerprints"])) <= set(emitted)
     log = list_log(sb)
     assert sum(e["status"] == 500 for e in log) == 4  # 1 + max_retries
-    # the window never ran past page 7 while it failed: 6 pages, 4 attempts, at most 3 pages ahead
-    assert len(log) <= 6 + 4 + 3
+    # the window never ran past page 7 while it failed: 6 pages, 4 attempts, at most workers - 1 pages after it
+    assert len(log) <= 6 + 4 + workers - 1
 
 
 @pytest.mark.parametrize("workers", [1, 4, 8])

@@ -8,6 +8,7 @@ import math
 import typing as t
 
 from tap_invoiz.ledger import CODE, STATES, parse_counts, row_id, state_code
+from tap_invoiz.listing.full import Listing
 from tap_invoiz.listing.plan import LISTED, QUIET, TARGETED_PAGES, Fallback, audit_pages
 from tap_invoiz.records import Unconvertible, to_integer
 
@@ -21,7 +22,7 @@ if t.TYPE_CHECKING:
     from tap_invoiz.progress import StreamProgress
 
 
-class StateListing:
+class StateListing(Listing):
     """One incremental run of the invoices stream (see the module docstring of :mod:`tap_invoiz.listing`)."""
 
     by_state = True
@@ -39,21 +40,15 @@ class StateListing:
         logger: logging.Logger,
         progress: StreamProgress,
     ) -> None:
-        self.open_listing = open_listing
+        super().__init__(open_listing, ledger, name=name, path=path, logger=logger, progress=progress)
         self.fetch_page = fetch_page
-        self.ledger = ledger
         assert ledger.codes is not None
         self.codes: dict[int, int] = ledger.codes
         self.tally = ledger.tally
         self.page_size = page_size
         self.every = every
-        self.name = name
-        self.path = path
-        self.logger = logger
-        self.progress = progress
         self.snapshot: dict[str, int] | None = None
         self.list_keys: set[str] = set()
-        self.listed = 0
 
     def check_answer(self, active: str, meta: object, rows: list) -> None:
         """The self-check of every list answer (raises Fallback)."""
@@ -89,16 +84,16 @@ class StateListing:
             raw = {key: value for key, value in raw.items() if key in self.list_keys}
         return raw
 
-    def list_rows(self, active: str, **params: t.Any) -> Iterator[dict]:
-        """All rows of one filter, paged as a full listing is (concurrency included), each answer self-checked."""
+    def list_rows(self, active: str, seen: set[int], **params: t.Any) -> Iterator[Item]:
+        """All rows of one filter with their ids (added to ``seen``), paged as a full listing is (concurrency
+        included), each answer self-checked."""
         progress = self.progress
         progress.scan = 0
         name, progress.name = progress.name, f"{self.name} filter={active}"
         try:
-            window = self.open_listing(
-                {"filter": active, **params}, lambda answer: self.check_answer(active, answer.meta, answer.rows)
+            yield from self.scan(
+                {"filter": active, **params}, lambda answer: self.check_answer(active, answer.meta, answer.rows), seen
             )
-            yield from window.rows()
         finally:
             progress.name = name
 
@@ -122,11 +117,9 @@ class StateListing:
         )
         seen: set[int] = set()
         for state in LISTED:
-            for raw in self.list_rows(state, orderBy="date", desc="false"):
+            for rid, raw in self.list_rows(state, seen, orderBy="date", desc="false"):
                 self.listed += 1
                 self.list_keys.update(raw)
-                rid = row_id(raw, self.name, self.path)
-                seen.add(rid)
                 yield rid, raw
         if self.snapshot is None:  # pragma: no cover - a listing always fetches a first page
             raise Fallback("no list answer")
@@ -174,10 +167,8 @@ class StateListing:
             self.snapshot[state],
         )
         seen: set[int] = set()
-        for raw in self.list_rows(state, orderBy="date", desc="false"):
+        for rid, raw in self.list_rows(state, seen, orderBy="date", desc="false"):
             self.listed += 1
-            rid = row_id(raw, self.name, self.path)
-            seen.add(rid)
             yield rid, raw
         gone = sorted(rid for rid, c in self.codes.items() if c == code and rid not in seen)
         self.progress.candidates += len(gone)

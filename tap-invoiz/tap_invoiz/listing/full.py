@@ -27,7 +27,51 @@ if t.TYPE_CHECKING:
 Item = tuple[int, "dict | None"]
 
 
-class FullListing:
+class Listing:
+    """The start both listings share: the listing's requests and ledger, the stream's names (for ids and messages),
+    and :meth:`scan`, one paged listing of the list endpoint, each row with its id."""
+
+    by_state: bool
+
+    def __init__(
+        self,
+        open_listing: Callable[[dict, Callable[[Answer], None]], PageWindow],
+        ledger: Ledger,
+        *,
+        name: str,
+        path: str,
+        logger: logging.Logger,
+        progress: StreamProgress,
+    ) -> None:
+        self.open_listing = open_listing
+        self.ledger = ledger
+        self.name = name
+        self.path = path
+        self.logger = logger
+        self.progress = progress
+        self.listed = 0
+
+    def from_detail(self, raw: dict) -> dict:
+        """A confirmed row is handled as its detail shows it."""
+        return raw
+
+    def scan(
+        self, params: dict, on_answer: Callable[[Answer], None], seen: set[int]
+    ) -> Generator[Item, None, PageWindow]:
+        """Every row of the list with ``params`` and its id, in offset order (pages fetched ahead,
+        :mod:`tap_invoiz.paging`); ``on_answer`` sees each answer before its rows. Each id is added to ``seen``; a row
+        whose id is there already (the same row on two pages: a page shift) is handled once. Returns the window."""
+        window = self.open_listing(params, on_answer)
+        for raw in window.rows():
+            rid = row_id(raw, self.name, self.path)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            yield rid, raw
+        return window
+
+
+class FullListing(Listing):
     """Every row, then the tracked ids it did not show (see the module docstring)."""
 
     by_state = False
@@ -43,18 +87,8 @@ class FullListing:
         logger: logging.Logger,
         progress: StreamProgress,
     ) -> None:
-        self.open_listing = open_listing
-        self.ledger = ledger
+        super().__init__(open_listing, ledger, name=name, path=path, logger=logger, progress=progress)
         self.selected = selected
-        self.name = name
-        self.path = path
-        self.logger = logger
-        self.progress = progress
-        self.listed = 0
-
-    def from_detail(self, raw: dict) -> dict:
-        """A confirmed row is handled as its detail shows it."""
-        return raw
 
     def items(self) -> Iterator[Item]:
         seen = yield from self._list_everything()
@@ -83,14 +117,8 @@ class FullListing:
         """One scan, or two when the first looked inconsistent; returns the ids seen."""
         seen: set[int] = set()
         for scan in (1, 2):
-            window = self.open_listing({}, self._on_answer)
             seen_now: set[int] = set()
-            for raw in window.rows():
-                rid = row_id(raw, self.name, self.path)
-                if rid in seen_now:  # the same row on two pages (a page shift): handled once
-                    continue
-                seen_now.add(rid)
-                yield rid, raw
+            window = yield from self.scan({}, self._on_answer, seen_now)
             counts = [c for c in window.counts if c is not None]
             final_count = counts[-1] if counts else None
             # One set of ids per scan, merged afterwards (not two sets filled row by row): the tap's memory at 100k rows.
