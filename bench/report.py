@@ -110,7 +110,8 @@ class Report(MeasuredSections, GridSection):
                 + ". The no-change run's records come from the tap's result line (`tap-invoiz result {…}`, its `records`) "
                 'and target-postgres\'s own count ("Reader … completed processing").',
                 "- The baseline loop is `bench/plain_loop.py`: one `requests.Session`, `json.loads` per page, one "
-                "`json.dumps` line per row.",
+                "`json.dumps` line per row, the next page asked for after this page's rows are written (its "
+                '`--ahead` variant overlaps the two as the tap does: "Profile of the tap").',
                 "",
             ]
         )
