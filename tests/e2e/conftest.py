@@ -3,12 +3,12 @@ one `meltano run sync` shared by the tests that only read what it built."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import pytest
+from e2e_helpers import scratch_pipeline
 
-from invoiz_ops.pipeline import VERBOSE_TARGET, Pipeline, drop_database, private_run_dirs, recreate_database
+from invoiz_ops.pipeline import Pipeline
 from invoiz_sandbox import Sandbox
 from invoiz_sandbox.pytest_plugin import DEFAULTS
 
@@ -16,21 +16,8 @@ from invoiz_sandbox.pytest_plugin import DEFAULTS
 @pytest.fixture
 def pipeline(pg_env, invoiz_sandbox, tmp_path):
     """The project's Meltano pipeline wired to the test's sandbox, an empty database and its own state store."""
-    database = f"e2e_{uuid.uuid4().hex[:12]}"
-    recreate_database(pg_env, database)
-    yield Pipeline(
-        pg_env=pg_env,
-        database=database,
-        api_url=invoiz_sandbox.api_url,
-        app_url=invoiz_sandbox.app_url,
-        credentials=dict(invoiz_sandbox.credentials),
-        account="test",
-        state_dir=tmp_path / "meltano-state",
-        # own .meltano/run and dbt target: a test session must not trip over another one in the same checkout;
-        # target-postgres logging at info (meltano.yml keeps it quiet): tests count records from its METRIC lines
-        extra_env={**private_run_dirs(tmp_path), **VERBOSE_TARGET},
-    )
-    drop_database(pg_env, database)
+    with scratch_pipeline(pg_env, invoiz_sandbox, tmp_path) as pipe:
+        yield pipe
 
 
 @dataclass(frozen=True)
@@ -52,21 +39,6 @@ def synced_marts(pg_env, tmp_path_factory):
     sync with `dbt build`. Read-only: a test that changes the sandbox or the database uses ``pipeline`` instead.
     Its tests run on one xdist worker together (tests/conftest.py groups session fixtures of the tests)."""
     folder = tmp_path_factory.mktemp("synced-marts")
-    database = f"e2e_marts_{uuid.uuid4().hex[:12]}"
-    recreate_database(pg_env, database)
-    with Sandbox(**SYNCED_MARTS_SANDBOX) as sandbox:
-        pipe = Pipeline(
-            pg_env=pg_env,
-            database=database,
-            api_url=sandbox.api_url,
-            app_url=sandbox.app_url,
-            credentials=dict(sandbox.credentials),
-            account="test",
-            state_dir=folder / "meltano-state",
-            extra_env={**private_run_dirs(folder), **VERBOSE_TARGET},
-        )
-        try:
-            result = pipe.run("sync")
-            yield SyncedMarts(pipeline=pipe, sandbox=sandbox, output=result.stdout + result.stderr)
-        finally:
-            drop_database(pg_env, database)
+    with Sandbox(**SYNCED_MARTS_SANDBOX) as sandbox, scratch_pipeline(pg_env, sandbox, folder, "e2e_marts") as pipe:
+        result = pipe.run("sync")
+        yield SyncedMarts(pipeline=pipe, sandbox=sandbox, output=result.stdout + result.stderr)

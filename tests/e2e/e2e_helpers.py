@@ -3,14 +3,25 @@ with the sandbox, read Meltano's state, run `meltano` with an environment of our
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
+import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from invoiz_ops.pipeline import PROJECT_ROOT, meltano_command, private_run_dirs
+from invoiz_ops.pipeline import (
+    PROJECT_ROOT,
+    VERBOSE_TARGET,
+    Pipeline,
+    drop_database,
+    meltano_command,
+    private_run_dirs,
+    recreate_database,
+)
 
 EL = ("tap-invoiz", "target-postgres")  # extract-load only; the dbt build runs in the tests that check the marts
 STATE_ID = "dev:tap-invoiz-to-target-postgres"  # Meltano's state id of `meltano run tap-invoiz target-postgres`
@@ -25,6 +36,28 @@ RUN_METADATA_COLUMNS = (
     "_sdc_table_version",
     "_sdc_sync_started_at",
 )
+
+
+@contextlib.contextmanager
+def scratch_pipeline(pg_env: dict, sandbox, folder: Path, prefix: str = "e2e"):
+    """The project's Meltano pipeline wired to ``sandbox``, a new empty database (dropped afterwards) and its own state
+    store, .meltano/run and dbt dirs under ``folder``: a test session must not trip over another one in the same
+    checkout. target-postgres logs at info (meltano.yml keeps it quiet): tests count records from its METRIC lines."""
+    database = f"{prefix}_{uuid.uuid4().hex[:12]}"  # unique across xdist workers and parallel sessions
+    recreate_database(pg_env, database)
+    try:
+        yield Pipeline(
+            pg_env=pg_env,
+            database=database,
+            api_url=sandbox.api_url,
+            app_url=sandbox.app_url,
+            credentials=dict(sandbox.credentials),
+            account="test",
+            state_dir=folder / "meltano-state",
+            extra_env={**private_run_dirs(folder), **VERBOSE_TARGET},
+        )
+    finally:
+        drop_database(pg_env, database)
 
 
 @pytest.fixture(autouse=True)

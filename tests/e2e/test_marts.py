@@ -1,5 +1,6 @@
 """The marts on sandbox data loaded through the real pipeline (`meltano run sync` = tap → target-postgres → dbt build):
-a change arriving with the next sync, and the session's shared sync (fixture synced_marts) tying out to the sandbox."""
+what a user sees of a sync (its log), a change arriving with the next sync, and the session's shared sync (fixture
+synced_marts) tying out to the sandbox."""
 
 from __future__ import annotations
 
@@ -7,7 +8,28 @@ from decimal import Decimal
 
 import pytest
 
+from invoiz_ops.pipeline import VERBOSE_TARGET
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# What a user's sync log must not show: METRIC lines, SQL statements, colour codes, dbt's per-node lines or precision
+# warnings, a misleading "full_table mode".
+NOISE = (
+    "METRIC",
+    "COPY ",
+    "INSERT INTO",
+    "full_table mode",
+    "\x1b[",
+    "unspecified precision",
+    " pages of",
+    "Skipping parse of env var",
+    " START ",
+    " OK created",
+)
+
+
+def _log(result) -> str:
+    return result.stdout + result.stderr
 
 
 def _customer_amounts(pipe, email: str) -> tuple[Decimal, Decimal, Decimal]:
@@ -16,8 +38,23 @@ def _customer_amounts(pipe, email: str) -> tuple[Decimal, Decimal, Decimal]:
     )[0]
 
 
-def test_paying_an_old_invoice_moves_its_amount_from_open_to_paid(pipeline, invoiz_sandbox):
-    pipeline.run("sync")
+def test_syncs_log_only_what_a_user_needs_and_a_paid_invoice_moves_from_open_to_paid(pipeline, invoiz_sandbox):
+    """One chain of three `meltano run sync`s as a user runs them (meltano.yml's quiet logging): the first, one with
+    nothing new, one after an old invoice was paid."""
+    for key in VERBOSE_TARGET:  # the tests' fixture turns the target's lines on; a user's run has meltano.yml's
+        pipeline.extra_env.pop(key, None)
+    first = pipeline.run("sync")
+    no_change = pipeline.run("sync")
+    for result in (first, no_change):
+        log = _log(result)
+        assert [n for n in NOISE if n in log] == [], log[-3000:]
+        assert "sync done in" in log
+    log = _log(no_change)
+    assert "0 records emitted (contacts 0, invoices 0)" in log
+    assert "listing 60 rows in 1 page of 60" in log
+    # Meltano's lines (start, state, 2 blocks: preflight + pipeline), the tap's (version, 2 per stream, run summary)
+    assert len(log.splitlines()) <= 20, log
+
     # the oldest open invoice that is assigned to a customer
     invoice_id, email, outstanding = pipeline.query(
         """select invoice_id, email, open_amount from analytics.customer_invoices
@@ -26,7 +63,8 @@ def test_paying_an_old_invoice_moves_its_amount_from_open_to_paid(pipeline, invo
     value_before, open_before, paid_before = _customer_amounts(pipeline, email)
 
     invoiz_sandbox.pay(invoice_id)
-    pipeline.run("sync")
+    paid = pipeline.run("sync")
+    assert [n for n in NOISE if n in _log(paid)] == [], _log(paid)[-3000:]
 
     value_after, open_after, paid_after = _customer_amounts(pipeline, email)
     assert value_after == value_before

@@ -53,12 +53,11 @@ def fleet(pg_env, invoiz_sandbox_factory, tmp_path):
     drop_database(pg_env, database)
 
 
-def load(pipe, account: str, *, full_refresh: bool = False, check: bool = True):
-    return pipe.run(f"tap-invoiz--{account}", "target-postgres", full_refresh=full_refresh, check=check)
-
-
-def build(pipe) -> None:
-    pipe.run("dbt-postgres:build")
+def load(pipe, *accounts: str, build: bool = False, full_refresh: bool = False, check: bool = True):
+    """One `meltano run` of the accounts' extract-load blocks, one after another, then (``build``) the marts: what a
+    user's job over several accounts runs. One Meltano start for all of them."""
+    blocks = [block for account in accounts for block in (f"tap-invoiz--{account}", "target-postgres")]
+    return pipe.run(*blocks, *(["dbt-postgres:build"] if build else []), full_refresh=full_refresh, check=check)
 
 
 def raw_rows(pipe, account: str) -> dict[str, list[tuple]]:
@@ -117,23 +116,19 @@ def report(pipe, step: str) -> None:
 
 
 def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
+    """One chain over one warehouse: accounts added, one account's full refresh, an incremental run of each, the
+    guards against borrowed or moved credentials, and the repair of rows an old full refresh soft-deleted."""
     pipe, sandboxes = fleet
     nord, sued, west = (sandboxes[a] for a in ACCOUNTS)
 
     # -- the first account, then a second and a third are added: the earlier ones stay byte-identical -------------
-    load(pipe, "nord")
-    build(pipe)
+    load(pipe, "nord", build=True)
     nord_raw, nord_marts = raw_rows(pipe, "nord"), mart_figures(pipe, "nord")
     report(pipe, "nord added")
-    load(pipe, "sued")
-    build(pipe)
+    load(pipe, "sued", "west", build=True)
     assert raw_rows(pipe, "nord") == nord_raw
     assert mart_figures(pipe, "nord") == nord_marts
-    report(pipe, "sued added")
-    load(pipe, "west")
-    build(pipe)
-    assert raw_rows(pipe, "nord") == nord_raw
-    report(pipe, "west added")
+    report(pipe, "sued and west added")
     for account, sb in sandboxes.items():
         assert_matches_sandbox(pipe, account, sb)
     west_raw = raw_rows(pipe, "west")
@@ -144,8 +139,7 @@ def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
     sued.delete_invoice(draft)
     gone_contact = max(sued.contact_ids())
     sued.delete_contact(gone_contact)
-    load(pipe, "sued", full_refresh=True)
-    build(pipe)
+    load(pipe, "sued", build=True, full_refresh=True)
     report(pipe, "sued --full-refresh")
     assert raw_rows(pipe, "nord") == nord_raw and raw_rows(pipe, "west") == west_raw
     assert mart_figures(pipe, "nord") == nord_marts and mart_figures(pipe, "west") == west_marts
@@ -181,9 +175,7 @@ def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
     )
     sued.set_contact_email(sued_contact, shared_email.upper())  # the same customer, written differently
     sued_before = raw_rows(pipe, "sued")
-    for account in ACCOUNTS:
-        load(pipe, account)
-    build(pipe)
+    load(pipe, *ACCOUNTS, build=True)
     report(pipe, "one change in each")
     for account, sb in sandboxes.items():
         assert_matches_sandbox(pipe, account, sb)
@@ -204,16 +196,9 @@ def test_three_accounts_share_the_tables_and_never_touch_each_other(fleet):
     }
     assert invoice_accounts == {"nord", "sued"}
 
-
-def test_guards_and_the_repair_of_rows_an_old_full_refresh_soft_deleted(fleet):
-    pipe, sandboxes = fleet
-    nord, sued = sandboxes["nord"], sandboxes["sued"]
-    load(pipe, "nord")
-    load(pipe, "sued")
-    build(pipe)
+    # -- guards: no account borrows another one's credentials, or moves to another installation unasked ----------
     nord_raw, sued_raw = raw_rows(pipe, "nord"), raw_rows(pipe, "sued")
     nord_marts = mart_figures(pipe, "nord")
-
     # an account whose own credentials are missing does not borrow tap-invoiz's (they are nord's): it stops, naming them
     borrowed = load(pipe, "ohne", check=False)
     assert borrowed.returncode != 0
@@ -230,15 +215,13 @@ def test_guards_and_the_repair_of_rows_an_old_full_refresh_soft_deleted(fleet):
     assert raw_rows(pipe, "sued") == sued_raw and raw_rows(pipe, "nord") == nord_raw
     pipe.accounts["sued"] = _settings(sued)
 
-    # repair: an older version's ACTIVATE_VERSION soft-deleted every row of the table; one full refresh per account
-    # brings its rows back, to the cent
+    # -- repair: an older version's ACTIVATE_VERSION soft-deleted every row of the table; one full refresh per
+    # account brings its rows back, to the cent
     pipe.query("update raw_invoiz.invoices set _sdc_deleted_at = now() returning 1")
     pipe.query("update raw_invoiz.contacts set _sdc_deleted_at = now() returning 1")
-    build(pipe)
+    pipe.run("dbt-postgres:build")
     assert mart_figures(pipe, "nord")[0] == 0
-    for account in ("nord", "sued"):
-        load(pipe, account, full_refresh=True)
-    build(pipe)
+    load(pipe, "nord", "sued", build=True, full_refresh=True)
     for account in ("nord", "sued"):
         assert_matches_sandbox(pipe, account, sandboxes[account])
     assert mart_figures(pipe, "nord") == nord_marts
