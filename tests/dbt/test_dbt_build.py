@@ -157,3 +157,27 @@ def test_docs_generate(built):
     assert "model.tap_invoiz.int_invoiz__invoices" in parents["model.tap_invoiz.customer_invoices"]
     assert "source.tap_invoiz.invoiz.invoices" in parents["model.tap_invoiz.stg_invoiz__invoices"]
     assert "exposure.tap_invoiz.support_ticket_customer_panel" in manifest["exposures"]
+
+
+def test_every_node_and_column_of_the_manifest_is_described(built):
+    """The manifest of the build (every model, seed, source, column and exposure) carries a description, as
+    test_docs_complete.py checks on the YAML: what the docs site shows."""
+    manifest = json.loads((built[4] / "manifest.json").read_text(encoding="utf-8"))
+    problems = []
+    for uid, node in {**manifest["nodes"], **manifest["sources"]}.items():
+        if node["resource_type"] not in ("model", "seed", "source"):
+            continue
+        if node.get("package_name") != "tap_invoiz":
+            continue
+        if not (node.get("description") or "").strip():
+            problems.append(f"{uid}: no description")
+        if node["resource_type"] != "seed" and not node.get("columns"):
+            problems.append(f"{uid}: no columns")
+        for cname, column in (node.get("columns") or {}).items():
+            if not (column.get("description") or "").strip():
+                problems.append(f"{uid}: column {cname} has no description")
+    for uid, exposure in manifest.get("exposures", {}).items():
+        if not (exposure.get("description") or "").strip():
+            problems.append(f"{uid}: no description")
+    assert manifest["docs"].get("doc.tap_invoiz.__overview__"), "no __overview__ doc block"
+    assert not problems, "\n".join(problems)

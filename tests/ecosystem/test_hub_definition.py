@@ -189,6 +189,7 @@ def test_identity_and_packaging_agree(hub_definition, extractor, about):
     assert [sorted(about["settings"]["required"])] == [sorted(g) for g in hub_definition["settings_group_validation"]]
 
 
+@pytest.mark.slow  # a `meltano add` in a fresh project
 def test_meltano_adds_the_plugin_from_the_hub_file(hub_definition, tmp_path):
     """What `meltano add` does with a Hub definition: the file is read by Meltano itself (offline, no install)."""
     meltano = str(Path(sys.executable).parent / "meltano")
