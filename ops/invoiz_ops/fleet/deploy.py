@@ -93,6 +93,9 @@ class Fleet:
     executor: str = "multiprocess"  # or "celery": steps on the workers listening to broker_url (docs/FLEET.md)
     broker_url: str = ""  # the Celery broker (and result backend); deploy starts an embedded one when empty
     step_timeout: int = 3600  # seconds one `meltano run` may take
+    # celery: seconds after which a dead worker's step goes to another worker; longer than the longest load
+    # (0: the step timeout + a quarter, invoiz_ops.fleet.celery_worker.visibility_timeout)
+    visibility_timeout: int = 0
     work_dir: Path | None = None  # per-step folders (default: <project>/.fleet/steps)
 
     def __post_init__(self) -> None:
@@ -131,6 +134,8 @@ class Fleet:
         )
         if self.broker_url:
             env["INVOIZ_FLEET_BROKER"] = self.broker_url
+        if self.visibility_timeout:
+            env["INVOIZ_FLEET_VISIBILITY_TIMEOUT"] = str(self.visibility_timeout)
         env.update(self.extra_env)
         return env
 
@@ -328,6 +333,7 @@ def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
         executor=args.executor,
         broker_url=args.broker or "",
         step_timeout=args.step_timeout,
+        visibility_timeout=args.visibility_timeout,
     )
     return fleet, started
 
@@ -486,6 +492,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=int(os.environ.get("INVOIZ_FLEET_STEP_TIMEOUT") or 3600),
         help="seconds one `meltano run` may take",
+    )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=int(os.environ.get("INVOIZ_FLEET_VISIBILITY_TIMEOUT") or 0),
+        help="celery: seconds after which a dead worker's step goes to another worker; must be longer than the "
+        "longest load (default: the step timeout + a quarter)",
     )
     parser.add_argument("--name", default=None, help="worker: its name (default: the host name)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker: steps it runs at once")
