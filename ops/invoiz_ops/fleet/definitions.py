@@ -421,7 +421,14 @@ def _executor():
     if EXECUTOR != "multiprocess":
         raise ValueError(f"INVOIZ_FLEET_EXECUTOR={EXECUTOR!r}: use multiprocess or celery")
     return multiprocess_executor.configured(
-        {"max_concurrent": MAX_CONCURRENT, "step_dependency_config": {"require_upstream_step_success": False}}
+        {
+            "max_concurrent": MAX_CONCURRENT,
+            "step_dependency_config": {"require_upstream_step_success": False},
+            # each step process is forked from one server per run that has imported Dagster and this code location,
+            # instead of a fresh interpreter importing them again per step (spawn, the default): measured in
+            # docs/FLEET.md ("Measured costs")
+            "start_method": {"forkserver": {"preload_modules": ["invoiz_ops.fleet.definitions"]}},
+        }
     )
 
 
