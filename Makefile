@@ -135,7 +135,7 @@ fleet-check: venv
 # FLEET_DEMO_ARGS=--keep keeps its Dagster home and databases to look at in the UI (docs/FLEET.md)
 FLEET_DEMO_ARGS ?=
 fleet-demo: dagster
-	$(BIN)/python -m invoiz_ops.fleet.deploy demo $(FLEET_DEMO_ARGS)
+	$(BIN)/python -m invoiz_ops.fleet.demo $(FLEET_DEMO_ARGS)
 
 # 1,000 accounts at a quarter of the sandbox's sizes (≈ 600k invoices), 8 shards, on one machine and on two Celery
 # workers; PostgreSQL's and the broker's CPU counted. Rewrites only the "Fleet" section of docs/BENCHMARKS.md.

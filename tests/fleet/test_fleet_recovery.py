@@ -1,12 +1,15 @@
 """A fleet left alone: faults an unattended fleet meets, each through the real Dagster CLI and daemon, Meltano,
-target-postgres and dbt (3 small accounts on one multi-tenant sandbox, a fresh deploy per test).
+target-postgres and dbt (3 small accounts on one multi-tenant sandbox; one deploy shared by the tests of this module,
+in this order: the first needs the deploy fresh, the others only a working fleet).
 
 - Two cycles started together on a fresh deploy both finish: the schema step creates the raw tables once before
   any load (no two targets race on CREATE TABLE), and every pool exists before a run claims it.
 - A target killed mid-load (SIGKILL) is a red step naming the account, with the target's own error line and what
   was committed in the failure metadata; the other accounts and the marts complete. No second try hides it.
-- kill -9 of a whole cycle's process tree: dagster-daemon's run monitoring fails the dead run and frees its pool
-  slots; the next cycle, started right away, waits for them and then loads every account and builds the marts.
+- kill -9 of a cycle's process tree, both ways a run can die: a run the daemon launched (its run worker is a child of
+  the daemon's code server, which fails the run as soon as that process is gone) and a run of `invoiz_ops.fleet.cycle`
+  that no launcher knows (dagster-daemon's run monitoring fails it at its maximum runtime); their pool slots are freed
+  and the next cycle loads every account's change and builds the marts, without a person.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env
+from invoiz_ops.fleet.deploy import DAGSTER_VENV, DEFINITIONS, Fleet, credentials_env
 from invoiz_ops.pipeline import connect, drop_database, project_copy
 from invoiz_sandbox import FleetSandbox
 
@@ -29,43 +32,41 @@ NAMES = ["acme", "bolt", "cora"]
 INVOICES = 20
 
 
-@pytest.fixture
-def fleet_factory(pg_env, tmp_path):
-    """make(monitor_poll_seconds=…) → (fleet, sandbox, folder): a deployed fleet of NAMES; databases dropped after."""
-    made = []
-
-    def make(**options):
-        sandbox = FleetSandbox(installations=len(NAMES), seed=7, invoices=INVOICES, today="2026-11-01")
-        sandbox.__enter__()
-        project = project_copy(tmp_path, fleet=NAMES)
-        suffix = uuid.uuid4().hex[:10]
+@pytest.fixture(scope="module")
+def deployed(pg_env, tmp_path_factory):
+    """(fleet, sandbox): a deployed fleet of NAMES with run monitoring polling every 2 s; databases dropped after."""
+    if not (DAGSTER_VENV / "bin" / "dagster").exists():
+        pytest.fail("the Dagster virtualenv is missing: run `make dagster` (make test does)")
+    folder = tmp_path_factory.mktemp("recovery")
+    suffix = uuid.uuid4().hex[:10]
+    with FleetSandbox(installations=len(NAMES), seed=7, invoices=INVOICES, today="2026-11-01") as sandbox:
         fleet = Fleet(
-            project=project,
+            project=project_copy(folder, fleet=NAMES),
             pg_env=pg_env,
             warehouse=f"fleetrec_{suffix}",
             system_db=f"fleetrec_{suffix}_meltano",
             dagster_db=f"fleetrec_{suffix}_dagster",
-            dagster_home=tmp_path / "dagster-home",
+            dagster_home=folder / "dagster-home",
             max_concurrent=3,
+            monitor_poll_seconds=2,
             inherit_settings=False,
             extra_env={
                 "TAP_INVOIZ_API_URL": sandbox.api_url,
                 "TAP_INVOIZ_APP_URL": sandbox.app_url,
                 **credentials_env(sandbox, NAMES, sandbox.installation_ids),
             },
-            **options,
         )
-        made.append((fleet, sandbox))
-        fleet.deploy()
-        return fleet, sandbox
+        try:
+            fleet.deploy()
+            yield fleet, sandbox
+        finally:
+            for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
+                drop_database(pg_env, db)
 
-    if not (DAGSTER_VENV / "bin" / "dagster").exists():
-        pytest.fail("the Dagster virtualenv is missing: run `make dagster` (make test does)")
-    yield make
-    for fleet, sandbox in made:
-        sandbox.__exit__(None, None, None)
-        for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
-            drop_database(fleet.pg_env, db)
+
+def set_latency(sandbox, milliseconds: int, names=NAMES) -> None:
+    for name in names:
+        sandbox.installation(sandbox.installation_ids[NAMES.index(name)]).set_latency(milliseconds)
 
 
 def live_rows(fleet: Fleet) -> dict[str, int]:
@@ -73,6 +74,16 @@ def live_rows(fleet: Fleet) -> dict[str, int]:
         return dict(
             conn.execute(
                 "SELECT account, count(*) FROM raw_invoiz.invoices WHERE _sdc_deleted_at IS NULL GROUP BY account"
+            ).fetchall()
+        )
+
+
+def paid_rows(fleet: Fleet) -> dict[str, int]:
+    with connect(fleet.pg_env, fleet.warehouse) as conn:
+        return dict(
+            conn.execute(
+                "SELECT account, count(*) FILTER (WHERE state = 'paid') FROM raw_invoiz.invoices "
+                "WHERE _sdc_deleted_at IS NULL GROUP BY account"
             ).fetchall()
         )
 
@@ -121,14 +132,47 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_two_cycles_started_together_on_a_fresh_deploy_both_finish(fleet_factory, tmp_path):
-    fleet, _ = fleet_factory()
+def held_slots(fleet: Fleet, run_id: str | None = None) -> int:
+    """Pool slots held by one run (default: by any run)."""
+    with connect(fleet.pg_env, fleet.dagster_db) as conn:
+        if run_id is None:
+            return conn.execute("SELECT count(*) FROM concurrency_slots WHERE run_id IS NOT NULL").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM concurrency_slots WHERE run_id = %s", (run_id,)).fetchone()[0]
+
+
+def run_events(fleet: Fleet, run_id: str, like: str) -> list[str]:
+    """The events of a run whose text contains LIKE (an SQL LIKE pattern)."""
+    with connect(fleet.pg_env, fleet.dagster_db) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT event FROM event_logs WHERE run_id = %s AND event LIKE %s ORDER BY id", (run_id, like)
+            )
+        ]
+
+
+def new_run(fleet: Fleet, before: set[str]) -> str | None:
+    return next((run_id for run_id, _ in fleet.runs() if run_id not in before), None)
+
+
+def kill_tree(root: int) -> None:
+    """What an OOM kill or a lost node does: every process of the tree at once."""
+    for pid in descendants(root):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_two_cycles_started_together_on_a_fresh_deploy_both_finish(deployed, tmp_path):
+    fleet, _ = deployed
     with connect(fleet.pg_env, fleet.dagster_db) as conn:  # deploy created every pool before any run
         pools = {r[0] for r in conn.execute("SELECT concurrency_key FROM concurrency_limits")}
     assert pools == {"invoiz-schema", "invoiz-marts", *(f"invoiz-account-{n}" for n in NAMES)}
     with connect(fleet.pg_env, fleet.warehouse) as conn:  # and the raw tables, before any load
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'raw_invoiz'")}
     assert {"invoices", "contacts", "sync_status"} <= tables
+    assert fleet.runs() == []  # a fresh deploy: these are its first cycles
 
     cycles = [fleet.start(fleet.cycle_command(), tmp_path / f"cycle-{k}.log") for k in (1, 2)]
     codes = [c.wait(timeout=600) for c in cycles]
@@ -143,22 +187,25 @@ def test_two_cycles_started_together_on_a_fresh_deploy_both_finish(fleet_factory
     assert marts_accounts(fleet) == len(NAMES)
 
 
-def test_a_killed_target_is_a_red_step_naming_the_account_and_the_others_complete(fleet_factory, tmp_path):
-    fleet, sandbox = fleet_factory()
+def test_a_killed_target_is_a_red_step_naming_the_account_and_the_others_complete(deployed, tmp_path):
+    fleet, sandbox = deployed
     victim = "bolt"
-    sandbox.installation(sandbox.installation_ids[NAMES.index(victim)]).set_latency(1500)  # a slow listing
+    set_latency(sandbox, 1500, [victim])  # a slow listing
 
     def victims_target():
         for pid, (_, cmdline) in processes().items():
-            if "bin/target-postgres" in cmdline and f"/account-{victim}/" in cmdline:
+            if "bin/target-postgres" in cmdline and f"{fleet.work_dir}/account-{victim}/" in cmdline:
                 return pid
         return None
 
-    cycle = fleet.start(fleet.cycle_command(), tmp_path / "cycle.log")
-    target = wait_for(victims_target, 300, f"the target-postgres process of {victim}")
-    time.sleep(2)  # its tap is listing (slowly); the target has its SCHEMA messages and is waiting for records
-    os.kill(target, signal.SIGKILL)
-    cycle.wait(timeout=600)
+    try:
+        cycle = fleet.start(fleet.cycle_command(), tmp_path / "cycle.log")
+        target = wait_for(victims_target, 300, f"the target-postgres process of {victim}")
+        time.sleep(2)  # its tap is listing (slowly); the target has its SCHEMA messages and is waiting for records
+        os.kill(target, signal.SIGKILL)
+        cycle.wait(timeout=600)
+    finally:
+        set_latency(sandbox, 0, [victim])
 
     (run_id, status), steps = fleet.runs()[-1], fleet.last_run_steps()[1]
     assert status == "FAILURE"
@@ -176,60 +223,67 @@ def test_a_killed_target_is_a_red_step_naming_the_account_and_the_others_complet
     assert live_rows(fleet).keys() >= {n for n in NAMES if n != victim}
     assert marts_accounts(fleet) >= len(NAMES) - 1
     # no second try: the step ran meltano once (no retry log, one "Running job" in the step's log)
-    step_log = (fleet.project / ".fleet" / "steps" / f"account-{victim}" / "last-run.log").read_text()
+    step_log = (fleet.work_dir / f"account-{victim}" / "last-run.log").read_text()
     assert step_log.count("Running job with name") == 1
-    assert not (fleet.project / ".fleet" / "steps" / f"account-{victim}" / "last-failed-try.log").exists()
+    assert not (fleet.work_dir / f"account-{victim}" / "last-failed-try.log").exists()
 
 
-def test_after_kill_9_of_a_cycle_the_next_cycle_loads_every_account_without_a_person(fleet_factory, tmp_path):
-    fleet, sandbox = fleet_factory(monitor_poll_seconds=2)
-    for installation in sandbox.installation_ids:  # slow listings: the cycle is mid-load when it is killed
-        sandbox.installation(installation).set_latency(1000)
+def test_after_kill_9_of_a_cycle_the_next_cycle_loads_every_account_without_a_person(deployed, tmp_path):
+    fleet, sandbox = deployed
+    paid_before = paid_rows(fleet)
+    for name in NAMES:  # a change in every account, for the recovering cycle to load
+        account = sandbox.installation(sandbox.installation_ids[NAMES.index(name)])
+        account.pay(next(i for i in account.invoice_ids() if account.invoice_row(i)["state"] == "locked"))
     daemon = fleet.start(fleet.daemon_command(), tmp_path / "daemon.log")
     try:
-        # the killed run gets a short maximum runtime of its own (the instance default is two schedule intervals)
-        limit = 90
+        # 1. A run no launcher knows (`invoiz_ops.fleet.cycle`, as a lost node leaves it: nobody is left to notice),
+        # killed once its first step holds a pool slot: run monitoring fails it at its maximum runtime.
+        limit = 30
+        before = {run_id for run_id, _ in fleet.runs()}
         started = time.monotonic()
-        first = fleet.start(fleet.cycle_command(tags={"dagster/max_runtime": str(limit)}), tmp_path / "cycle-1.log")
+        orphan = fleet.start(fleet.cycle_command(tags={"dagster/max_runtime": str(limit)}), tmp_path / "cycle-1.log")
+        orphan_run = wait_for(lambda: new_run(fleet, before), 300, "the first run")
+        wait_for(lambda: held_slots(fleet, orphan_run), 300, "the first run's schema step to hold its pool slot")
+        kill_tree(orphan.pid)
+        orphan.wait(timeout=30)
+        if time.monotonic() - started < limit - 5:  # (on a very busy machine the limit can pass before the kill)
+            assert dict(fleet.runs())[orphan_run] == "STARTED"  # nobody told Dagster
+            assert held_slots(fleet, orphan_run) >= 1  # the dead run holds a pool slot
+
+        # 2. A run the daemon launches (queued by `dagster job launch`, started by the daemon's code server), killed
+        # mid-load: the code server sees its run worker die and fails the run at once.
+        set_latency(sandbox, 1000)  # slow listings: the run is mid-load when it is killed
+        before = {run_id for run_id, _ in fleet.runs()}
+        dagster = str(DAGSTER_VENV / "bin" / "dagster")
+        fleet._run([dagster, "job", "launch", "-f", str(DEFINITIONS), "-j", "fleet_cycle"], cwd=fleet.dagster_home)
+        launched = wait_for(lambda: new_run(fleet, before), 60, "the launched run")
+        started_event = wait_for(
+            lambda: run_events(fleet, launched, "%Started process for run (pid:%"), 300, "the launched run's worker"
+        )[0]
+        worker = int(started_event.split("(pid: ", 1)[1].split(")", 1)[0])
 
         def a_target_runs():
-            return any("bin/target-postgres" in processes().get(p, (0, ""))[1] for p in descendants(first.pid))
+            return any("bin/target-postgres" in processes().get(p, (0, ""))[1] for p in descendants(worker))
 
-        wait_for(a_target_runs, 900, "a load of the first cycle")
-        tree = descendants(first.pid)
-        for pid in tree:  # what an OOM kill or a lost node does: every process of the run at once
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        first.wait(timeout=30)
-        killed_run, status = fleet.runs()[-1]
-        if time.monotonic() - started < limit - 5:  # (on a very busy machine the limit can pass before the kill)
-            assert status == "STARTED"  # nobody told Dagster
-            with connect(fleet.pg_env, fleet.dagster_db) as conn:
-                held = conn.execute(
-                    "SELECT count(*) FROM concurrency_slots WHERE run_id = %s", (killed_run,)
-                ).fetchone()[0]
-            assert held >= 1  # the dead run holds pool slots
+        wait_for(a_target_runs, 600, "a load of the launched run (after run monitoring freed the first run's slot)")
+        assert dict(fleet.runs())[orphan_run] == "FAILURE"  # failed by run monitoring, not by a person
+        assert run_events(fleet, orphan_run, "%exceeding maximum runtime%")
+        kill_tree(worker)
+        set_latency(sandbox, 0)
 
-        for installation in sandbox.installation_ids:
-            sandbox.installation(installation).set_latency(0)
-        second = fleet.cycle(timeout=1500)  # started right away, as the schedule would: waits for the slots
-        runs = dict(fleet.runs())
-        assert runs[killed_run] == "FAILURE"  # failed by run monitoring, not by a person:
-        with connect(fleet.pg_env, fleet.dagster_db) as conn:
-            (by_monitoring,) = conn.execute(
-                "SELECT count(*) FROM event_logs WHERE run_id = %s AND event LIKE %s",
-                (killed_run, "%exceeding maximum runtime%"),
-            ).fetchone()
-        assert by_monitoring >= 1
+        # 3. The next cycle, started right away as the schedule would: it waits for the slots, then loads every
+        # account's change and builds the marts.
+        second = fleet.cycle(timeout=1500)
+        assert dict(fleet.runs())[launched] == "FAILURE"  # failed by its code server, not by a person:
+        assert run_events(fleet, launched, "%was terminated by signal 9%")
         status, steps = fleet.last_run_steps()
         assert status == "SUCCESS", second.stdout[-3000:]
         assert set(steps) == {"warehouse_schema", *(f"load_{n}" for n in NAMES), "marts"}
         assert live_rows(fleet) == {name: INVOICES for name in NAMES}
+        assert paid_rows(fleet) == {name: paid_before[name] + 1 for name in NAMES}  # every account's change
         assert marts_accounts(fleet) == len(NAMES)
-        with connect(fleet.pg_env, fleet.dagster_db) as conn:
-            assert conn.execute("SELECT count(*) FROM concurrency_slots WHERE run_id IS NOT NULL").fetchone()[0] == 0
+        wait_for(lambda: held_slots(fleet) == 0, 30, "every pool slot to be free")
     finally:
+        set_latency(sandbox, 0)
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)

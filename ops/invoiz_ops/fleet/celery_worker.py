@@ -6,13 +6,14 @@ broker takes it (docs/FLEET.md, "Several machines"). A worker is started with
     celery -A invoiz_ops.fleet.celery_worker worker --hostname NAME@%h --concurrency N
 
 (``python -m invoiz_ops.fleet.deploy worker`` does it with the fleet's environment). The executor and the workers read
-the same settings from the environment: ``INVOIZ_FLEET_BROKER`` (the broker's URL, also the result backend) and
-``INVOIZ_FLEET_STEP_TIMEOUT`` (seconds a load may take).
+the same settings from the environment: ``INVOIZ_FLEET_BROKER`` (the broker's URL, also the result backend),
+``INVOIZ_FLEET_STEP_TIMEOUT`` (seconds a load may take) and ``INVOIZ_FLEET_VISIBILITY_TIMEOUT`` (seconds after which
+a step taken by a dead worker goes to another one; default: the step timeout + a quarter).
 
 A worker that dies (kill -9, a lost machine) takes no step with it: a step's message is acknowledged only when the
 step has ended (``task_acks_late``), so the broker hands an unfinished step to another worker once the visibility
-timeout has passed. That timeout is longer than any step may run (each `meltano run` is stopped at the step timeout),
-so a step that is still running on a live worker is never handed out twice. Loads are idempotent (state saved only
+timeout has passed. That timeout must be longer than the longest load (by default it is longer than the step timeout,
+at which each `meltano run` is stopped), so a step that is still running on a live worker is never handed out twice. Loads are idempotent (state saved only
 after the target has committed, rows upserted on their key), so a step begun on the dead worker and run again on
 another one loses and duplicates nothing.
 
@@ -46,15 +47,29 @@ def broker_url() -> str:
     return url
 
 
-def visibility_timeout(timeout: int) -> int:
-    """Seconds after which a step taken by a worker that never finished it (it died) goes back to the queue: longer
-    than a step may run (its `meltano run` is stopped at the step timeout; start-up and bookkeeping come on top)."""
+def visibility_timeout(timeout: int | None = None) -> int:
+    """Seconds after which a step taken by a worker that never finished it (it died) goes back to the queue.
+
+    It must be longer than the longest load: a step still running on a live worker when it passes is handed out a
+    second time. INVOIZ_FLEET_VISIBILITY_TIMEOUT sets it (an operator who knows the longest load gets a dead worker's
+    steps back sooner); the default is longer than a step may run (its `meltano run` is stopped at the step timeout;
+    start-up and bookkeeping come on top)."""
+    if os.environ.get("INVOIZ_FLEET_VISIBILITY_TIMEOUT"):
+        return int(os.environ["INVOIZ_FLEET_VISIBILITY_TIMEOUT"])
+    timeout = timeout or step_timeout()
     return timeout + max(15, timeout // 4)
+
+
+def restore_interval(visibility: int) -> int:
+    """Seconds between a worker's sweeps for steps whose visibility timeout has passed. kombu's default sweeps every
+    10 s but scans only every 10th time (≈ 100 s), which would add up to 100 s to every hand-over; one scan (a ZRANGE on
+    the broker's index of unacknowledged steps) every tenth of the visibility timeout, at most every 10 s, is cheap."""
+    return max(1, min(10, visibility // 10))
 
 
 def celery_settings(timeout: int | None = None) -> dict:
     """Celery settings shared by the executor (which sends steps) and the workers (which run them)."""
-    timeout = timeout or step_timeout()
+    visibility = visibility_timeout(timeout)
     return {
         "task_acks_late": True,  # acknowledged when the step has ended: a dead worker's step goes to another one
         "task_reject_on_worker_lost": True,  # the same when only a worker's pool process dies
@@ -62,13 +77,15 @@ def celery_settings(timeout: int | None = None) -> dict:
         "task_track_started": True,
         "result_expires": 24 * 3600,
         "broker_transport_options": {
-            "visibility_timeout": visibility_timeout(timeout),
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": restore_interval(visibility),
+            "unacked_restore_throttle": 1,
             "max_retries": 3,
             "interval_start": 0,
             "interval_step": 0.2,
             "interval_max": 0.5,
         },
-        "result_backend_transport_options": {"visibility_timeout": visibility_timeout(timeout)},
+        "result_backend_transport_options": {"visibility_timeout": visibility},
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
     }

@@ -3,7 +3,7 @@
 A schema step first creates or alters the raw tables once (target-postgres' CREATE/ALTER TABLE is not safe in
 parallel) and creates the pools of new accounts. Then one step per account: `meltano run --force
 tap-invoiz--<name> target-postgres` (its own Meltano system dir, its own credentials
-only, state in the shared system database). One marts step after all loads: `meltano run dbt-postgres:build`.
+only, state in the shared system database; the steps: ops/invoiz_ops/fleet/load_steps.py). One marts step after all loads: `meltano run dbt-postgres:build`.
 A failed account fails its own step (the run shows it failed) and the marts still run: each load step yields its
 "done" output once the load has ended, then raises; the executor runs a step as soon as its inputs exist
 (step_dependency_config.require_upstream_step_success: false). Dagster has no per-asset "run even if upstream
@@ -22,7 +22,6 @@ No `from __future__ import annotations` here: Dagster inspects the `context` ann
 """
 
 import os
-import socket
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -44,7 +43,6 @@ from dagster import (
     Field,
     FreshnessPolicy,
     In,
-    MetadataValue,
     Nothing,
     OpExecutionContext,
     Out,
@@ -58,7 +56,7 @@ from dagster import (
 )
 
 from invoiz_ops import accounts as fleet_accounts
-from invoiz_ops.fleet import backfill, pools, runner, schema_step, warehouse
+from invoiz_ops.fleet import load_steps, pools, runner, schema_step, warehouse
 
 ACCOUNT_GROUP = "invoiz_accounts"
 MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)
@@ -66,9 +64,6 @@ MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)
 # accounts in one tap process (tap-invoiz-fleet) into one target: start-up is paid once per shard, not per account.
 SHARDS = int(os.environ.get("INVOIZ_FLEET_SHARDS") or 0)
 EXECUTOR = os.environ.get("INVOIZ_FLEET_EXECUTOR") or "multiprocess"
-# A `meltano run` still going after this many seconds is stopped and its step fails (Celery: also the bound after which
-# a step of a dead worker is handed to another one).
-STEP_TIMEOUT = int(os.environ.get("INVOIZ_FLEET_STEP_TIMEOUT") or 3600)
 
 
 # Freshness per account (the UI's asset view): the last successful load older than this warns / fails.
@@ -76,37 +71,6 @@ FRESHNESS = FreshnessPolicy.time_window(
     fail_window=timedelta(minutes=int(os.environ.get("INVOIZ_FLEET_STALE_MINUTES") or 60)),
     warn_window=timedelta(minutes=int(os.environ.get("INVOIZ_FLEET_LATE_MINUTES") or 30)),
 )
-
-
-def worker_name() -> str:
-    """Who ran a step: INVOIZ_FLEET_WORKER (set by `invoiz_ops.fleet.deploy worker`) or the host name."""
-    return os.environ.get("INVOIZ_FLEET_WORKER") or socket.gethostname()
-
-
-def _secrets() -> dict:
-    return fleet_accounts.read_secrets(fleet_accounts.secrets_path(runner.project_root()))
-
-
-def _op_name(name: str) -> str:
-    return "load_" + name.replace("-", "_")
-
-
-def _state_id(extractor: str, suffix: str = "") -> str:
-    """Meltano's state id of `meltano run <extractor> target-postgres` (--state-id-suffix: shards)."""
-    environment = os.environ.get("MELTANO_ENVIRONMENT") or "dev"
-    return f"{environment}:{extractor}-to-target-postgres" + (f":{suffix}" if suffix else "")
-
-
-def _failure_metadata(result: runner.RunResult, commit_metadata: dict) -> dict:
-    """What a red step shows: the failed process and its first error line (not Meltano's last traceback lines),
-    what was committed before the failure, and the log tail for context. Secrets are masked by the runner."""
-    return {
-        "failed_process": result.failed_plugin or "meltano",
-        "first_error": result.first_error,
-        "exit_code": result.returncode,
-        **{k: (MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in commit_metadata.items()},
-        "log_tail": MetadataValue.md(f"```\n{result.tail}\n```"),
-    }
 
 
 @op(
@@ -128,7 +92,7 @@ def warehouse_schema(context: OpExecutionContext):
         raise Failure(
             description=f"schema step: {exc.process} failed (exit {exc.result.returncode}): "
             f"{exc.result.first_error or 'see the log tail'}; no load was started",
-            metadata=_failure_metadata(exc.result, {}),
+            metadata=load_steps.failure_metadata(exc.result, {}),
         ) from None
     yield Output(
         None,
@@ -144,167 +108,6 @@ def warehouse_schema(context: OpExecutionContext):
 
 
 _POOLS: list[str] = []  # every pool of the loaded definitions (set by build_definitions)
-
-
-def _load_op(account: fleet_accounts.Declared):
-    asset_key = AssetKey(["invoiz", account.name])
-
-    @op(
-        name=_op_name(account.name),
-        description=f"meltano run {account.extractor} target-postgres",
-        ins={"schema": In(Nothing)},
-        out={"done": Out(Nothing, description="the load has ended (successfully or not): the marts may run")},
-        pool=pools.account_pool(account.name),
-        tags={"invoiz/account": account.account},
-        config_schema={
-            "full_refresh": Field(bool, default_value=False, description="backfill: meltano run --full-refresh")
-        },
-    )
-    def load(context: OpExecutionContext):
-        full_refresh = ["--full-refresh"] if context.op_config["full_refresh"] else []
-        try:
-            env = fleet_accounts.step_env(account, dict(os.environ), _secrets())
-        except (fleet_accounts.AccountsError, OSError) as exc:  # e.g. a secrets file others can read
-            yield Output(None, "done")
-            raise Failure(description=f"{account.extractor} not started: {exc}") from None
-        # --force: the pools keep one load per account; Meltano's own "already running" guard would refuse the
-        # account for 5 minutes after a killed run (its job row keeps a fresh heartbeat), i.e. in the recovering cycle
-        result = runner.meltano(
-            ["run", "--force", *full_refresh, account.extractor, "target-postgres"],
-            env,
-            step=f"account-{account.name}",
-            timeout=STEP_TIMEOUT,
-        )
-        metadata = {
-            "account": account.account,
-            "worker": worker_name(),
-            "full_refresh": bool(full_refresh),
-            "seconds": result.seconds,
-            "cpu_seconds": result.cpu_seconds,
-            **{k: v for k, v in result.summary.items() if k != "seconds"},
-        }
-        context.log.info(
-            f"account {account.name} on {worker_name()}: {'loaded' if result.ok else 'FAILED'} in {result.seconds} s"
-            f" ({result.cpu_seconds} CPU-s); " + ", ".join(f"{k} {v}" for k, v in result.summary.items())
-        )
-        if result.ok:
-            context.log_event(AssetMaterialization(asset_key=asset_key, metadata=metadata))
-        yield Output(None, "done")
-        if not result.ok:
-            committed, commit_metadata = warehouse.describe_commit(
-                env, [account.account], _state_id(account.extractor), result.seconds
-            )
-            raise Failure(
-                description=f"account {account.account}: {result.failed_plugin or 'meltano'} failed "
-                f"(exit {result.returncode}): {result.first_error or 'no error line (see the log tail)'}; {committed}",
-                metadata={**metadata, **_failure_metadata(result, commit_metadata)},
-            )
-
-    return load
-
-
-def current_accounts() -> list:
-    """The fleet's accounts as the project declares them now (read when a step starts, not when the code location was
-    loaded: accounts added to or removed from accounts/fleet.yml count from the next run on, without a reload)."""
-    return fleet_accounts.load_accounts(runner.project_root())
-
-
-def _shard_op(index: int, count: int):
-    label = pools.shard_label(index, count)
-
-    @op(
-        name=f"load_shard_{index}_of_{count}",
-        description=f"meltano run tap-invoiz-fleet target-postgres for the accounts of shard {index} of {count} "
-        "(sha256 of the extractor name mod N + 1), as accounts/ declares them when the step starts",
-        ins={"schema": In(Nothing)},
-        out={"done": Out(Nothing, description="the shard's loads have ended (successfully or not)")},
-        pool=pools.shard_pool(label),
-        tags={"invoiz/shard": label},
-        config_schema={
-            "full_refresh_accounts": Field(
-                [str], default_value=[], description="backfill: accounts of this shard to load in full"
-            )
-        },
-    )
-    def load(context: OpExecutionContext):
-        shard = [a for a in current_accounts() if fleet_accounts.shard_of(a, count) == index]
-        if not shard:
-            context.log.info(f"{label}: no account in this shard")
-            yield Output(None, "done")
-            return
-        try:
-            env = fleet_accounts.shard_env(shard, dict(os.environ), _secrets())
-        except (fleet_accounts.AccountsError, OSError) as exc:
-            yield Output(None, "done")
-            raise Failure(description=f"{label} not started: {exc}") from None
-        chosen = [a.name for a in shard if a.name in set(context.op_config["full_refresh_accounts"])]
-        if chosen:
-            ok, what = backfill.reset_accounts(label, [a.account for a in shard if a.name in chosen], env)
-            context.log.info(f"{label}: backfill of {', '.join(chosen)}: {what}")
-            if not ok:
-                yield Output(None, "done")
-                raise Failure(description=f"{label} not started: the backfill of {', '.join(chosen)} failed: {what}")
-        # the state of a shard lives under its own state id; changing the shard count starts new ones (full scans)
-        result = runner.meltano(
-            ["run", "--force", "--state-id-suffix", label, fleet_accounts.SHARD_EXTRACTOR, "target-postgres"],
-            env,
-            step=label,
-            timeout=STEP_TIMEOUT,
-        )
-        # tap-invoiz-fleet exits 0 when single accounts fail (FAILED lines); a failed run is the target or Meltano,
-        # and then nothing is known to be committed
-        explained = result.ok
-        failed = []
-        for acct in shard:
-            outcome = result.accounts.get(acct.account)  # the tap's result lines, by `account`
-            if outcome and outcome["ok"] and explained:
-                metadata = {
-                    "account": acct.account,
-                    "shard": label,
-                    "worker": worker_name(),
-                    "full_refresh": acct.name in chosen,
-                    "shard_accounts": len(shard),
-                    "shard_seconds": result.seconds,
-                    "shard_cpu_seconds": result.cpu_seconds,
-                    **{k: v for k, v in outcome.items() if k not in ("ok", "error")},
-                }
-                context.log_event(AssetMaterialization(asset_key=AssetKey(["invoiz", acct.name]), metadata=metadata))
-            else:
-                failed.append(acct.name)
-                context.log.error(f"account {acct.name}: " + (outcome or {}).get("error", "no result (see the log)"))
-        context.log.info(
-            f"{label} on {worker_name()}: {len(shard) - len(failed)} of {len(shard)} accounts loaded in {result.seconds} s "
-            f"({result.cpu_seconds} CPU-s)"
-        )
-        yield Output(None, "done")
-        if failed or not result.ok:
-            metadata = {
-                "failed_accounts": ", ".join(failed),
-                "seconds": result.seconds,
-                "cpu_seconds": result.cpu_seconds,
-            }
-            if result.ok:  # single accounts failed in the tap; the target committed the others
-                errors = "; ".join(
-                    f"{a.name}: {(result.accounts.get(a.account) or {}).get('error', 'no result')}"
-                    for a in shard
-                    if a.name in failed
-                )
-                raise Failure(
-                    description=f"{label}: {len(failed)} of {len(shard)} accounts failed: {errors}; the other "
-                    "accounts' rows and state are committed",
-                    metadata={**metadata, "log_tail": MetadataValue.md(f"```\n{result.tail}\n```")},
-                )
-            committed, commit_metadata = warehouse.describe_commit(
-                env, [a.account for a in shard], _state_id(fleet_accounts.SHARD_EXTRACTOR, label), result.seconds
-            )
-            raise Failure(
-                description=f"{label}: every account failed ({', '.join(failed)}): {result.failed_plugin or 'meltano'}"
-                f" failed (exit {result.returncode}): {result.first_error or 'no error line (see the log tail)'};"
-                f" {committed}",
-                metadata={**metadata, **_failure_metadata(result, commit_metadata)},
-            )
-
-    return load
 
 
 MARTS_KEY = AssetKey(["invoiz", "marts"])
@@ -350,7 +153,7 @@ def _marts_op():
         pool=pools.MARTS_POOL,
     )
     def marts(context: OpExecutionContext):
-        evaluations = _row_check_evaluations(current_accounts())
+        evaluations = _row_check_evaluations(load_steps.current_accounts())
         for evaluation in evaluations:
             context.log_event(evaluation)
         gaps = [e.asset_key.path[-1] for e in evaluations if not e.passed]
@@ -368,12 +171,12 @@ def _marts_op():
             context.log_event(AssetObservation(asset_key=MARTS_KEY, metadata={"up_to_date": True}))
             return
         env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_INVOIZ")}
-        result = runner.meltano(["run", "dbt-postgres:build"], env, step="marts", timeout=STEP_TIMEOUT)
-        metadata = {"seconds": result.seconds, "cpu_seconds": result.cpu_seconds, "worker": worker_name()}
+        result = runner.meltano(["run", "dbt-postgres:build"], env, step="marts", timeout=load_steps.STEP_TIMEOUT)
+        metadata = {"seconds": result.seconds, "cpu_seconds": result.cpu_seconds, "worker": load_steps.worker_name()}
         if not result.ok:
             raise Failure(
                 description=f"dbt build failed (exit {result.returncode}): {result.first_error or 'see the log tail'}",
-                metadata={**metadata, **_failure_metadata(result, {})},
+                metadata={**metadata, **load_steps.failure_metadata(result, {})},
             )
         context.log_event(
             AssetMaterialization(
@@ -421,16 +224,23 @@ def _executor():
     if EXECUTOR != "multiprocess":
         raise ValueError(f"INVOIZ_FLEET_EXECUTOR={EXECUTOR!r}: use multiprocess or celery")
     return multiprocess_executor.configured(
-        {"max_concurrent": MAX_CONCURRENT, "step_dependency_config": {"require_upstream_step_success": False}}
+        {
+            "max_concurrent": MAX_CONCURRENT,
+            "step_dependency_config": {"require_upstream_step_success": False},
+            # each step process is forked from one server per run that has imported Dagster and this code location,
+            # instead of a fresh interpreter importing them again per step (spawn, the default): measured in
+            # docs/FLEET.md ("Measured costs")
+            "start_method": {"forkserver": {"preload_modules": ["invoiz_ops.fleet.definitions"]}},
+        }
     )
 
 
 def build_definitions(project: Path) -> Definitions:
     accounts = fleet_accounts.load_accounts(project)
     if SHARDS > 0:
-        load_ops = [_shard_op(k, SHARDS) for k in range(1, SHARDS + 1)]
+        load_ops = [load_steps.shard_op(k, SHARDS) for k in range(1, SHARDS + 1)]
     else:
-        load_ops = [_load_op(a) for a in accounts]
+        load_ops = [load_steps.load_op(a) for a in accounts]
     marts = _marts_op()
     _POOLS[:] = pools.fleet_pools(accounts, SHARDS)
 
@@ -439,7 +249,9 @@ def build_definitions(project: Path) -> Definitions:
         chosen = list(dict.fromkeys(config["full_refresh_accounts"]))
         if not chosen:
             return {}
-        now = current_accounts() if SHARDS > 0 else accounts  # one step per account: the steps of the loaded code
+        now = (
+            load_steps.current_accounts() if SHARDS > 0 else accounts
+        )  # one step per account: the steps of the loaded code
         known = {a.name for a in now}
         shard_label = {
             a.name: f"load_shard_{fleet_accounts.shard_of(a, SHARDS)}_of_{SHARDS}" for a in now if SHARDS > 0
@@ -455,7 +267,7 @@ def build_definitions(project: Path) -> Definitions:
             for name in chosen:
                 by_step.setdefault(shard_label[name], []).append(name)
             return {"ops": {step: {"config": {"full_refresh_accounts": names}} for step, names in by_step.items()}}
-        return {"ops": {_op_name(name): {"config": {"full_refresh": True}} for name in chosen}}
+        return {"ops": {load_steps.op_name(name): {"config": {"full_refresh": True}} for name in chosen}}
 
     @job(
         name="fleet_cycle",

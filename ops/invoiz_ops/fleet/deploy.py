@@ -5,23 +5,20 @@
     python -m invoiz_ops.fleet.deploy cycle      # one cycle now (what the schedule runs): invoiz_ops.fleet.cycle, multiprocess
     python -m invoiz_ops.fleet.deploy env        # `export` lines to run `dagster dev` / `dagster-daemon run` yourself
     python -m invoiz_ops.fleet.deploy worker     # a Celery worker for --executor celery (as many as you like, any machine)
-    python -m invoiz_ops.fleet.deploy demo       # 3 accounts on the multi-tenant sandbox, two cycles, end to end (make fleet-demo)
 
 PostgreSQL: yours by the PG* variables (environment or .env), else the embedded one (like `make demo`). Databases:
 the warehouse PGDATABASE (raw_invoiz + analytics), Meltano's system database (state) and Dagster's instance storage
 (``--system-db``, ``--dagster-db``). The Dagster CLI runs with its working directory in DAGSTER_HOME, because it
-loads ./.env *over* the environment (Meltano does the opposite). docs/FLEET.md has the whole picture.
+loads ./.env *over* the environment (Meltano does the opposite). docs/FLEET.md has the whole picture; the demo is `python -m invoiz_ops.fleet.demo`
+(make fleet-demo).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -29,14 +26,13 @@ from urllib.parse import quote
 from psycopg import sql
 
 from invoiz_ops import accounts as fleet_accounts
-from invoiz_ops import embedded_db
-from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, load_dotenv_database_settings, project_copy
+from invoiz_ops.fleet.run_history import RunHistory
+from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, load_dotenv_database_settings
 from tap_invoiz.accounts import credential_variables
 
 DAGSTER_VENV = PROJECT_ROOT / ".venv-dagster"
 DEFINITIONS = Path(__file__).resolve().parent / "definitions.py"
 DEFINITIONS_MODULE = "invoiz_ops.fleet.definitions"
-JOB = "fleet_cycle"
 MELTANO = str(Path(sys.executable).parent / "meltano")
 
 DAGSTER_YAML = """\
@@ -74,7 +70,7 @@ run_monitoring:
 
 
 @dataclass
-class Fleet:
+class Fleet(RunHistory):
     """Where a fleet runs: its Meltano project, its databases and Dagster home."""
 
     project: Path
@@ -93,6 +89,9 @@ class Fleet:
     executor: str = "multiprocess"  # or "celery": steps on the workers listening to broker_url (docs/FLEET.md)
     broker_url: str = ""  # the Celery broker (and result backend); deploy starts an embedded one when empty
     step_timeout: int = 3600  # seconds one `meltano run` may take
+    # celery: seconds after which a dead worker's step goes to another worker; longer than the longest load
+    # (0: the step timeout + a quarter, invoiz_ops.fleet.celery_worker.visibility_timeout)
+    visibility_timeout: int = 0
     work_dir: Path | None = None  # per-step folders (default: <project>/.fleet/steps)
 
     def __post_init__(self) -> None:
@@ -131,6 +130,8 @@ class Fleet:
         )
         if self.broker_url:
             env["INVOIZ_FLEET_BROKER"] = self.broker_url
+        if self.visibility_timeout:
+            env["INVOIZ_FLEET_VISIBILITY_TIMEOUT"] = str(self.visibility_timeout)
         env.update(self.extra_env)
         return env
 
@@ -244,77 +245,6 @@ class Fleet:
             )
         return proc
 
-    # -- what happened -------------------------------------------------------------------------------------------------
-    def runs(self) -> list[tuple[str, str]]:
-        """(run id, status) of every fleet run, oldest first."""
-        with connect(self.pg_env, self.dagster_db) as conn:
-            return [
-                tuple(r)
-                for r in conn.execute("SELECT run_id, status FROM runs WHERE pipeline_name = %s ORDER BY id", (JOB,))
-            ]
-
-    def last_run_steps(self) -> tuple[str, dict[str, str]]:
-        """(status, {step: STEP_SUCCESS|STEP_FAILURE|…}) of the latest fleet run, from Dagster's PostgreSQL storage."""
-        run_id, status = self.runs()[-1]
-        return status, self.run_steps(run_id)
-
-    def run_steps(self, run_id: str) -> dict[str, str]:
-        """{step: its last STEP_SUCCESS|STEP_FAILURE|STEP_SKIPPED|STEP_UPSTREAM_FAILURE} of one run."""
-        with connect(self.pg_env, self.dagster_db) as conn:
-            rows = conn.execute(
-                "SELECT step_key, dagster_event_type FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
-                "('STEP_SUCCESS', 'STEP_FAILURE', 'STEP_SKIPPED', 'STEP_UPSTREAM_FAILURE') ORDER BY id",
-                (run_id,),
-            ).fetchall()
-        return dict(rows)
-
-    def materializations(self) -> list[tuple[str, dict]]:
-        """(asset key, metadata) of every account/marts materialization of the latest run, in order."""
-        import json
-
-        with connect(self.pg_env, self.dagster_db) as conn:
-            (run_id,) = conn.execute(
-                "SELECT run_id FROM runs WHERE pipeline_name = %s ORDER BY id DESC LIMIT 1", (JOB,)
-            ).fetchone()
-            rows = conn.execute(
-                "SELECT asset_key, event FROM event_logs WHERE run_id = %s AND dagster_event_type = "
-                "'ASSET_MATERIALIZATION' ORDER BY id",
-                (run_id,),
-            ).fetchall()
-        result = []
-        for key, event in rows:
-            body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
-            path = json.loads(key) if key.startswith("[") else key.split("/")
-            result.append((path[-1], _metadata_of(body)))
-        return result
-
-    def step_failure(self, run_id: str, step: str) -> dict:
-        """{"description", "metadata"} of a step's Failure (its STEP_FAILURE event)."""
-        import json
-
-        with connect(self.pg_env, self.dagster_db) as conn:
-            (event,) = conn.execute(
-                "SELECT event FROM event_logs WHERE run_id = %s AND step_key = %s AND dagster_event_type = "
-                "'STEP_FAILURE' ORDER BY id DESC LIMIT 1",
-                (run_id, step),
-            ).fetchone()
-        data = json.loads(event)["dagster_event"]["event_specific_data"]
-        failure = data.get("user_failure_data") or {}
-        return {"description": failure.get("description") or "", "metadata": _metadata_of(failure)}
-
-
-def _metadata_of(body: dict) -> dict:
-    """{label: value} of a serialized Dagster event body (older `metadata_entries` or newer `metadata`)."""
-    metadata = {}
-    for entry in body.get("metadata_entries") or []:
-        value = entry.get("entry_data") or {}
-        metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
-    for label, value in (body.get("metadata") or {}).items():
-        metadata[label] = (
-            next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
-        )
-    return metadata
-
 
 def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
     load_dotenv_database_settings()
@@ -328,6 +258,7 @@ def from_environment(args: argparse.Namespace) -> tuple[Fleet, bool]:
         executor=args.executor,
         broker_url=args.broker or "",
         step_timeout=args.step_timeout,
+        visibility_timeout=args.visibility_timeout,
     )
     return fleet, started
 
@@ -343,10 +274,6 @@ def embedded_broker(fleet: Fleet, port: int, start: bool) -> None:
         fleet.broker_url = f"redis://127.0.0.1:{port}/0"
 
 
-# ---------------------------------------------------------------------------------------------- the demo
-DEMO_ACCOUNTS = ("nordlicht", "alpenblick", "rheinwerk")
-
-
 def credentials_env(fleet_sandbox, names, installation_ids) -> dict[str, str]:
     env = {}
     for name, installation in zip(names, installation_ids):
@@ -355,112 +282,13 @@ def credentials_env(fleet_sandbox, names, installation_ids) -> dict[str, str]:
     return env
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from invoiz_sandbox import FleetSandbox
-
-    load_dotenv_database_settings()
-    pg_env, started = database_server()
-    names = list(DEMO_ACCOUNTS)
-    folder = Path(tempfile.mkdtemp(prefix="invoiz-fleet-demo-"))
-    fleet = None
-    try:
-        with FleetSandbox(installations=len(names), seed=42, invoices=300, today="2026-11-01") as sandbox:
-            project = project_copy(folder, fleet=names)
-            extra = {
-                "TAP_INVOIZ_API_URL": sandbox.api_url,
-                "TAP_INVOIZ_APP_URL": sandbox.app_url,
-                **credentials_env(sandbox, names, sandbox.installation_ids),
-            }
-            fleet = Fleet(
-                project=project,
-                pg_env=pg_env,
-                warehouse="invoiz_fleet_demo",
-                system_db="invoiz_fleet_demo_meltano",
-                dagster_db="invoiz_fleet_demo_dagster",
-                dagster_home=folder / "dagster-home",
-                max_concurrent=args.max_concurrent,
-                shards=args.shards,
-                extra_env=extra,
-                inherit_settings=False,
-            )
-            from invoiz_ops.pipeline import drop_database
-
-            for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
-                drop_database(pg_env, db)
-            problems = fleet_accounts.check(project, fleet.env())
-            if problems:
-                print("\n".join(problems), file=sys.stderr)
-                return 1
-            print(
-                f"fleet demo: {len(names)} accounts ({', '.join(names)}) on one sandbox at {sandbox.api_url}; "
-                f"PostgreSQL {pg_env['PGHOST']}:{pg_env['PGPORT']}, database {fleet.warehouse}",
-                flush=True,
-            )
-            started_at = time.monotonic()
-            fleet.deploy()
-            print(
-                f"deployed in {time.monotonic() - started_at:.0f} s: system database {fleet.system_db} migrated, "
-                f"Dagster instance in {fleet.dagster_db}",
-                flush=True,
-            )
-            for cycle in (1, 2):
-                if cycle == 2:  # something happens in one account between cycles
-                    first = sandbox.installation(sandbox.installation_ids[0])
-                    first.pay(next(i for i in first.invoice_ids() if first.invoice_row(i)["state"] == "locked"))
-                    first.create_invoice()
-                t0 = time.monotonic()
-                fleet.cycle(check=True)
-                status, steps = fleet.last_run_steps()
-                print(
-                    f"cycle {cycle}: {status} in {time.monotonic() - t0:.0f} s; steps: "
-                    + ", ".join(f"{k} {v.removeprefix('STEP_').lower()}" for k, v in steps.items()),
-                    flush=True,
-                )
-                for key, meta in fleet.materializations():
-                    detail = (
-                        f"{meta.get('records', 0)} records ({meta.get('new', 0)} new, {meta.get('changed', 0)} "
-                        f"changed, {meta.get('deleted', 0)} deleted), {meta.get('requests', 0)} requests"
-                        if key != "marts"
-                        else "dbt build"
-                    )
-                    print(f"  {key:<12} {detail}, {meta.get('seconds')} s", flush=True)
-            with connect(pg_env, fleet.warehouse) as conn:
-                rows = conn.execute("SELECT account, count(*) FROM raw_invoiz.invoices GROUP BY account ORDER BY 1")
-                print("rows per account: " + ", ".join(f"{a} {n}" for a, n in rows.fetchall()))
-                customers = conn.execute("SELECT count(*) FROM analytics.customer_values").fetchone()[0]
-                print(f"analytics.customer_values: {customers} customers over all accounts")
-            with connect(pg_env, fleet.system_db) as conn:
-                states = conn.execute("SELECT state_id FROM state ORDER BY 1").fetchall()
-                print("state in the system database: " + ", ".join(s for (s,) in states))
-            if args.keep:
-                print(
-                    f"kept: Dagster home {fleet.dagster_home} (runs, steps, assets in database {fleet.dagster_db}), "
-                    f"the project copy {project}, databases {fleet.warehouse}, {fleet.system_db}, {fleet.dagster_db}"
-                    + (" (the embedded PostgreSQL keeps running)" if started else "")
-                    + f". To look at them: export the lines of `invoiz_ops.fleet.deploy env` with DAGSTER_HOME="
-                    f"{fleet.dagster_home}, then from that folder: {DAGSTER_VENV}/bin/dagster-webserver -m "
-                    f"{DEFINITIONS_MODULE}"
-                )
-        return 0
-    finally:
-        if not args.keep:
-            if fleet is not None:
-                from invoiz_ops.pipeline import drop_database
-
-                for db in (fleet.warehouse, fleet.system_db, fleet.dagster_db):
-                    drop_database(pg_env, db)
-            shutil.rmtree(folder, ignore_errors=True)
-        if started and not args.keep:
-            embedded_db.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m invoiz_ops.fleet.deploy",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "worker", "demo"])
+    parser.add_argument("command", choices=["check", "deploy", "cycle", "env", "worker"])
     parser.add_argument("--project", default=str(PROJECT_ROOT), help="the Meltano project (default: this checkout)")
     parser.add_argument("--max-concurrent", type=int, default=2, help="steps at once (multiprocess executor)")
     parser.add_argument(
@@ -487,17 +315,16 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("INVOIZ_FLEET_STEP_TIMEOUT") or 3600),
         help="seconds one `meltano run` may take",
     )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=int(os.environ.get("INVOIZ_FLEET_VISIBILITY_TIMEOUT") or 0),
+        help="celery: seconds after which a dead worker's step goes to another worker; must be longer than the "
+        "longest load (default: the step timeout + a quarter)",
+    )
     parser.add_argument("--name", default=None, help="worker: its name (default: the host name)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker: steps it runs at once")
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="demo: keep its folder (project copy, Dagster home) and databases to look at them in the UI; without "
-        "it they are deleted at the end",
-    )
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return run_demo(args)
     if args.command == "check":
         return fleet_accounts.main(["--project", args.project, "check"])
     fleet, _ = from_environment(args)
