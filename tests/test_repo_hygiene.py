@@ -178,8 +178,6 @@ def test_test_modules_and_helpers_have_unique_names():
 MODULE_LINE_LIMIT = 400
 #: The packages whose modules the limit applies to.
 PACKAGE_DIRS = ("tap-invoiz/tap_invoiz/", "invoiz-sandbox/invoiz_sandbox/", "ops/invoiz_ops/", "bench/")
-#: Modules still over the limit, split on another branch; each is removed here when it is split.
-OVER_THE_LIMIT_FOR_NOW = {"ops/invoiz_ops/fleet/definitions.py", "ops/invoiz_ops/fleet/deploy.py"}
 
 
 def _line_count(rel: str) -> int:
@@ -190,7 +188,4 @@ def test_no_module_of_the_packages_is_longer_than_the_limit():
     modules = [rel for rel in tracked_files() if rel.endswith(".py") and rel.startswith(PACKAGE_DIRS)]
     assert len(modules) > 50  # the packages were found
     too_long = {rel: n for rel in modules if (n := _line_count(rel)) > MODULE_LINE_LIMIT}
-    assert not {rel: n for rel, n in too_long.items() if rel not in OVER_THE_LIMIT_FOR_NOW}, (
-        f"split these modules by responsibility (at most {MODULE_LINE_LIMIT} lines each)"
-    )
-    assert not OVER_THE_LIMIT_FOR_NOW - set(too_long), "these are within the limit now: remove them from the list"
+    assert not too_long, f"split these modules by responsibility (at most {MODULE_LINE_LIMIT} lines each)"
