@@ -27,6 +27,7 @@ from invoiz_ops.pipeline import connect, dbt_executable  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed"),
+    pytest.mark.slow,  # one dbt build and docs generate for the module: 10-20 s
 ]
 
 
