@@ -17,6 +17,7 @@ import pytest
 
 from invoiz_ops import accounts as fleet_accounts
 from invoiz_ops.fleet.deploy import DAGSTER_VENV, DEFINITIONS_MODULE, Fleet, credentials_env
+from invoiz_ops.fleet.run_history import metadata_of
 from invoiz_ops.pipeline import connect, drop_database, project_copy
 from invoiz_sandbox import FleetSandbox
 
@@ -147,15 +148,7 @@ def run_materializations(fleet: Fleet) -> list[tuple[str, str, dict]]:
     result = []
     for run_id, event in rows:
         body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
-        metadata = {}
-        for entry in body.get("metadata_entries") or []:
-            value = entry.get("entry_data") or {}
-            metadata[entry["label"]] = next((v for k, v in value.items() if k != "__class__"), None)
-        for label, value in (body.get("metadata") or {}).items():
-            metadata[label] = (
-                next((v for k, v in value.items() if k != "__class__"), value) if isinstance(value, dict) else value
-            )
-        result.append((run_id, body["asset_key"]["path"][-1], metadata))
+        result.append((run_id, body["asset_key"]["path"][-1], metadata_of(body)))
     return result
 
 

@@ -56,7 +56,7 @@ class RunHistory:
         for key, event in rows:
             body = json.loads(event)["dagster_event"]["event_specific_data"]["materialization"]
             path = json.loads(key) if key.startswith("[") else key.split("/")
-            result.append((path[-1], _metadata_of(body)))
+            result.append((path[-1], metadata_of(body)))
         return result
 
     def step_failure(self, run_id: str, step: str) -> dict:
@@ -69,10 +69,10 @@ class RunHistory:
             ).fetchone()
         data = json.loads(event)["dagster_event"]["event_specific_data"]
         failure = data.get("user_failure_data") or {}
-        return {"description": failure.get("description") or "", "metadata": _metadata_of(failure)}
+        return {"description": failure.get("description") or "", "metadata": metadata_of(failure)}
 
 
-def _metadata_of(body: dict) -> dict:
+def metadata_of(body: dict) -> dict:
     """{label: value} of a serialized Dagster event body (older `metadata_entries` or newer `metadata`)."""
     metadata = {}
     for entry in body.get("metadata_entries") or []:
