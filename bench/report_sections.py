@@ -160,7 +160,11 @@ class MeasuredSections:
                 ),
                 ("requests", [o.requests for o in r.incrementals], count_text),
                 ("records the tap emitted (its log)", emitted, count_text),
-                ("records the target received (its log)", received, count_text),
+                (
+                    "invoiz records the target received (its log, without the tap's `sync_status` rows)",
+                    received,
+                    count_text,
+                ),
                 ("**time ÷ backfill**", time_ratios, ratio_text),
                 ("**requests ÷ backfill**", request_ratios, ratio_text),
             ],

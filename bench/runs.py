@@ -153,10 +153,25 @@ def plugin_lines(meltano_log: str, plugin: str) -> str:
     return "\n".join(line for line in meltano_log.splitlines() if f"] {plugin} " in line)
 
 
+_METRIC = re.compile(r"METRIC: (\{.*?\})(?:\s|$)")
+
+
+def status_rows(target_log: str) -> int:
+    """RECORD messages of the tap's own report stream ``sync_status`` (one row per account and stream, every run)
+    that the target counted (its record_count METRIC lines, logged at info): rows about the run, not invoiz data."""
+    metrics = [json.loads(m.group(1)) for m in _METRIC.finditer(target_log)]
+    return sum(
+        int(m.get("value") or 0)
+        for m in metrics
+        if m.get("metric") == "record_count" and (m.get("tags") or {}).get("stream") == "sync_status"
+    )
+
+
 def parse_logs(tap_log: str, target_log: str) -> tuple[int | None, int | None, int | None]:
-    """(records the tap emitted, RECORD messages the target read, BATCH manifests the target read)."""
+    """(invoiz records the tap emitted, invoiz RECORD messages the target read — its reader's count without the
+    ``sync_status`` rows, which the tap's result line does not count either —, BATCH manifests the target read)."""
     readers = _READER.findall(target_log)
-    received = sum(int(r[1]) for r in readers) if readers else None
+    received = sum(int(r[1]) for r in readers) - status_rows(target_log) if readers else None
     manifests = sum(int(r[2]) for r in readers) if readers else None
     return tap_records(tap_log), received, manifests
 
