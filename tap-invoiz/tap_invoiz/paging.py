@@ -166,9 +166,9 @@ class PageWindow:
                 self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _response(self, offset: int) -> requests.Response:
-        """The answer for ``offset``: from the window if it was fetched ahead, else fetched now."""
-        self._drop_misaligned(offset)
-        self._fill(offset)
+        """The answer for ``offset``: from the window if it was fetched ahead (the window was aligned to ``offset``
+        and filled right after the previous page was read), else fetched now (the first page; listing one page
+        after another)."""
         if self.ahead:
             return self.ahead.popleft()[1].result()
         return self.fetch(offset)
