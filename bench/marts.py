@@ -37,9 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import machine as bench_machine
-from bench.runs import dbt_env
 from invoiz_ops import embedded_db
-from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, drop_database, recreate_database
+from invoiz_ops.pipeline import PROJECT_ROOT, connect, database_server, dbt_env, drop_database, recreate_database
 
 DATABASE = "bench_marts"
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from invoiz_ops.pipeline import PROJECT_ROOT, Pipeline, connect, dbt_executable
+from invoiz_ops.pipeline import PROJECT_ROOT, Pipeline, connect, dbt_env, dbt_executable
 from tap_invoiz.results import read_results
 
 TAP_EXE = PROJECT_ROOT / ".meltano" / "extractors" / "tap-invoiz" / "venv" / "bin" / "tap-invoiz"
@@ -348,23 +348,6 @@ def plain_loop_run(sandbox, page_size: int, *, ahead: bool = False) -> Outcome:
         tap_rss_mb=usage[0],
         tap_cpu_s=usage[1],
     )
-
-
-def dbt_env(pg_env: dict[str, str], database: str) -> dict[str, str]:
-    """The environment of a benchmark's dbt command: the profile's DBT_POSTGRES_* from ``pg_env`` and ``database``
-    (models in schema analytics), none of the caller's DBT_* or PG* variables, no usage statistics sent."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
-    env.update(
-        DBT_POSTGRES_HOST=pg_env["PGHOST"],
-        DBT_POSTGRES_PORT=pg_env["PGPORT"],
-        DBT_POSTGRES_USER=pg_env["PGUSER"],
-        DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
-        DBT_POSTGRES_DBNAME=database,
-        DBT_POSTGRES_SCHEMA="analytics",
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        DO_NOT_TRACK="1",
-    )
-    return env
 
 
 def dbt_build(pg_env: dict[str, str], database: str) -> tuple[float, str]:

@@ -202,3 +202,21 @@ def dbt_executable() -> str | None:
         str(PROJECT_ROOT / ".meltano" / "utilities" / "dbt-postgres" / "venv" / "bin" / "dbt"),
     ]
     return next((c for c in candidates if c and Path(c).exists()), None)
+
+
+def dbt_env(pg_env: dict[str, str], database: str | None = None, schema: str = "analytics") -> dict[str, str]:
+    """The environment of a dbt command run directly (tests, benchmarks), not through Meltano: the profile's
+    DBT_POSTGRES_* settings for ``pg_env``'s server, ``database`` (default: its PGDATABASE) and ``schema``, none of
+    the caller's DBT_* or PG* variables, no usage statistics sent."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "PG"))}
+    env.update(
+        DBT_POSTGRES_HOST=pg_env["PGHOST"],
+        DBT_POSTGRES_PORT=pg_env["PGPORT"],
+        DBT_POSTGRES_USER=pg_env["PGUSER"],
+        DBT_POSTGRES_PASSWORD=pg_env.get("PGPASSWORD") or "",
+        DBT_POSTGRES_DBNAME=database or pg_env["PGDATABASE"],
+        DBT_POSTGRES_SCHEMA=schema,
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        DO_NOT_TRACK="1",
+    )
+    return env

@@ -6,7 +6,6 @@ dbtRunner in dbt's virtualenv); where that virtualenv's Python cannot be found, 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,19 +57,3 @@ class DbtSession:
             self._process.stdin.close()
             self._process.wait(timeout=60)
         self._log.close()
-
-
-def dbt_env(pg_env: dict[str, str], schema: str) -> dict[str, str]:
-    """The environment of a dbt command of the tests: this process's, with the profile's DBT_POSTGRES_* settings
-    for PG_ENV's server and SCHEMA, and no usage events."""
-    return dict(
-        os.environ,
-        DBT_POSTGRES_HOST=pg_env["PGHOST"],
-        DBT_POSTGRES_PORT=pg_env["PGPORT"],
-        DBT_POSTGRES_USER=pg_env["PGUSER"],
-        DBT_POSTGRES_PASSWORD=pg_env["PGPASSWORD"],
-        DBT_POSTGRES_DBNAME=pg_env["PGDATABASE"],
-        DBT_POSTGRES_SCHEMA=schema,
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        DO_NOT_TRACK="1",
-    )

@@ -21,9 +21,9 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "raw_invoiz.sql"
 AS_OF = "2026-11-29"
 
 psycopg = pytest.importorskip("psycopg")
-from persistent_dbt import DbtSession, dbt_env  # noqa: E402
+from persistent_dbt import DbtSession  # noqa: E402
 
-from invoiz_ops.pipeline import connect, dbt_executable  # noqa: E402
+from invoiz_ops.pipeline import connect, dbt_env, dbt_executable  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed"),
@@ -53,8 +53,8 @@ def built(tmp_path_factory, pg_env):
         ]
         dbt = DbtSession(tmp / "dbt-console.log")
         try:
-            result = dbt.invoke(["build"], options, dbt_env(pg_env, schema))
-            docs = dbt.invoke(["docs", "generate"], options, dbt_env(pg_env, schema))
+            result = dbt.invoke(["build"], options, dbt_env(pg_env, schema=schema))
+            docs = dbt.invoke(["docs", "generate"], options, dbt_env(pg_env, schema=schema))
         finally:
             dbt.close()
         yield conn, schema, result, docs, tmp / "target"

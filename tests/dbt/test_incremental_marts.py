@@ -24,9 +24,9 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "raw_invoiz.sql"
 AS_OF = "2026-11-29"
 
 psycopg = pytest.importorskip("psycopg")
-from persistent_dbt import DbtSession, dbt_env  # noqa: E402
+from persistent_dbt import DbtSession  # noqa: E402
 
-from invoiz_ops.pipeline import connect, dbt_executable  # noqa: E402
+from invoiz_ops.pipeline import connect, dbt_env, dbt_executable  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(dbt_executable() is None, reason="dbt is not installed"), pytest.mark.slow]
 
@@ -83,7 +83,7 @@ class Warehouse:
             "--vars",
             f"{{invoiz_source_schema: {self.raw}, as_of_date: '{AS_OF}'}}",
         ]
-        result = self.session.invoke(list(args), options, dbt_env(self.pg_env, schema))
+        result = self.session.invoke(list(args), options, dbt_env(self.pg_env, schema=schema))
         assert result.success, result.log[-6000:]
         return result.log
 
