@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import machine as bench_machine
+from bench.process_cpu import become_subreaper, children, children_cpu, proc_stat, reap_orphans, tree_cpu
 from invoiz_ops import embedded_db
 from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env
 from invoiz_ops.pipeline import (
@@ -58,48 +58,11 @@ def keep_fleet_section(path: Path, report: str) -> str:
     return report
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _proc_stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, utime + stime + cutime + cstime in seconds) of a live process, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), sum(int(v) for v in fields[11:15]) / _TICKS
-
-
-def tree_cpu(root: int | None) -> float:
-    """CPU-seconds of a process and all its live descendants, with the children they have reaped (cutime/cstime):
-    sampled before and after a cycle, the difference is what the tree spent in between."""
-    if not root:
-        return 0.0
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))):
-            stats[int(entry.name)] = stat
-    total, todo, seen = 0.0, [root], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen or pid not in stats:
-            continue
-        seen.add(pid)
-        total += stats[pid][1]
-        todo += [child for child, (parent, _) in stats.items() if parent == pid]
-    return total
-
-
 def postgres_pid(pg_env: dict) -> int | None:
     """The PostgreSQL server's postmaster, when it runs on this machine: the parent of our own backend."""
     with connect(pg_env) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    stat = _proc_stat(backend)
+    stat = proc_stat(backend)
     return stat[0] if stat else None
 
 
@@ -242,6 +205,7 @@ def run(args: argparse.Namespace) -> str:
                     workers.append(copy.start_worker(f"worker{number}", concurrency=concurrency))
                 fleets.append(fleet)
                 by_mode[mode] = (fleet, members, workers[-worker_count:] if worker_count else [])
+            become_subreaper()
             for cycle in CYCLES:
                 if cycle == "incremental":
                     change_every_account(sandbox, ids)
@@ -251,10 +215,12 @@ def run(args: argparse.Namespace) -> str:
                     servers = [postmaster, broker_pid(broker_folder) if mode_workers else None]
                     outside0 = sum(tree_cpu(p) for p in servers)
                     workers0 = sum(tree_cpu(w.pid) for w in mode_workers)
-                    cpu0, t0 = _children_cpu(), time.monotonic()
+                    own_children = children()
+                    cpu0, t0 = children_cpu(), time.monotonic()
                     fleet.cycle(timeout=6 * 3600)
                     wall = time.monotonic() - t0
-                    cpu = _children_cpu() - cpu0 + sum(tree_cpu(w.pid) for w in mode_workers) - workers0
+                    reap_orphans(own_children)
+                    cpu = children_cpu() - cpu0 + sum(tree_cpu(w.pid) for w in mode_workers) - workers0
                     outside = sum(tree_cpu(p) for p in servers) - outside0
                     status, steps = fleet.last_run_steps()
                     loads, marts, records, ran_on = load_cpu_of_run(fleet)
