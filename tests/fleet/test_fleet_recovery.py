@@ -9,7 +9,8 @@ in this order: the first needs the deploy fresh, the others only a working fleet
 - kill -9 of a cycle's process tree, both ways a run can die: a run the daemon launched (its run worker is a child of
   the daemon's code server, which fails the run as soon as that process is gone) and a run of `invoiz_ops.fleet.cycle`
   that no launcher knows (dagster-daemon's run monitoring fails it at its maximum runtime); their pool slots are freed
-  and the next cycle loads every account's change and builds the marts, without a person.
+  and the next cycle loads every account's change and builds the marts, without a person. That cycle, started
+  outside the daemon's run queue while a dead run still holds a slot, waits for it without spinning a core.
 """
 
 from __future__ import annotations
@@ -155,6 +156,12 @@ def new_run(fleet: Fleet, before: set[str]) -> str | None:
     return next((run_id for run_id, _ in fleet.runs() if run_id not in before), None)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def kill_tree(root: int) -> None:
     """What an OOM kill or a lost node does: every process of the tree at once."""
     for pid in descendants(root):
@@ -236,21 +243,7 @@ def test_after_kill_9_of_a_cycle_the_next_cycle_loads_every_account_without_a_pe
         account.pay(next(i for i in account.invoice_ids() if account.invoice_row(i)["state"] == "locked"))
     daemon = fleet.start(fleet.daemon_command(), tmp_path / "daemon.log")
     try:
-        # 1. A run no launcher knows (`invoiz_ops.fleet.cycle`, as a lost node leaves it: nobody is left to notice),
-        # killed once its first step holds a pool slot: run monitoring fails it at its maximum runtime.
-        limit = 30
-        before = {run_id for run_id, _ in fleet.runs()}
-        started = time.monotonic()
-        orphan = fleet.start(fleet.cycle_command(tags={"dagster/max_runtime": str(limit)}), tmp_path / "cycle-1.log")
-        orphan_run = wait_for(lambda: new_run(fleet, before), 300, "the first run")
-        wait_for(lambda: held_slots(fleet, orphan_run), 300, "the first run's schema step to hold its pool slot")
-        kill_tree(orphan.pid)
-        orphan.wait(timeout=30)
-        if time.monotonic() - started < limit - 5:  # (on a very busy machine the limit can pass before the kill)
-            assert dict(fleet.runs())[orphan_run] == "STARTED"  # nobody told Dagster
-            assert held_slots(fleet, orphan_run) >= 1  # the dead run holds a pool slot
-
-        # 2. A run the daemon launches (queued by `dagster job launch`, started by the daemon's code server), killed
+        # 1. A run the daemon launches (queued by `dagster job launch`, started by the daemon's code server), killed
         # mid-load: the code server sees its run worker die and fails the run at once.
         set_latency(sandbox, 1000)  # slow listings: the run is mid-load when it is killed
         before = {run_id for run_id, _ in fleet.runs()}
@@ -265,19 +258,48 @@ def test_after_kill_9_of_a_cycle_the_next_cycle_loads_every_account_without_a_pe
         def a_target_runs():
             return any("bin/target-postgres" in processes().get(p, (0, ""))[1] for p in descendants(worker))
 
-        wait_for(a_target_runs, 600, "a load of the launched run (after run monitoring freed the first run's slot)")
-        assert dict(fleet.runs())[orphan_run] == "FAILURE"  # failed by run monitoring, not by a person
-        assert run_events(fleet, orphan_run, "%exceeding maximum runtime%")
+        wait_for(a_target_runs, 600, "a load of the launched run")
         kill_tree(worker)
         set_latency(sandbox, 0)
+        wait_for(lambda: dict(fleet.runs())[launched] == "FAILURE", 60, "the killed run to be failed")
+        assert run_events(fleet, launched, "%was terminated by signal 9%")  # by its code server, not by a person
 
-        # 3. The next cycle, started right away as the schedule would: it waits for the slots, then loads every
-        # account's change and builds the marts.
-        second = fleet.cycle(timeout=1500)
-        assert dict(fleet.runs())[launched] == "FAILURE"  # failed by its code server, not by a person:
-        assert run_events(fleet, launched, "%was terminated by signal 9%")
+        # 2. A run no launcher knows (`invoiz_ops.fleet.cycle`, as a lost node leaves it: nobody is left to notice),
+        # killed once its first step holds a pool slot: run monitoring fails it at its maximum runtime.
+        limit = 30
+        before = {run_id for run_id, _ in fleet.runs()}
+        started = time.monotonic()
+        orphan = fleet.start(fleet.cycle_command(tags={"dagster/max_runtime": str(limit)}), tmp_path / "cycle-1.log")
+        orphan_run = wait_for(lambda: new_run(fleet, before), 300, "the orphaned run")
+        wait_for(lambda: held_slots(fleet, orphan_run), 300, "the orphaned run's schema step to hold its pool slot")
+        kill_tree(orphan.pid)
+        orphan.wait(timeout=30)
+        if time.monotonic() - started < limit - 5:  # (on a very busy machine the limit can pass before the kill)
+            assert dict(fleet.runs())[orphan_run] == "STARTED"  # nobody told Dagster
+            assert held_slots(fleet, orphan_run) >= 1  # the dead run holds a pool slot
+
+        # 3. The next cycle, started right away (outside the daemon's run queue, which would hold it back): it waits
+        # for the dead run's slot without spinning a core (invoiz_ops.fleet.pool_wait), then loads every account's
+        # change and builds the marts.
+        before = {run_id for run_id, _ in fleet.runs()}
+        log = tmp_path / "cycle-2.log"
+        cycle = fleet.start(fleet.cycle_command(), log)
+        following = wait_for(lambda: new_run(fleet, before), 300, "the next cycle's run")
+        wait_for(
+            lambda: run_events(fleet, following, "%Step blocked by limit for pool invoiz-schema%"),
+            300,
+            "the next cycle to wait for the dead run's schema slot",
+        )
+        cpu_before, waiting_since = cpu_seconds(cycle.pid), time.monotonic()
+        time.sleep(3)
+        cpu_used, waited = cpu_seconds(cycle.pid) - cpu_before, time.monotonic() - waiting_since
+        if dict(fleet.runs())[orphan_run] == "STARTED":  # the slot stayed held all along (not on a very busy machine)
+            assert cpu_used < 0.25 * waited, f"the waiting run used {cpu_used:.2f} CPU-s in {waited:.1f} s"
+        assert cycle.wait(timeout=1500) == 0, log.read_text()[-3000:]
+        assert dict(fleet.runs())[orphan_run] == "FAILURE"  # failed by run monitoring, not by a person
+        assert run_events(fleet, orphan_run, "%exceeding maximum runtime%")
         status, steps = fleet.last_run_steps()
-        assert status == "SUCCESS", second.stdout[-3000:]
+        assert status == "SUCCESS", log.read_text()[-3000:]
         assert set(steps) == {"warehouse_schema", *(f"load_{n}" for n in NAMES), "marts"}
         assert live_rows(fleet) == {name: INVOICES for name in NAMES}
         assert paid_rows(fleet) == {name: paid_before[name] + 1 for name in NAMES}  # every account's change

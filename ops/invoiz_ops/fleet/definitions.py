@@ -56,7 +56,9 @@ from dagster import (
 )
 
 from invoiz_ops import accounts as fleet_accounts
-from invoiz_ops.fleet import load_steps, pools, runner, schema_step, warehouse
+from invoiz_ops.fleet import load_steps, pool_wait, pools, runner, schema_step, warehouse
+
+pool_wait.install()  # a run waiting for a pool slot sleeps instead of spinning a core (see the module)
 
 ACCOUNT_GROUP = "invoiz_accounts"
 MAX_CONCURRENT = int(os.environ.get("INVOIZ_FLEET_MAX_CONCURRENT") or 2)
