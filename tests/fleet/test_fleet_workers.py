@@ -3,7 +3,9 @@ Meltano project, step folders and Dagster home), sharing nothing but PostgreSQL 
 
 Cycle 1 loads every account and both workers run steps. In cycle 2 (one invoice paid in every account) worker B is
 killed (kill -9 of its whole process tree) while it runs a load: its step goes back to the queue and worker A runs it;
-the cycle ends with every account's change loaded, no row lost or duplicated. Cycle 3, on worker A alone, completes.
+the cycle ends with every account's change loaded, no row lost or duplicated. Cycle 3, on worker A alone: one
+account's secret was rotated in invoiz, so its load fails, once, as a red step naming the account and the setting;
+the other accounts and the marts complete.
 The installed software (virtualenvs) is shared read-only, as one image on several machines would be.
 """
 
@@ -175,8 +177,26 @@ def test_two_workers_share_a_cycle_and_a_killed_worker_loses_nothing(two_workers
     assert all(after[n][1] == paid_before[n][1] + 1 for n in NAMES), (paid_before, after)
     assert duplicates(a) == 0
 
+    # cycle 3, worker a alone: one account's secret was rotated in invoiz and not in the fleet
+    victim = NAMES[-1]
+    sandbox.installation(sandbox.installation_ids[-1]).set_credentials(api_key_secret="rotated-in-invoiz")
     third = a.cycle(timeout=1200)
-    status, steps = a.last_run_steps()
-    assert status == "SUCCESS", third.stdout[-3000:]
-    assert set(workers_of_run(a).values()) == {"a"}
+    (run_id, status), steps = a.runs()[-1], a.last_run_steps()[1]
+    assert status == "FAILURE", third.stdout[-3000:]
+    assert steps == {
+        "warehouse_schema": "STEP_SUCCESS",
+        **{f"load_{n}": ("STEP_FAILURE" if n == victim else "STEP_SUCCESS") for n in NAMES},
+        "marts": "STEP_SUCCESS",
+    }
+    failure = a.step_failure(run_id, f"load_{victim}")
+    assert failure["description"].startswith(f"account {victim}: "), failure
+    assert failure["metadata"]["failed_process"].startswith("tap-invoiz"), failure
+    assert "api_key_secret" in failure["metadata"]["first_error"], failure  # names the setting
+    assert "rotated-in-invoiz" not in str(failure)
+    ran_on = workers_of_run(a)
+    assert set(ran_on.values()) == {"a"} and victim not in ran_on
     assert all(meta.get("records") == 0 for key, meta in a.materializations() if key != "marts")
+    # a step that ended in failure is not handed out again: its account's Meltano ran once in this cycle
+    step_log = (a.work_dir / f"account-{victim}" / "last-run.log").read_text()
+    assert step_log.count("Running job with name") == 1
+    assert live_rows(a) == after and duplicates(a) == 0  # the failed account's rows are untouched
