@@ -43,6 +43,8 @@ from tap_invoiz.accounts import (
     duplicate_problems,
     parse_entries,
 )
+from tap_invoiz.shard_state import AccountWriter, ShardState
+from tap_invoiz.singer_writer import FastSingerWriter
 from tap_invoiz.tap import TapInvoiz
 
 LOGGER = logging.getLogger("tap-invoiz-fleet")
@@ -83,8 +85,11 @@ def sync_accounts(
     config: dict, catalog: dict | None, state: dict, env: dict, accounts: list[Account] | None = None
 ) -> tuple[dict, list[str]]:
     """Sync every account in turn; returns the final state and the names of the accounts that failed. Each account
-    ends with its result line (tap_invoiz.results), the human line ``fleet account '<name>': ok|FAILED: …`` too."""
+    ends with its result line (tap_invoiz.results), the human line ``fleet account '<name>': ok|FAILED: …`` too.
+    Each account syncs from its own entries of the shard's state; the shard writes the whole state seldom
+    (:mod:`tap_invoiz.shard_state`), and once at the end."""
     accounts = read_accounts(config) if accounts is None else accounts
+    shard = ShardState(state)
     failed = []
     for acct in accounts:
         name = acct.name
@@ -101,8 +106,10 @@ def sync_accounts(
             tap = TapInvoiz(
                 config=account_cfg,
                 catalog=copy.deepcopy(catalog) if catalog else None,
-                state=copy.deepcopy(state),
+                state=shard.of_account(acct.account),
                 validate_config=True,
+                # its STATE messages go to the shard's state; what it emitted stays, also after a failure
+                message_writer=AccountWriter(shard, acct.account),
             )
             tap.sync_all()
         except SystemExit as exc:
@@ -117,10 +124,9 @@ def sync_accounts(
             _report_unless_reported(tap, acct, exc)
         else:
             LOGGER.info("fleet account '%s': ok: %s", name, tap.sync_summary(time.monotonic() - started))
-        if tap is not None:
-            # what was emitted (STATE follows the records it covers) stays, also after a failure
-            state = copy.deepcopy(tap.state)
-    return state, failed
+    if shard.changed:
+        FastSingerWriter().write_message(shard.message())
+    return shard.state, failed
 
 
 def _report_unless_reported(tap: TapInvoiz | None, acct: Account, error: BaseException) -> None:

@@ -103,3 +103,55 @@ def test_accounts_may_come_as_json_text_and_a_bad_entry_stops_the_run_before_any
         assert proc.returncode != 0 and messages == []
         assert proc.stderr.strip().splitlines()[-1].startswith("setting accounts: ")
     assert sum(fleet.installation(i).requests["token"] for i in fleet.installation_ids) == 2  # the first run's only
+
+
+def test_a_shard_writes_its_whole_state_once_at_the_end_after_every_record(tmp_path, fleet):
+    proc, messages = run(tmp_path, fleet)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    states = [i for i, m in enumerate(messages) if m["type"] == "STATE"]
+    # a run shorter than STATE_EVERY_SECONDS: one STATE message, the last one, after every account's records
+    assert states == [len(messages) - 1]
+    value = messages[-1]["value"]
+    for stream in ("invoices", "contacts"):
+        assert set(value["bookmarks"][stream]["accounts"]) == set(NAMES)
+
+
+def test_each_account_syncs_from_its_own_entries_and_the_shard_keeps_the_others(fleet, capsys, monkeypatch):
+    from tap_invoiz import shard, shard_state
+
+    config = {"api_url": fleet.api_url, "app_url": fleet.app_url, "accounts": [{"name": n} for n in NAMES]}
+    env = {}
+    for name, installation in zip(NAMES, fleet.installation_ids):
+        for setting, value in fleet.credentials(installation).items():
+            env[f"TAP_INVOIZ__{name.upper().replace('-', '_')}_{setting.upper()}"] = value
+    first, failed = shard.sync_accounts(config, None, {}, env)
+    assert failed == []
+    capsys.readouterr()
+
+    # every STATE message due (0 s): each one carries every account's entries, the ones not synced yet from before
+    monkeypatch.setattr(shard_state, "STATE_EVERY_SECONDS", 0.0)
+    fleet.installation(fleet.installation_ids[0]).create_invoice()
+    seen = []
+    original = shard_state.ShardState.of_account
+
+    def of_account(self, account):
+        own = original(self, account)
+        seen.append((account, {a for s in own["bookmarks"].values() for a in s.get("accounts", {})}))
+        return own
+
+    monkeypatch.setattr(shard_state.ShardState, "of_account", of_account)
+    second, failed = shard.sync_accounts(config, None, first, env)
+    messages = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert failed == [] and seen == [(name, {name}) for name in NAMES]  # its own entries only
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    assert len(states) > len(NAMES)  # written whenever an account's sync wrote one
+    assert all(set(s["bookmarks"]["invoices"]["accounts"]) == set(NAMES) for s in states)
+    assert states[-1] == second and messages[-1]["type"] == "STATE"
+    acme_invoices = [m for m in messages if m["type"] == "RECORD" and m["stream"] == "invoices"]
+    assert [m["record"]["account"] for m in acme_invoices] == ["acme"]  # the new invoice only
+    # the others' entries are unchanged apart from their run bookkeeping; acme's now tracks one more invoice
+    for name in NAMES:
+        before = first["bookmarks"]["invoices"]["accounts"][name]
+        after = second["bookmarks"]["invoices"]["accounts"][name]
+        assert after["installation"] == before["installation"]
+        assert (after["fingerprints"] == before["fingerprints"]) == (name != "acme")
