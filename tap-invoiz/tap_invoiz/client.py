@@ -23,7 +23,7 @@ from tap_invoiz.auth import CREDENTIAL_SETTINGS
 from tap_invoiz.ledger import Ledger
 from tap_invoiz.listing import FullListing, StateListing
 from tap_invoiz.mapping_version import mapping_version
-from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY, DEFAULT_PAGE_SIZE, Answer, PageWindow, read_answer, size_pool
+from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY, DEFAULT_PAGE_SIZE, Answer, PageWindow, SessionSetup, read_answer
 from tap_invoiz.progress import StreamProgress
 from tap_invoiz.responses import invoiz_error_summary, is_not_found, response_body
 from tap_invoiz.singer_writer import PassthroughDecision
@@ -55,7 +55,7 @@ class InvoizStream(RESTStream):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self.progress = StreamProgress(self.name, self.logger)
-        self._pool_sized = False
+        self._session_setup = SessionSetup()
         self.started_at = ""
         self.ledger: Ledger | None = None
         self.children: Ledger | None = None  # invoice_payments, synced inside the invoices stream
@@ -101,11 +101,8 @@ class InvoizStream(RESTStream):
 
     @property
     def requests_session(self) -> requests.Session:
-        """The SDK's session with a connection pool as large as the page workers (:func:`paging.size_pool`)."""
-        session = super().requests_session
-        if not self._pool_sized:
-            self._pool_sized = size_pool(session, self.max_concurrency)
-        return session
+        """The SDK's session with a connection pool as large as the page workers (:class:`paging.SessionSetup`)."""
+        return self._session_setup.session(super().requests_session, self.max_concurrency)
 
     @cached_property
     def user_agent(self) -> str:
@@ -192,8 +189,8 @@ class InvoizStream(RESTStream):
             token = auth.token_for_request()
             prepared_request.headers["Authorization"] = f"Bearer {token}"
             self.progress.request_sent()
-            response = self.requests_session.send(
-                prepared_request, timeout=self.timeout, allow_redirects=self.allow_redirects
+            response = self._session_setup.send(
+                self.requests_session, prepared_request, timeout=self.timeout, allow_redirects=self.allow_redirects
             )
             if response.status_code != HTTPStatus.UNAUTHORIZED:
                 auth.accepted(token)
