@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from invoiz_sandbox import FleetSandbox
+from tap_invoiz.accounts import credential_variables
 from tap_invoiz.results import read_results
 
 NAMES = ["acme", "bolt-gmbh", "cora"]
@@ -21,11 +22,17 @@ def fleet():
         yield f
 
 
-def run(tmp_path, fleet, env_overrides=None, state=None, accounts=None):
-    env = {"PATH": "/usr/bin:/bin"}
+def credentials_env(fleet) -> dict[str, str]:
+    """Every account's credentials under its own variables (the account model's names)."""
+    env = {}
     for name, installation in zip(NAMES, fleet.installation_ids):
-        for setting, value in fleet.credentials(installation).items():
-            env[f"TAP_INVOIZ__{name.upper().replace('-', '_')}_{setting.upper()}"] = value
+        credentials = fleet.credentials(installation)
+        env.update({variable: credentials[setting] for setting, variable in credential_variables(name).items()})
+    return env
+
+
+def run(tmp_path, fleet, env_overrides=None, state=None, accounts=None):
+    env = {"PATH": "/usr/bin:/bin", **credentials_env(fleet)}
     env.update(env_overrides or {})
     env = {k: v for k, v in env.items() if v is not None}
     config = {
@@ -120,10 +127,7 @@ def test_each_account_syncs_from_its_own_entries_and_the_shard_keeps_the_others(
     from tap_invoiz import shard, shard_state
 
     config = {"api_url": fleet.api_url, "app_url": fleet.app_url, "accounts": [{"name": n} for n in NAMES]}
-    env = {}
-    for name, installation in zip(NAMES, fleet.installation_ids):
-        for setting, value in fleet.credentials(installation).items():
-            env[f"TAP_INVOIZ__{name.upper().replace('-', '_')}_{setting.upper()}"] = value
+    env = credentials_env(fleet)
     first, failed = shard.sync_accounts(config, None, {}, env)
     assert failed == []
     capsys.readouterr()
