@@ -34,11 +34,7 @@ def become_subreaper() -> None:
 def children() -> set[int]:
     """Pids of this process's live (or not yet reaped) children."""
     me = os.getpid()
-    return {
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and (stat := proc_stat(int(entry.name))) and stat[0] == me
-    }
+    return {pid for pid, (parent, _) in process_table().items() if parent == me}
 
 
 def reap_orphans(before: set[int], timeout: float = 120) -> None:
@@ -68,15 +64,21 @@ def proc_stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), sum(int(v) for v in fields[11:15]) / _TICKS
 
 
+def process_table() -> dict[int, tuple[int, float]]:
+    """{pid: (parent pid, CPU-seconds with reaped children)} of every live process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := proc_stat(int(entry.name))):
+            table[int(entry.name)] = stat
+    return table
+
+
 def tree_cpu(root: int | None) -> float:
     """CPU-seconds of a process and all its live descendants, with the children they have reaped (cutime/cstime):
     sampled before and after a cycle, the difference is what the tree spent in between."""
     if not root:
         return 0.0
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := proc_stat(int(entry.name))):
-            stats[int(entry.name)] = stat
+    stats = process_table()
     total, todo, seen = 0.0, [root], set()
     while todo:
         pid = todo.pop()
