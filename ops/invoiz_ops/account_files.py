@@ -167,7 +167,7 @@ def render_generated(accounts: list[Account]) -> str:
             "inherit_from": PARENT,
             "executable": SHARD_EXTRACTOR,
             "description": "A shard of the fleet's accounts synced in one process (docs/FLEET.md); credentials from each "
-            "account's own TAP_INVOIZ__<NAME>_* variables.",
+            "account's own TAP_INVOIZ__<NAME>_* variables (or those packed into TAP_INVOIZ_FLEET_CREDENTIALS).",
             "settings": [
                 {
                     "name": "accounts",

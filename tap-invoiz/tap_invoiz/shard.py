@@ -11,8 +11,10 @@ Config (Meltano extractor ``tap-invoiz-fleet``, inheriting tap-invoiz's settings
 * ``accounts``: a list (or its JSON text) of ``{"name": "acme", "account": "acme", <overridable settings>}`` or
   plain names; what an account is, its name rules and the settings it may override: :mod:`tap_invoiz.accounts`.
   Credentials are read from the account's own variables ``TAP_INVOIZ__<NAME>_API_KEY``, ``…_API_KEY_SECRET``,
-  ``…_INSTALLATION_ID`` (as for an extractor ``tap-invoiz--<name>``); tap-invoiz's own credential settings are never
-  used for an account. A bad entry or a duplicate stops the run before anything is sent.
+  ``…_INSTALLATION_ID`` (as for an extractor ``tap-invoiz--<name>``), set on their own or packed into
+  ``TAP_INVOIZ_FLEET_CREDENTIALS`` (a JSON object {variable: value}; the fleet's steps use it to keep Meltano's
+  environment small); tap-invoiz's own credential settings are never used for an account. They are read once and
+  removed from the process environment. A bad entry or a duplicate stops the run before anything is sent.
 * every other tap-invoiz setting applies to all accounts unless an account entry overrides it.
 
 An account that fails (bad credentials, invoiz down) is logged and skipped; the others still sync. The exit status
@@ -40,7 +42,9 @@ from tap_invoiz.accounts import (
     Account,
     AccountError,
     account_from_entry,
+    credentials_in,
     duplicate_problems,
+    is_credential_variable,
     parse_entries,
 )
 from tap_invoiz.shard_state import AccountWriter, ShardState
@@ -154,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     state = json.loads(Path(args.state).read_text() or "{}") if args.state else {}
     try:
         accounts = read_accounts(config)
+        credentials = credentials_in(os.environ)
     except AccountError as exc:
         # nothing was sent yet: a plain-text last line naming the setting, as tap-invoiz does for bad settings
         raise SystemExit(f"setting {exc}") from None
+    # read once, then out of the environment: requests scans the whole environment for proxy settings on every
+    # request, and nothing this process starts needs them
+    for variable in [k for k in os.environ if is_credential_variable(k)]:
+        del os.environ[variable]
     started = time.monotonic()
-    _, failed = sync_accounts(config, catalog, state, dict(os.environ), accounts)
+    _, failed = sync_accounts(config, catalog, state, credentials, accounts)
     total = len(accounts)
     LOGGER.info(
         "fleet: %d accounts in %.1f s, %d failed%s",

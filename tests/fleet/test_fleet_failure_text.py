@@ -12,6 +12,7 @@ import pytest
 
 from invoiz_ops.fleet import runner, warehouse
 from invoiz_ops.pipeline import connect, drop_database
+from tap_invoiz.accounts import pack_credentials
 
 
 def console(*lines: tuple[str, str, str]) -> str:
@@ -82,6 +83,13 @@ def test_secret_values_are_masked():
     )
     process, line = runner.first_error(log, env={"PGPASSWORD": secret, "PGHOST": "127.0.0.1"})
     assert (process, line) == ("target-postgres", "bad password ***")
+
+
+def test_a_shards_packed_credentials_are_masked_one_by_one():
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    env = pack_credentials({"TAP_INVOIZ__ACME_API_KEY_SECRET": secret, "TAP_INVOIZ__BOLT_API_KEY": "other-key"})
+    text = f"tap-invoiz-fleet | token refused for {secret}"
+    assert runner.mask_secrets(text, env) == "tap-invoiz-fleet | token refused for ***"
 
 
 @pytest.fixture

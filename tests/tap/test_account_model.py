@@ -62,11 +62,32 @@ def test_credential_variables_are_meltanos_names_for_the_accounts_own_extractor(
         ("TAP_INVOIZ_API_URL", False),
         ("TAP_INVOIZ__ACME_START_DATE", False),
         ("TAP_INVOIZ_FLEET_ACCOUNTS", False),
+        ("TAP_INVOIZ_FLEET_CREDENTIALS", True),  # several accounts' credentials, packed
         ("MY_API_KEY", False),
     ],
 )
 def test_credential_variables_are_recognised(variable, is_credential):
     assert accounts.is_credential_variable(variable) is is_credential
+
+
+def test_packed_credentials_unpack_to_the_same_variables_and_a_variable_of_its_own_wins():
+    acme, bolt = Account("acme").credential_variables(), Account("bolt").credential_variables()
+    values = {acme["api_key"]: "k1", acme["api_key_secret"]: "s1", bolt["api_key"]: "k2", bolt["api_key_secret"]: ""}
+    env = {**accounts.pack_credentials(values), bolt["api_key"]: "k2-own", "TAP_INVOIZ_API_URL": "http://x"}
+    assert accounts.credentials_in(env) == {
+        acme["api_key"]: "k1",
+        acme["api_key_secret"]: "s1",
+        bolt["api_key"]: "k2-own",
+    }
+
+
+@pytest.mark.parametrize(
+    "packed", ['["k"]', "{not json", '{"TAP_INVOIZ_API_URL": "http://x"}', '{"TAP_INVOIZ__ACME_API_KEY": 1}']
+)
+def test_packed_credentials_that_are_not_credential_variables_are_refused_without_echoing_them(packed):
+    with pytest.raises(accounts.AccountError, match="TAP_INVOIZ_FLEET_CREDENTIALS is not") as raised:
+        accounts.credentials_in({"TAP_INVOIZ_FLEET_CREDENTIALS": packed})
+    assert packed not in str(raised.value)
 
 
 def sdk_builtin_settings() -> set[str]:

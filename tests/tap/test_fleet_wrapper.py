@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -10,7 +11,7 @@ from collections import Counter
 import pytest
 
 from invoiz_sandbox import FleetSandbox
-from tap_invoiz.accounts import credential_variables
+from tap_invoiz.accounts import credential_variables, is_credential_variable, pack_credentials
 from tap_invoiz.results import read_results
 
 NAMES = ["acme", "bolt-gmbh", "cora"]
@@ -159,3 +160,23 @@ def test_each_account_syncs_from_its_own_entries_and_the_shard_keeps_the_others(
         after = second["bookmarks"]["invoices"]["accounts"][name]
         assert after["installation"] == before["installation"]
         assert (after["fingerprints"] == before["fingerprints"]) == (name != "acme")
+
+
+def test_packed_credentials_sync_every_account_and_leave_the_process_environment(tmp_path, fleet, capsys, monkeypatch):
+    from tap_invoiz import shard
+
+    for variable in [k for k in os.environ if k.startswith("TAP_INVOIZ")]:
+        monkeypatch.delenv(variable)
+    env = credentials_env(fleet)
+    cora_key = credential_variables("cora")["api_key"]
+    # how the fleet's steps pass them (one variable); a variable of its own wins over the same one packed
+    monkeypatch.setenv(*pack_credentials({**env, cora_key: "wrong"}).popitem())
+    monkeypatch.setenv(cora_key, env[cora_key])
+    (tmp_path / "config.json").write_text(
+        json.dumps({"api_url": fleet.api_url, "app_url": fleet.app_url, "accounts": NAMES})
+    )
+    assert shard.main(["--config", str(tmp_path / "config.json")]) == 0
+    messages = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records_per_account(messages) == {name: 30 for name in NAMES}
+    # read once, then gone from the environment (requests scans it on every request; children never see them)
+    assert [k for k in os.environ if is_credential_variable(k)] == []

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from invoiz_ops.run_dirs import private_run_dirs
+from tap_invoiz.accounts import AccountError, credentials_in
 from tap_invoiz.results import COUNTS, OK, read_results
 
 CHECKOUT = Path(__file__).resolve().parents[3]  # ops/invoiz_ops/fleet/runner.py → the checkout
@@ -169,7 +170,11 @@ def _plugin_kind(name: str) -> str:
 
 def mask_secrets(text: str, env: dict[str, str]) -> str:
     """``text`` with the values of secret-looking variables of ``env`` (api keys, passwords, …) replaced by ***."""
-    for key, value in env.items():
+    try:
+        packed = credentials_in(env)  # a shard's credentials, packed into one variable
+    except AccountError:
+        packed = {}
+    for key, value in {**env, **packed}.items():
         if value and len(value) >= 4 and _SECRET_NAMES.search(key) and value in text:
             text = text.replace(value, "***")
     return text
