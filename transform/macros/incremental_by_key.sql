@@ -28,11 +28,39 @@
     {{- return(true) -}}
 {%- endmacro %}
 
-{#- SQL: the changed keys of this model (see above). Only valid in an incremental run. -#}
-{#- key: the key column of this model; versions_key: its name in the versions model (default: the same). -#}
-{% macro changed_keys_sql(key, versions, version_column, versions_key=none) -%}
+{#- SQL: the changed keys of this model (see above). Only valid in an incremental run.
+    key: the key column of this model; versions_key: its name in the versions model (default: the same).
+    many_rows_per_key: for the account-keyed models (thousands of rows per key), read one row per key through the
+    model's index on the key instead of every row: the version a key was built from (all its rows hold the same),
+    and the model's keys by walking that index (a recursive skip scan; PostgreSQL has no loose index scan), so a run
+    costs the same at 1,000 invoices per account as at 10. Otherwise one pass over the model (about one row per key).
+-#}
+{% macro changed_keys_sql(key, versions, version_column, versions_key=none, many_rows_per_key=false) -%}
     {%- set versions_key = versions_key or key -%}
-    select versions.{{ versions_key }}
+    {%- if many_rows_per_key %}
+    select versions.{{ versions_key }} as changed_key
+    from {{ versions }} as versions
+    where versions.{{ version_column }} is distinct from (
+        select built.{{ version_column }} from {{ this }} as built
+        where built.{{ key }} = versions.{{ versions_key }}
+        limit 1
+    )
+    union
+    select walked.{{ key }}
+    from (
+        with recursive walked as (
+            (select {{ key }} from {{ this }} where {{ key }} is not null order by {{ key }} limit 1)
+            union all
+            select (select {{ key }} from {{ this }} as next_row where next_row.{{ key }} > walked.{{ key }}
+                    order by next_row.{{ key }} limit 1)
+            from walked
+            where walked.{{ key }} is not null
+        )
+        select {{ key }} from walked where {{ key }} is not null
+    ) as walked
+    where not exists (select from {{ versions }} as versions where versions.{{ versions_key }} = walked.{{ key }})
+    {%- else %}
+    select versions.{{ versions_key }} as changed_key
     from {{ versions }} as versions
     left join (
         select distinct {{ key }}, {{ version_column }} from {{ this }}
@@ -42,33 +70,59 @@
     select built.{{ key }}
     from {{ this }} as built
     where not exists (select from {{ versions }} as versions where versions.{{ versions_key }} = built.{{ key }})
+    {%- endif %}
 {%- endmacro %}
 
-{#- Pre-hook: delete the rows of the changed keys (nothing on a first or full-refresh build). -#}
-{% macro delete_changed_keys(key, versions, version_column, versions_key=none) -%}
-    {%- if incremental_run(version_column) -%}
-    delete from {{ this }} where {{ key }} in ({{ changed_keys_sql(key, versions, version_column, versions_key) }})
+{#- The changed keys as a list, read before the model's SQL runs. -#}
+{% macro changed_keys(key, versions, version_column, versions_key=none, many_rows_per_key=false) -%}
+    {%- if not execute -%}
+        {{- return([]) -}}
+    {%- endif -%}
+    {%- set keys = run_query(changed_keys_sql(key, versions, version_column, versions_key, many_rows_per_key))
+        .columns[0].values() | list -%}
+    {{- return(keys) -}}
+{%- endmacro %}
+
+{#- Up to this many changed keys are written into the SQL as constants: PostgreSQL then finds their rows through the
+    key's index and can push the filter into a staging view (through its window function); a subquery gets a
+    whole-table plan (its row estimates are far off). Beyond it (most customers changed) the subquery is cheaper to
+    send than the list. -#}
+{% macro max_literal_keys() -%}
+    {{- return(20000) -}}
+{%- endmacro %}
+
+{#- `column in (...)` for a list of keys, or the changed-keys query when the list is longer than max_literal_keys(). -#}
+{% macro keys_filter(column, keys, key, versions, version_column, versions_key, many_rows_per_key) -%}
+    {%- if keys | length > max_literal_keys() -%}
+    {{ column }} in ({{ changed_keys_sql(key, versions, version_column, versions_key, many_rows_per_key) }})
+    {%- elif keys -%}
+    {{ column }} in ({% for value in keys %}'{{ value | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %})
+    {%- else -%}
+    false
     {%- endif -%}
 {%- endmacro %}
 
-{#- A filter for the model's SQL: `column` among the changed keys; true on a first or full-refresh build.
-    literal=true reads the keys first and writes them as constants, so PostgreSQL can push the filter into a
-    staging view (through its window function) instead of reading every account's rows. -#}
-{% macro changed_keys_in(column, key, versions, version_column, versions_key=none, literal=false) -%}
+{#- Pre-hook: delete the rows of the changed keys (nothing on a first or full-refresh build, nor when no key
+    changed: an empty hook is not sent). -#}
+{% macro delete_changed_keys(key, versions, version_column, versions_key=none, many_rows_per_key=false) -%}
+    {%- if incremental_run(version_column) -%}
+        {%- set keys = changed_keys(key, versions, version_column, versions_key, many_rows_per_key) -%}
+        {%- if keys | length > 0 -%}
+    delete from {{ this }}
+    where {{ keys_filter(key, keys, key, versions, version_column, versions_key, many_rows_per_key) }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A filter for the model's SQL: `column` among the changed keys; true on a first or full-refresh build. -#}
+{% macro changed_keys_in(column, key, versions, version_column, versions_key=none, many_rows_per_key=false) -%}
     {%- if not incremental_run(version_column) -%}
     true
-    {%- elif literal -%}
-        {%- set keys = [] -%}
+    {%- else -%}
+        {%- set keys = changed_keys(key, versions, version_column, versions_key, many_rows_per_key) -%}
         {%- if execute -%}
-            {%- set keys = run_query(changed_keys_sql(key, versions, version_column, versions_key)).columns[0].values() | list -%}
             {%- do log(model.name ~ ": " ~ keys | length ~ " changed " ~ key ~ "(s)", info=true) -%}
         {%- endif -%}
-        {%- if keys -%}
-    {{ column }} in ({% for value in keys %}'{{ value | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %})
-        {%- else -%}
-    false
-        {%- endif -%}
-    {%- else -%}
-    {{ column }} in ({{ changed_keys_sql(key, versions, version_column, versions_key) }})
+    {{ keys_filter(column, keys, key, versions, version_column, versions_key, many_rows_per_key) }}
     {%- endif -%}
 {%- endmacro %}

@@ -4,14 +4,15 @@
 {%- set versions = ref('int_invoiz__account_versions') %}
 {{ config(
     materialized='incremental',
-    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version') }}",
+    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version',
+                                     many_rows_per_key=true) }}",
     indexes=[{'columns': ['account']}, {'columns': ['customer_email']}, {'columns': ['contact_key'], 'unique': true}],
 ) }}
 
 with contacts as (
 
     select * from {{ ref('stg_invoiz__contacts') }}
-    where {{ changed_keys_in('account', 'account', versions, 'account_version', literal=true) }}
+    where {{ changed_keys_in('account', 'account', versions, 'account_version', many_rows_per_key=true) }}
 
 ),
 

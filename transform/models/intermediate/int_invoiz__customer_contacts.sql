@@ -7,6 +7,7 @@
 -- Incremental by customer (macros/incremental_by_key.sql): a customer is ranked again when an account it has
 -- contacts in changed.
 {%- set versions = ref('int_invoiz__customer_versions') %}
+{%- set changed_customers = changed_keys_in('customer_email', 'customer_email', versions, 'customer_version') %}
 {{ config(
     materialized='incremental',
     pre_hook="{{ delete_changed_keys('customer_email', ref('int_invoiz__customer_versions'), 'customer_version') }}",
@@ -17,7 +18,7 @@ with contacts as (
 
     select * from {{ ref('int_invoiz__contacts') }}
     where customer_email is not null
-      and {{ changed_keys_in('customer_email', 'customer_email', versions, 'customer_version') }}
+      and {{ changed_customers }}
 
 ),
 
@@ -36,7 +37,7 @@ latest_invoice as (
         from {{ ref('int_invoiz__invoices') }}
         where counts_toward_value and is_assigned
           -- the invoices of these customers' contacts (an assigned invoice has its contact's e-mail)
-          and customer_email in (select customer_email from contacts)
+          and {{ changed_customers }}
     ) as ranked
     where date_rank = 1
     group by contact_key

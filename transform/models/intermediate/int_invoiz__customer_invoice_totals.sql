@@ -2,6 +2,8 @@
 -- of its value-counting invoices (zeros when it has none). Nothing here depends on the date of the run; customer_values
 -- adds what does (overdue invoices) when it is read. Incremental by customer (macros/incremental_by_key.sql).
 {%- set versions = ref('int_invoiz__customer_versions') %}
+{%- set changed_customers = changed_keys_in('customer_email', 'email', versions, 'customer_version',
+                                           versions_key='customer_email') %}
 {{ config(
     materialized='incremental',
     pre_hook="{{ delete_changed_keys('email', ref('int_invoiz__customer_versions'), 'customer_version',
@@ -13,7 +15,7 @@ with customers as (
 
     select customer_email, customer_version
     from {{ versions }}
-    where {{ changed_keys_in('customer_email', 'email', versions, 'customer_version', versions_key='customer_email') }}
+    where {{ changed_customers }}
 
 ),
 
@@ -33,7 +35,8 @@ invoice_facts as (
         max(invoice_date)                       as last_invoice_date
     from {{ ref('int_invoiz__invoices') }}
     where is_assigned and counts_toward_value
-      and customer_email in (select customer_email from customers)
+      -- the invoices of these customers (an assigned invoice has its contact's e-mail)
+      and {{ changed_customers }}
     group by customer_email
 
 )

@@ -4,7 +4,8 @@
 {%- set versions = ref('int_invoiz__account_versions') %}
 {{ config(
     materialized='incremental',
-    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version') }}",
+    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version',
+                                     many_rows_per_key=true) }}",
     indexes=[{'columns': ['account']}, {'columns': ['invoice_key'], 'unique': true}],
 ) }}
 
@@ -12,7 +13,7 @@ with payments as (
 
     select * from {{ ref('stg_invoiz__invoice_payments') }}
     where not is_deleted
-      and {{ changed_keys_in('account', 'account', versions, 'account_version', literal=true) }}
+      and {{ changed_keys_in('account', 'account', versions, 'account_version', many_rows_per_key=true) }}
 
 )
 

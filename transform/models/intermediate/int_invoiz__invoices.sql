@@ -5,10 +5,12 @@
 -- without new data rebuilds nothing. Incremental by account (macros/incremental_by_key.sql).
 {%- set basis = value_basis() %}
 {%- set versions = ref('int_invoiz__account_versions') %}
-{%- set changed_accounts = changed_keys_in('account', 'account', versions, 'account_version', literal=true) %}
+{%- set changed_accounts = changed_keys_in('account', 'account', versions, 'account_version',
+                                          many_rows_per_key=true) %}
 {{ config(
     materialized='incremental',
-    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version') }}",
+    pre_hook="{{ delete_changed_keys('account', ref('int_invoiz__account_versions'), 'account_version',
+                                     many_rows_per_key=true) }}",
     indexes=[
         {'columns': ['account']}, {'columns': ['customer_email']}, {'columns': ['contact_key']},
         {'columns': ['invoice_key'], 'unique': true},
