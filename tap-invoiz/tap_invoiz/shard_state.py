@@ -10,6 +10,10 @@ Now each account syncs from a state holding only its own entries; its STATE mess
 :data:`STATE_EVERY_SECONDS` and once at the end of the shard. Fewer STATE messages lose nothing: a STATE message
 covers the records written before it, and the next one covers them too. A shard killed between two loses only what
 its accounts did since the last one, which their next sync does again (rows re-listed, records upserted).
+
+Every account's sync also writes a SCHEMA message per stream, the same for every account (about 10 kB each, 3 per
+account, each built from dataclasses and parsed again by the target). The shard writes a stream's SCHEMA message once
+and again only if it differs from the last one written for that stream.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import copy
 import time
 import typing as t
 
-from singer_sdk.singerlib.encoding.simple import StateMessage
+from singer_sdk.singerlib.encoding.simple import SchemaMessage, StateMessage
 
 from tap_invoiz.singer_writer import FastSingerWriter
 
@@ -36,6 +40,16 @@ class ShardState:
         self.state: dict = copy.deepcopy(state) if state else {}
         self.written_at = time.monotonic()
         self.changed = False
+        self.schemas: dict[str, tuple] = {}  # stream: what its last SCHEMA message said
+
+    def schema_is_new(self, message: SchemaMessage) -> bool:
+        """Whether a SCHEMA message says anything the last one written for its stream did not (and if so, it is now
+        the last one)."""
+        said = (message.schema, message.key_properties, message.bookmark_properties)
+        if self.schemas.get(message.stream) == said:
+            return False
+        self.schemas[message.stream] = copy.deepcopy(said)
+        return True
 
     def of_account(self, account: str) -> dict:
         """The state one account's sync starts from: the shard's state with that account's entries only."""
@@ -95,5 +109,7 @@ class AccountWriter(FastSingerWriter):
             self.shard.emitted(self.account, message.value)
             if self.shard.due():
                 super().write_message(self.shard.message())
+            return
+        if type(message) is SchemaMessage and not self.shard.schema_is_new(message):
             return
         super().write_message(message)

@@ -124,6 +124,29 @@ def test_a_shard_writes_its_whole_state_once_at_the_end_after_every_record(tmp_p
         assert set(value["bookmarks"][stream]["accounts"]) == set(NAMES)
 
 
+def test_a_shard_writes_each_streams_schema_once_before_its_records_and_again_only_when_it_differs(tmp_path, fleet):
+    from singer_sdk.singerlib.encoding.simple import SchemaMessage
+
+    from tap_invoiz.shard_state import ShardState
+
+    proc, messages = run(tmp_path, fleet)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    schemas = Counter(m["stream"] for m in messages if m["type"] == "SCHEMA")
+    assert set(schemas) >= {"invoices", "contacts", "sync_status"} and set(schemas.values()) == {1}
+    for stream in schemas:
+        first = {m["type"]: i for i, m in reversed(list(enumerate(messages))) if m.get("stream") == stream}
+        assert first["SCHEMA"] < first["RECORD"]
+    assert records_per_account(messages) == {"acme": 30, "bolt-gmbh": 30, "cora": 30}
+
+    shard = ShardState({})
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    assert shard.schema_is_new(SchemaMessage(stream="s", schema=schema, key_properties=["id"]))
+    assert not shard.schema_is_new(SchemaMessage(stream="s", schema=dict(schema), key_properties=["id"]))
+    schema["properties"]["new_field"] = {"type": "string"}  # a changed schema is written again
+    assert shard.schema_is_new(SchemaMessage(stream="s", schema=schema, key_properties=["id"]))
+    assert shard.schema_is_new(SchemaMessage(stream="s", schema=schema, key_properties=["account", "id"]))
+
+
 def test_each_account_syncs_from_its_own_entries_and_the_shard_keeps_the_others(fleet, capsys, monkeypatch):
     from tap_invoiz import shard, shard_state
 
