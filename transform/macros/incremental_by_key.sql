@@ -33,7 +33,8 @@
     many_rows_per_key: for the account-keyed models (thousands of rows per key), read one row per key through the
     model's index on the key instead of every row: the version a key was built from (all its rows hold the same),
     and the model's keys by walking that index (a recursive skip scan; PostgreSQL has no loose index scan), so a run
-    costs the same at 1,000 invoices per account as at 10. Otherwise one pass over the model (about one row per key).
+    costs the same at 1,000 invoices per account as at 10. Otherwise one pass over the model and the versions
+    (about one row per key), a full join.
 -#}
 {% macro changed_keys_sql(key, versions, version_column, versions_key=none, many_rows_per_key=false) -%}
     {%- set versions_key = versions_key or key -%}
@@ -60,16 +61,12 @@
     ) as walked
     where not exists (select from {{ versions }} as versions where versions.{{ versions_key }} = walked.{{ key }})
     {%- else %}
-    select versions.{{ versions_key }} as changed_key
+    select distinct coalesce(versions.{{ versions_key }}, built.{{ key }}) as changed_key
     from {{ versions }} as versions
-    left join (
-        select distinct {{ key }}, {{ version_column }} from {{ this }}
-    ) as built on built.{{ key }} = versions.{{ versions_key }}
-    where built.{{ version_column }} is distinct from versions.{{ version_column }}
-    union
-    select built.{{ key }}
-    from {{ this }} as built
-    where not exists (select from {{ versions }} as versions where versions.{{ versions_key }} = built.{{ key }})
+    full join {{ this }} as built on built.{{ key }} = versions.{{ versions_key }}
+    where versions.{{ versions_key }} is null
+       or built.{{ key }} is null
+       or built.{{ version_column }} is distinct from versions.{{ version_column }}
     {%- endif %}
 {%- endmacro %}
 
