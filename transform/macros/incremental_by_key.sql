@@ -80,12 +80,12 @@
     {{- return(keys) -}}
 {%- endmacro %}
 
-{#- Up to this many changed keys are written into the SQL as constants: PostgreSQL then finds their rows through the
-    key's index and can push the filter into a staging view (through its window function); a subquery gets a
-    whole-table plan (its row estimates are far off). Beyond it (most customers changed) the subquery is cheaper to
-    send than the list. -#}
+{#- Up to this many changed keys (var incremental_max_literal_keys) are written into the SQL as constants: PostgreSQL
+    then finds their rows through the key's index and can push the filter into a staging view (through its window
+    function); a subquery gets a whole-table plan (its row estimates are far off). Beyond it (most customers changed)
+    the subquery is cheaper to send than the list. -#}
 {% macro max_literal_keys() -%}
-    {{- return(20000) -}}
+    {{- return(var('incremental_max_literal_keys', 20000) | int) -}}
 {%- endmacro %}
 
 {#- `column in (...)` for a list of keys, or the changed-keys query when the list is longer than max_literal_keys(). -#}
