@@ -24,7 +24,7 @@ help:
 	@echo "make db-start / db-stop   the embedded PostgreSQL (when you have none)"
 	@echo "make fleet-demo   3 invoiz accounts on Dagster (state in PostgreSQL), two cycles; docs/FLEET.md"
 	@echo "make fleet-accounts / fleet-check   generate accounts/fleet.meltano.yml / check the fleet"
-	@echo "make bench-fleet  fleet benchmark (1,000 sandbox accounts, 8 shards, 1 and 2 workers; ≈ 40 min); writes docs/BENCHMARKS.md's Fleet section only"
+	@echo "make bench-fleet  fleet benchmark (1,000 sandbox accounts, 2 shards, 1 and 2 workers; ≈ 30 min); writes docs/BENCHMARKS.md's Fleet section only"
 	@echo "make stress-fleet  20 accounts' first cycle on an empty warehouse after 5 fresh deploys; no load may fail"
 
 $(BIN)/python:
@@ -137,9 +137,10 @@ FLEET_DEMO_ARGS ?=
 fleet-demo: dagster
 	$(BIN)/python -m invoiz_ops.fleet.demo $(FLEET_DEMO_ARGS)
 
-# 1,000 accounts at a quarter of the sandbox's sizes (≈ 600k invoices), 8 shards, on one machine and on two Celery
-# workers; PostgreSQL's and the broker's CPU counted. Rewrites only the "Fleet" section of docs/BENCHMARKS.md.
-BENCH_FLEET_ARGS ?= --accounts 1000 --shards 8 --scale 0.25 --baseline-accounts 0 --workers 2
+# 1,000 accounts at a quarter of the sandbox's sizes (≈ 600k invoices), 2 shards (one per load slot: docs/FLEET.md,
+# "Choosing N"), on one machine and on two Celery workers; PostgreSQL's and the broker's CPU counted. Rewrites only
+# the "Fleet" section of docs/BENCHMARKS.md.
+BENCH_FLEET_ARGS ?= --accounts 1000 --shards 2 --scale 0.25 --baseline-accounts 0 --workers 2
 bench-fleet: dagster
 	$(BIN)/python -m bench.fleet $(BENCH_FLEET_ARGS)
 

@@ -1,6 +1,6 @@
 """Fleet benchmark: one `meltano run` per account, shards on one machine, shards on two Celery workers, side by side.
 
-    make bench-fleet    # = python -m bench.fleet --accounts 1000 --shards 8 --scale 0.25 --baseline-accounts 0 --workers 2
+    make bench-fleet    # = python -m bench.fleet --accounts 1000 --shards 2 --scale 0.25 --baseline-accounts 0 --workers 2
     .venv/bin/python -m bench.fleet --accounts 40 --baseline-accounts 10 --scale 0.2 --output -   # quick
 
 Both modes run the same Dagster job through its CLI (multiprocess executor, PostgreSQL storage, Meltano state in a
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="accounts also measured with one `meltano run` each (the first N; 0: that mode is not run)",
     )
-    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="also run the shards on N Celery workers (0: not)")
     parser.add_argument("--broker-port", type=int, default=6391)
     parser.add_argument("--max-concurrent", type=int, default=2)
