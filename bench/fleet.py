@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> str:
                 drop_database(pg_env, db)
         shutil.rmtree(folder, ignore_errors=True)
         if started:
-            embedded_db.stop()
+            embedded_db.release()
     return render(args, results, machine)
 
 

@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
         drop_database(pg_env, DATABASE)
         if started_db:
-            embedded_db.stop()
+            embedded_db.release()
     return render(args, total, full, incremental, no_change, machine)
 
 

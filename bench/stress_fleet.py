@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     drop_database(pg_env, db)
     finally:
         if started:
-            embedded_db.stop()
+            embedded_db.release()
     print(f"stress-fleet: {total_failed} failed and {total_retried} retried loads in {args.rounds} rounds")
     return 1 if total_failed or total_retried else 0
 

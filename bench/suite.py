@@ -140,7 +140,7 @@ def run_bench(plan: Plan) -> Results:
     finally:
         bench.close()
         if started_db:
-            embedded_db.stop()
+            embedded_db.release()
         results.seconds_total = time.monotonic() - started
         say(f"[{results.seconds_total:5.0f} s] done")
     return results

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_DATA
     finally:
         if started:
-            embedded_db.stop()
+            embedded_db.release()
     if card is None:
         print(
             f"No customer with e-mail {args.email.strip()!r} in {schema}.customer_values (database {database}). "

@@ -90,7 +90,7 @@ def run_demo() -> int:
             print(_summary(pipe))
     finally:
         if started_db:
-            embedded_db.stop()
+            embedded_db.release()
     print(
         f"\nDone in {time.monotonic() - started_at:.0f} s. Next: make card EMAIL=<an e-mail above> (its invoice links "
         "point at the demo's sandbox, which has stopped), make docs (the dbt docs site), and for your own invoiz "
@@ -143,7 +143,7 @@ def serve_docs(port: int = DOCS_PORT) -> int:
     try:
         pipe.meltano("invoke", "dbt-postgres:docs-generate")
         if started_db:  # the site is static files: the database is not needed while serving
-            embedded_db.stop()
+            embedded_db.release()
             started_db = False
         server.RequestHandlerClass = functools.partial(_QuietDocsHandler, directory=str(target))
         print(f"dbt docs on http://127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
@@ -153,7 +153,7 @@ def serve_docs(port: int = DOCS_PORT) -> int:
     finally:
         server.server_close()
         if started_db:
-            embedded_db.stop()
+            embedded_db.release()
     return 0
 
 

@@ -254,6 +254,48 @@ def stop(layout: Layout | None = None) -> bool:
     return True
 
 
+def other_sessions(layout: Layout | None = None) -> int:
+    """Client sessions connected to the running server, besides the one asking (0 when it is not running)."""
+    running = _postmaster(layout or Layout.default())
+    if not running:
+        return 0
+    import psycopg  # only the commands that start a server for themselves need it
+
+    env = env_for(running[1])
+    with psycopg.connect(
+        host=env["PGHOST"],
+        port=int(env["PGPORT"]),
+        user=env["PGUSER"],
+        password=env["PGPASSWORD"],
+        dbname="postgres",
+        connect_timeout=10,
+    ) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def release(layout: Layout | None = None) -> bool:
+    """Stop the server that a command (a demo, a benchmark, `run`) started for itself, unless other sessions are
+    connected to it now: a test session, benchmark or demo of the same checkout may have started using it meanwhile,
+    and stopping would end their sessions. Then it stays up for them and a line says so. True if it was stopped."""
+    layout = layout or Layout.default()
+    import psycopg
+
+    try:
+        others = other_sessions(layout)
+    except psycopg.Error:
+        others = 0  # not answering: nobody can be using it
+    if others:
+        print(
+            f"embedded PostgreSQL left running: {others} other session(s) use it (`make db-stop` stops it)",
+            file=sys.stderr,
+        )
+        return False
+    return stop(layout)
+
+
 def create_database(env: dict[str, str], name: str) -> None:
     """CREATE DATABASE name unless it exists."""
     import psycopg  # only the command line and `make sync` need it

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if started:
-            embedded_db.stop()
+            embedded_db.release()
 
 
 if __name__ == "__main__":

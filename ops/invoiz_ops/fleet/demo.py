@@ -118,7 +118,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     drop_database(pg_env, db)
             shutil.rmtree(folder, ignore_errors=True)
         if started and not args.keep:
-            embedded_db.stop()
+            embedded_db.release()
 
 
 def main(argv: list[str] | None = None) -> int:
