@@ -10,7 +10,9 @@ in this order: the first needs the deploy fresh, the others only a working fleet
   the daemon's code server, which fails the run as soon as that process is gone) and a run of `invoiz_ops.fleet.cycle`
   that no launcher knows (dagster-daemon's run monitoring fails it at its maximum runtime); their pool slots are freed
   and the next cycle loads every account's change and builds the marts, without a person. That cycle, started
-  outside the daemon's run queue while a dead run still holds a slot, waits for it without spinning a core.
+  outside the daemon's run queue while a dead run still holds its slots, waits for them without spinning a core.
+- One step per account, no reload: an account added to accounts/fleet.yml is loaded by the next run the daemon
+  launches (its pool created by the run's first step, before any claim of the run), one removed is left alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from invoiz_ops import accounts as fleet_accounts
 from invoiz_ops.fleet.deploy import DAGSTER_VENV, DEFINITIONS, Fleet, credentials_env
 from invoiz_ops.pipeline import connect, drop_database, project_copy
 from invoiz_sandbox import FleetSandbox
@@ -30,6 +33,7 @@ from invoiz_sandbox import FleetSandbox
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NAMES = ["acme", "bolt", "cora"]
+JOINING = "dora"  # an installation the fleet does not declare until the last test
 INVOICES = 20
 
 
@@ -40,7 +44,7 @@ def deployed(pg_env, tmp_path_factory):
         pytest.fail("the Dagster virtualenv is missing: run `make dagster` (make test does)")
     folder = tmp_path_factory.mktemp("recovery")
     suffix = uuid.uuid4().hex[:10]
-    with FleetSandbox(installations=len(NAMES), seed=7, invoices=INVOICES, today="2026-11-01") as sandbox:
+    with FleetSandbox(installations=len(NAMES) + 1, seed=7, invoices=INVOICES, today="2026-11-01") as sandbox:
         fleet = Fleet(
             project=project_copy(folder, fleet=NAMES),
             pg_env=pg_env,
@@ -54,7 +58,7 @@ def deployed(pg_env, tmp_path_factory):
             extra_env={
                 "TAP_INVOIZ_API_URL": sandbox.api_url,
                 "TAP_INVOIZ_APP_URL": sandbox.app_url,
-                **credentials_env(sandbox, NAMES, sandbox.installation_ids),
+                **credentials_env(sandbox, [*NAMES, JOINING], sandbox.installation_ids),
             },
         )
         try:
@@ -175,7 +179,7 @@ def test_two_cycles_started_together_on_a_fresh_deploy_both_finish(deployed, tmp
     fleet, _ = deployed
     with connect(fleet.pg_env, fleet.dagster_db) as conn:  # deploy created every pool before any run
         pools = {r[0] for r in conn.execute("SELECT concurrency_key FROM concurrency_limits")}
-    assert pools == {"invoiz-schema", "invoiz-marts", *(f"invoiz-account-{n}" for n in NAMES)}
+    assert pools == {"invoiz-marts", *(f"invoiz-account-{n}" for n in NAMES)}
     with connect(fleet.pg_env, fleet.warehouse) as conn:  # and the raw tables, before any load
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'raw_invoiz'")}
     assert {"invoices", "contacts", "sync_status"} <= tables
@@ -265,30 +269,34 @@ def test_after_kill_9_of_a_cycle_the_next_cycle_loads_every_account_without_a_pe
         assert run_events(fleet, launched, "%was terminated by signal 9%")  # by its code server, not by a person
 
         # 2. A run no launcher knows (`invoiz_ops.fleet.cycle`, as a lost node leaves it: nobody is left to notice),
-        # killed once its first step holds a pool slot: run monitoring fails it at its maximum runtime.
-        limit = 30
+        # killed once its loads hold their pool slots: run monitoring fails it at its maximum runtime.
+        limit = 45
+        set_latency(sandbox, 1000)
         before = {run_id for run_id, _ in fleet.runs()}
         started = time.monotonic()
         orphan = fleet.start(fleet.cycle_command(tags={"dagster/max_runtime": str(limit)}), tmp_path / "cycle-1.log")
         orphan_run = wait_for(lambda: new_run(fleet, before), 300, "the orphaned run")
-        wait_for(lambda: held_slots(fleet, orphan_run), 300, "the orphaned run's schema step to hold its pool slot")
+        wait_for(
+            lambda: held_slots(fleet, orphan_run) == len(NAMES), 300, "the orphaned run's loads to hold their slots"
+        )
         kill_tree(orphan.pid)
         orphan.wait(timeout=30)
+        set_latency(sandbox, 0)
         if time.monotonic() - started < limit - 5:  # (on a very busy machine the limit can pass before the kill)
             assert dict(fleet.runs())[orphan_run] == "STARTED"  # nobody told Dagster
-            assert held_slots(fleet, orphan_run) >= 1  # the dead run holds a pool slot
+            assert held_slots(fleet, orphan_run) == len(NAMES)  # the dead run holds every account's slot
 
         # 3. The next cycle, started right away (outside the daemon's run queue, which would hold it back): it waits
-        # for the dead run's slot without spinning a core (invoiz_ops.fleet.pool_wait), then loads every account's
+        # for the dead run's slots without spinning a core (invoiz_ops.fleet.pool_wait), then loads every account's
         # change and builds the marts.
         before = {run_id for run_id, _ in fleet.runs()}
         log = tmp_path / "cycle-2.log"
         cycle = fleet.start(fleet.cycle_command(), log)
         following = wait_for(lambda: new_run(fleet, before), 300, "the next cycle's run")
         wait_for(
-            lambda: run_events(fleet, following, "%Step blocked by limit for pool invoiz-schema%"),
+            lambda: run_events(fleet, following, "%Step blocked by limit for pool invoiz-account-%"),
             300,
-            "the next cycle to wait for the dead run's schema slot",
+            "the next cycle to wait for the dead run's slots",
         )
         cpu_before, waiting_since = cpu_seconds(cycle.pid), time.monotonic()
         time.sleep(3)
@@ -307,5 +315,34 @@ def test_after_kill_9_of_a_cycle_the_next_cycle_loads_every_account_without_a_pe
         wait_for(lambda: held_slots(fleet) == 0, 30, "every pool slot to be free")
     finally:
         set_latency(sandbox, 0)
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+
+
+def test_an_account_added_or_removed_is_loaded_or_left_by_the_next_run_without_a_reload(deployed, tmp_path):
+    """One step per account: the steps come from the code location, which the run's own process loads again — an
+    account added to accounts/fleet.yml gets its step (and its pool, created by the run's first step before any
+    claim) in the next run the daemon launches, one removed gets none; no reload, no restart, no deploy."""
+    fleet, sandbox = deployed
+    daemon = fleet.start(fleet.daemon_command(), tmp_path / "daemon.log")
+    try:
+        rows_before = live_rows(fleet)
+        declared = [name for name in NAMES if name != "bolt"] + [JOINING]
+        (fleet.project / "accounts" / "fleet.yml").write_text(
+            "accounts:\n" + "".join(f"- name: {n}\n" for n in declared)
+        )
+        fleet_accounts.generate(fleet.project)
+        before = {run_id for run_id, _ in fleet.runs()}
+        dagster = str(DAGSTER_VENV / "bin" / "dagster")
+        fleet._run([dagster, "job", "launch", "-f", str(DEFINITIONS), "-j", "fleet_cycle"], cwd=fleet.dagster_home)
+        launched = wait_for(lambda: new_run(fleet, before), 60, "the launched run")
+        wait_for(lambda: dict(fleet.runs())[launched] in ("SUCCESS", "FAILURE"), 600, "the launched run to finish")
+        assert dict(fleet.runs())[launched] == "SUCCESS", (tmp_path / "daemon.log").read_text()[-3000:]
+        steps = fleet.run_steps(launched)
+        assert set(steps) == {"warehouse_schema", *(f"load_{n}" for n in declared), "marts"}
+        assert set(steps.values()) == {"STEP_SUCCESS"}
+        assert live_rows(fleet) == {**rows_before, JOINING: INVOICES}  # bolt's rows stay; nothing else changed
+        assert marts_accounts(fleet) == len(NAMES) + 1
+    finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)

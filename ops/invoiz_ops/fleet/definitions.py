@@ -79,13 +79,14 @@ FRESHNESS = FreshnessPolicy.time_window(
     name="warehouse_schema",
     description="Creates or alters the raw tables for the tap's current schemas once, before the parallel loads "
     "(target-postgres' CREATE/ALTER TABLE is not safe in parallel); cheap when nothing changed. Also creates the "
-    "pools of accounts added since the last cycle, before any load claims them.",
+    "pools of accounts added since the last cycle, before any load claims them. One at a time through PostgreSQL "
+    "advisory locks, not a pool: the run's first pool claim must come after the pools exist (pools.py).",
     out={"done": Out(Nothing, description="the warehouse has every table and column: the loads may start")},
-    pool=pools.SCHEMA_POOL,
     tags={"invoiz/fleet": "schema"},
 )
 def warehouse_schema(context: OpExecutionContext):
-    created = pools.ensure_pools(context.instance, _POOLS)
+    job_pools = sorted(set().union(*(node.definition.pools for node in context.job_def.nodes)))
+    created = pools.ensure_pools(context.instance, job_pools)
     if created:
         context.log.info(f"created {len(created)} pools: {', '.join(created[:10])}")
     try:
@@ -107,9 +108,6 @@ def warehouse_schema(context: OpExecutionContext):
             "cpu_seconds": outcome.cpu_seconds,
         },
     )
-
-
-_POOLS: list[str] = []  # every pool of the loaded definitions (set by build_definitions)
 
 
 MARTS_KEY = AssetKey(["invoiz", "marts"])
@@ -244,7 +242,6 @@ def build_definitions(project: Path) -> Definitions:
     else:
         load_ops = [load_steps.load_op(a) for a in accounts]
     marts = _marts_op()
-    _POOLS[:] = pools.fleet_pools(accounts, SHARDS)
 
     def backfill_config(config: dict) -> dict:
         """The cycle's one setting, `full_refresh_accounts`, as the config of the steps that load those accounts."""

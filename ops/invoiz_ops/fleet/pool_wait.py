@@ -6,9 +6,9 @@ that another run holds (a cycle still loading, or a killed run until run monitor
 the next steps again at once: one core at 100 % for as long as the wait lasts (183 CPU-s in one 3-minute wait of a
 fleet audit; 2.97 CPU-s in 3 s in tests/fleet/test_fleet_recovery.py without this module). Dagster knows when it
 will next ask for the slot (``InstanceConcurrencyContext``'s back-off, up to 15 s between database checks), but this
-loop never sleeps until then. Runs the daemon launches (the schedule) do not get there: its run queue holds a run
-back while its first steps' pools are full (``block_op_concurrency_limited_runs``, on by default). Runs started
-outside the queue do: ``python -m invoiz_ops.fleet.deploy cycle``, ``invoiz_ops.fleet.cycle``, ``dagster job execute``.
+loop never sleeps until then. Every cycle gets there, the daemon's too: its run queue holds a run back only while
+the pools of the run's first steps are full (``block_op_concurrency_limited_runs``), and a cycle's first step (the
+schema step) claims no pool (pools.py says why).
 
 :func:`install` wraps ``ActiveExecution.get_steps_to_execute``: when it finds no step to start, none is running and
 one waits for a slot, it sleeps until that slot's next check, at most :data:`MAX_WAIT` so that a termination

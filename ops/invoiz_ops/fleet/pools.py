@@ -1,10 +1,15 @@
-"""The fleet's Dagster pools (one load per account, shard, schema step or marts at a time), created before any claim.
+"""The fleet's Dagster pools (one load per account or shard, and one marts build, at a time), created before any claim.
 
-Dagster creates a pool the first time a step claims it; two runs claiming a new pool at once (a fresh deploy, an
-account just added) can fail one whole run with ``UniqueViolation … concurrency_limits_concurrency_key_key``. So the
-pools exist first: ``invoiz_ops.fleet.deploy deploy`` creates every pool of the fleet (this module, run in the
-Dagster virtualenv), and each cycle's first step (``warehouse_schema``, itself one at a time) creates the pools of
-accounts added since. A pool created here follows the instance's default limit (``concurrency.pools.default_limit``).
+Dagster 1.13 creates a pool itself when a step claims one it does not know, and that creation fails a whole run on
+PostgreSQL when the pool appears meanwhile: its insert collides (``UniqueViolation …
+concurrency_limits_concurrency_key_key``) and its fallback runs in the aborted transaction. Two ways to get there:
+two runs claiming a new pool at once (a fresh deploy, an account just added), and a run that read the instance's
+pools at its first claim, before another step created the pool it claims next — a run reads them once, at its first
+claim. So the pools exist first: ``invoiz_ops.fleet.deploy deploy`` creates every pool of the fleet (this module, run
+in the Dagster virtualenv), and each cycle's first step (``warehouse_schema``) creates the pools of its job (accounts
+added since, one step per account) before any claim of its run: that step claims no pool itself. Creation holds an
+advisory lock, so that two processes never create the same pool at once. A pool created here follows the instance's
+default limit (``concurrency.pools.default_limit``).
 
     python -m invoiz_ops.fleet.pools     # DAGSTER_HOME, INVOIZ_FLEET_PROJECT and INVOIZ_FLEET_SHARDS from the environment
 """
@@ -15,9 +20,8 @@ import os
 import sys
 
 from invoiz_ops import accounts as fleet_accounts
-from invoiz_ops.fleet import runner
+from invoiz_ops.fleet import runner, warehouse
 
-SCHEMA_POOL = "invoiz-schema"
 MARTS_POOL = "invoiz-marts"
 
 
@@ -40,18 +44,21 @@ def fleet_pools(accounts: list, shards: int) -> list[str]:
         loads = [shard_pool(shard_label(k, shards)) for k in range(1, shards + 1)]
     else:
         loads = [account_pool(a.name) for a in accounts]
-    return [SCHEMA_POOL, *loads, MARTS_POOL]
+    return [*loads, MARTS_POOL]
 
 
 def ensure_pools(instance, keys: list[str]) -> list[str]:
-    """Create the pools among ``keys`` that do not exist yet, one after another; returns the created ones."""
+    """Create the pools among ``keys`` that do not exist yet, one process at a time; returns the created ones."""
     storage = instance.event_log_storage
-    existing = storage.get_concurrency_keys()
-    created = []
-    for key in keys:
-        if key not in existing:
-            storage.initialize_concurrency_limit_to_default(key)
-            created.append(key)
+    if set(keys) <= storage.get_concurrency_keys():
+        return []
+    with warehouse.advisory_lock(warehouse.POOLS_LOCK_KEY):
+        existing = storage.get_concurrency_keys()  # again: another process may have created some while we waited
+        created = []
+        for key in keys:
+            if key not in existing:
+                storage.initialize_concurrency_limit_to_default(key)
+                created.append(key)
     return created
 
 

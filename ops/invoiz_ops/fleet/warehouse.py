@@ -30,6 +30,8 @@ COUNTED_TABLES = ("invoices", "contacts")
 MARKER_TABLE = "invoiz_fleet_schema"
 # pg_advisory_lock key of the schema step: at most one process creates or alters the warehouse tables at a time.
 SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"invoiz fleet warehouse schema").digest()[:8], "big", signed=True)
+# pg_advisory_lock key of pool creation: at most one process creates the fleet's Dagster pools at a time.
+POOLS_LOCK_KEY = int.from_bytes(hashlib.sha256(b"invoiz fleet dagster pools").digest()[:8], "big", signed=True)
 
 
 def _pg_kwargs(env: dict[str, str], database: str | None = None) -> dict:
@@ -146,6 +148,20 @@ def describe_commit(env: dict[str, str], accounts: list[str], state_id: str, sec
 # -- marts and row checks ---------------------------------------------------------------------------------------
 def connect():
     return _driver.connect(connect_timeout=10)  # PG* from the environment (libpq)
+
+
+@contextlib.contextmanager
+def advisory_lock(key: int) -> Iterator[None]:
+    """Holds a PostgreSQL advisory lock of the warehouse (PG* from the environment) while the block runs; a process
+    that dies releases it with its connection."""
+    conn = connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+    finally:
+        conn.close()
 
 
 def raw_watermark(conn) -> str:
