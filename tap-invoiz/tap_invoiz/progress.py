@@ -64,8 +64,10 @@ class StreamProgress:
         self.count = count
         if self.pages == 1:
             self.stride = rows
-            if count is not None and self.scan == 1:
-                pages = math.ceil(count / rows) if rows else 1
+            pages = math.ceil(count / rows) if count is not None and rows else 1
+            # a listing of one page ends at once: its summary line says the same (a fleet shard writes one per
+            # account and stream, and Meltano re-logs every line)
+            if count is not None and self.scan == 1 and pages > 1:
                 self.logger.info(
                     "%s: listing %s rows in %s of %s, %s",
                     self.name,
