@@ -5,7 +5,8 @@ Cycle 1 loads every account and both workers run steps. In cycle 2 (one invoice 
 killed (kill -9 of its whole process tree) while it runs a load: its step goes back to the queue and worker A runs it;
 the cycle ends with every account's change loaded, no row lost or duplicated. Cycle 3, on worker A alone: one
 account's secret was rotated in invoiz, so its load fails, once, as a red step naming the account and the setting;
-the other accounts and the marts complete.
+the other accounts and the marts complete; an account added to worker A's project since its earlier steps is loaded
+by worker A without a restart (each step imports the code location afresh).
 The installed software (virtualenvs) is shared read-only, as one image on several machines would be.
 """
 
@@ -20,6 +21,7 @@ import uuid
 
 import pytest
 
+from invoiz_ops import accounts as fleet_accounts
 from invoiz_ops.fleet.deploy import DAGSTER_VENV, Fleet, credentials_env
 from invoiz_ops.pipeline import connect, drop_database, project_copy
 from invoiz_sandbox import FleetSandbox
@@ -27,6 +29,7 @@ from invoiz_sandbox import FleetSandbox
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NAMES = ["acme", "bolt", "cora", "dora"]
+JOINING = "emil"  # declared before cycle 3 only
 INVOICES = 30
 STEP_TIMEOUT = 120  # a bound on one `meltano run`, far above the few seconds a load of 30 invoices takes
 # a killed worker's step is handed on after this (plus one sweep of at most 9 s): the operator's setting, longer than
@@ -92,8 +95,8 @@ def two_workers(pg_env, tmp_path_factory):
         pytest.fail("the Dagster virtualenv lacks Celery: run `make dagster` (make test does)")
     folder = tmp_path_factory.mktemp("workers")
     suffix = uuid.uuid4().hex[:10]
-    with FleetSandbox(installations=len(NAMES), seed=9, invoices=INVOICES, today="2026-11-01") as sandbox:
-        credentials = credentials_env(sandbox, NAMES, sandbox.installation_ids)
+    with FleetSandbox(installations=len(NAMES) + 1, seed=9, invoices=INVOICES, today="2026-11-01") as sandbox:
+        credentials = credentials_env(sandbox, [*NAMES, JOINING], sandbox.installation_ids)
         fleets = {}
         for name in ("a", "b"):
             fleets[name] = Fleet(
@@ -177,15 +180,22 @@ def test_two_workers_share_a_cycle_and_a_killed_worker_loses_nothing(two_workers
     assert all(after[n][1] == paid_before[n][1] + 1 for n in NAMES), (paid_before, after)
     assert duplicates(a) == 0
 
-    # cycle 3, worker a alone: one account's secret was rotated in invoiz and not in the fleet
+    # cycle 3, worker a alone: one account's secret was rotated in invoiz and not in the fleet, and one account joined
+    # (worker a, which ran steps of the first two cycles, runs on without a restart)
     victim = NAMES[-1]
-    sandbox.installation(sandbox.installation_ids[-1]).set_credentials(api_key_secret="rotated-in-invoiz")
+    sandbox.installation(sandbox.installation_ids[NAMES.index(victim)]).set_credentials(
+        api_key_secret="rotated-in-invoiz"
+    )
+    (a.project / "accounts" / "fleet.yml").write_text(
+        "accounts:\n" + "".join(f"- name: {n}\n" for n in [*NAMES, JOINING])
+    )
+    fleet_accounts.generate(a.project)
     third = a.cycle(timeout=1200)
     (run_id, status), steps = a.runs()[-1], a.last_run_steps()[1]
     assert status == "FAILURE", third.stdout[-3000:]
     assert steps == {
         "warehouse_schema": "STEP_SUCCESS",
-        **{f"load_{n}": ("STEP_FAILURE" if n == victim else "STEP_SUCCESS") for n in NAMES},
+        **{f"load_{n}": ("STEP_FAILURE" if n == victim else "STEP_SUCCESS") for n in [*NAMES, JOINING]},
         "marts": "STEP_SUCCESS",
     }
     failure = a.step_failure(run_id, f"load_{victim}")
@@ -195,8 +205,9 @@ def test_two_workers_share_a_cycle_and_a_killed_worker_loses_nothing(two_workers
     assert "rotated-in-invoiz" not in str(failure)
     ran_on = workers_of_run(a)
     assert set(ran_on.values()) == {"a"} and victim not in ran_on
-    assert all(meta.get("records") == 0 for key, meta in a.materializations() if key != "marts")
+    assert all(meta.get("records") == 0 for key, meta in a.materializations() if key not in ("marts", JOINING))
     # a step that ended in failure is not handed out again: its account's Meltano ran once in this cycle
     step_log = (a.work_dir / f"account-{victim}" / "last-run.log").read_text()
     assert step_log.count("Running job with name") == 1
-    assert live_rows(a) == after and duplicates(a) == 0  # the failed account's rows are untouched
+    assert live_rows(a) == {**after, JOINING: (INVOICES, live_rows(a)[JOINING][1])} and duplicates(a) == 0
+    # (the failed account's rows are untouched; the joined account's are all there)

@@ -74,6 +74,9 @@ def celery_settings(timeout: int | None = None) -> dict:
         "task_acks_late": True,  # acknowledged when the step has ended: a dead worker's step goes to another one
         "task_reject_on_worker_lost": True,  # the same when only a worker's pool process dies
         "worker_prefetch_multiplier": 1,  # a worker holds no more steps than it runs
+        # each step in a new pool process, which imports the code location as it is now: a pool process keeps the
+        # module it imported once, so with one step per account an account added since would have no step on it
+        "worker_max_tasks_per_child": 1,
         "task_track_started": True,
         "result_expires": 24 * 3600,
         "broker_transport_options": {
