@@ -12,7 +12,8 @@ in this order: the first needs the deploy fresh, the others only a working fleet
   and the next cycle loads every account's change and builds the marts, without a person. That cycle, started
   outside the daemon's run queue while a dead run still holds its slots, waits for them without spinning a core.
 - One step per account, no reload: an account added to accounts/fleet.yml is loaded by the next run the daemon
-  launches (its pool created by the run's first step, before any claim of the run), one removed is left alone.
+  launches (its pool created by the run's first step, before any claim of the run), one removed is left alone, and
+  a backfill of the added account is a run of the cycle like any other.
 """
 
 from __future__ import annotations
@@ -343,6 +344,23 @@ def test_an_account_added_or_removed_is_loaded_or_left_by_the_next_run_without_a
         assert set(steps.values()) == {"STEP_SUCCESS"}
         assert live_rows(fleet) == {**rows_before, JOINING: INVOICES}  # bolt's rows stay; nothing else changed
         assert marts_accounts(fleet) == len(NAMES) + 1
+
+        # a backfill of the account that joined, through the same daemon: `full_refresh_accounts` is read from the
+        # run's config, so the steps need no config the code server's copy lacks
+        config = tmp_path / "backfill.yaml"
+        config.write_text(f"full_refresh_accounts: [{JOINING}]\n")
+        before = {run_id for run_id, _ in fleet.runs()}
+        fleet._run(
+            [dagster, "job", "launch", "-f", str(DEFINITIONS), "-j", "fleet_cycle", "-c", str(config)],
+            cwd=fleet.dagster_home,
+        )
+        backfill = wait_for(lambda: new_run(fleet, before), 60, "the backfill run")
+        wait_for(lambda: dict(fleet.runs())[backfill] in ("SUCCESS", "FAILURE"), 600, "the backfill to finish")
+        assert dict(fleet.runs())[backfill] == "SUCCESS", (tmp_path / "daemon.log").read_text()[-3000:]
+        materialized = dict(fleet.materializations())
+        assert materialized[JOINING]["full_refresh"] is True and materialized[JOINING]["records"] > INVOICES
+        assert materialized["acme"]["full_refresh"] is False and materialized["acme"]["records"] == 0
+        assert live_rows(fleet) == {**rows_before, JOINING: INVOICES}
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)

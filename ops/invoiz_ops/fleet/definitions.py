@@ -244,29 +244,14 @@ def build_definitions(project: Path) -> Definitions:
     marts = _marts_op()
 
     def backfill_config(config: dict) -> dict:
-        """The cycle's one setting, `full_refresh_accounts`, as the config of the steps that load those accounts."""
-        chosen = list(dict.fromkeys(config["full_refresh_accounts"]))
-        if not chosen:
-            return {}
-        now = (
-            load_steps.current_accounts() if SHARDS > 0 else accounts
-        )  # one step per account: the steps of the loaded code
-        known = {a.name for a in now}
-        shard_label = {
-            a.name: f"load_shard_{fleet_accounts.shard_of(a, SHARDS)}_of_{SHARDS}" for a in now if SHARDS > 0
-        }
-        unknown = [name for name in chosen if name not in known]
+        """Checks the cycle's one setting, `full_refresh_accounts`, against the accounts declared now. The load steps
+        read it from the run's config (load_steps.full_refresh_accounts), not from a config of their own: a step's
+        config is checked against the steps of the code location's loaded copy, which lacks an account added since."""
+        known = {a.name for a in load_steps.current_accounts()}
+        unknown = [name for name in dict.fromkeys(config["full_refresh_accounts"]) if name not in known]
         if unknown:
-            raise ValueError(
-                f"full_refresh_accounts: no such account(s) {', '.join(unknown)}"
-                + ("" if SHARDS > 0 else " (one step per account: a new account needs a code-location reload)")
-            )
-        if SHARDS > 0:
-            by_step: dict[str, list[str]] = {}
-            for name in chosen:
-                by_step.setdefault(shard_label[name], []).append(name)
-            return {"ops": {step: {"config": {"full_refresh_accounts": names}} for step, names in by_step.items()}}
-        return {"ops": {load_steps.op_name(name): {"config": {"full_refresh": True}} for name in chosen}}
+            raise ValueError(f"full_refresh_accounts: no such account(s) {', '.join(unknown)}")
+        return {}
 
     @job(
         name="fleet_cycle",

@@ -15,7 +15,6 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     Failure,
-    Field,
     In,
     MetadataValue,
     Nothing,
@@ -64,6 +63,11 @@ def failure_metadata(result: runner.RunResult, commit_metadata: dict) -> dict:
     }
 
 
+def full_refresh_accounts(context: OpExecutionContext) -> set[str]:
+    """The accounts this run loads in full: the cycle's setting `full_refresh_accounts` (definitions.py checks it)."""
+    return set(context.run_config.get("full_refresh_accounts") or [])
+
+
 def load_op(account: fleet_accounts.Declared):
     asset_key = AssetKey(["invoiz", account.name])
 
@@ -74,12 +78,9 @@ def load_op(account: fleet_accounts.Declared):
         out={"done": Out(Nothing, description="the load has ended (successfully or not): the marts may run")},
         pool=pools.account_pool(account.name),
         tags={"invoiz/account": account.account},
-        config_schema={
-            "full_refresh": Field(bool, default_value=False, description="backfill: meltano run --full-refresh")
-        },
     )
     def load(context: OpExecutionContext):
-        full_refresh = ["--full-refresh"] if context.op_config["full_refresh"] else []
+        full_refresh = ["--full-refresh"] if account.name in full_refresh_accounts(context) else []
         try:
             env = fleet_accounts.step_env(account, dict(os.environ), secrets())
         except (fleet_accounts.AccountsError, OSError) as exc:  # e.g. a secrets file others can read
@@ -138,11 +139,6 @@ def shard_op(index: int, count: int):
         out={"done": Out(Nothing, description="the shard's loads have ended (successfully or not)")},
         pool=pools.shard_pool(label),
         tags={"invoiz/shard": label},
-        config_schema={
-            "full_refresh_accounts": Field(
-                [str], default_value=[], description="backfill: accounts of this shard to load in full"
-            )
-        },
     )
     def load(context: OpExecutionContext):
         shard = [a for a in current_accounts() if fleet_accounts.shard_of(a, count) == index]
@@ -155,7 +151,7 @@ def shard_op(index: int, count: int):
         except (fleet_accounts.AccountsError, OSError) as exc:
             yield Output(None, "done")
             raise Failure(description=f"{label} not started: {exc}") from None
-        chosen = [a.name for a in shard if a.name in set(context.op_config["full_refresh_accounts"])]
+        chosen = [a.name for a in shard if a.name in full_refresh_accounts(context)]
         if chosen:
             ok, what = backfill.reset_accounts(label, [a.account for a in shard if a.name in chosen], env)
             context.log.info(f"{label}: backfill of {', '.join(chosen)}: {what}")
