@@ -85,6 +85,7 @@ FRESHNESS = FreshnessPolicy.time_window(
     tags={"invoiz/fleet": "schema"},
 )
 def warehouse_schema(context: OpExecutionContext):
+    load_steps.hold_storage_connections(context)
     job_pools = sorted(set().union(*(node.definition.pools for node in context.job_def.nodes)))
     created = pools.ensure_pools(context.instance, job_pools)
     if created:
@@ -153,6 +154,7 @@ def _marts_op():
         pool=pools.MARTS_POOL,
     )
     def marts(context: OpExecutionContext):
+        load_steps.hold_storage_connections(context)
         evaluations = _row_check_evaluations(load_steps.current_accounts())
         for evaluation in evaluations:
             context.log_event(evaluation)
