@@ -1,11 +1,13 @@
-"""The incremental contract of tap-invoiz (tap-invoiz/README.md, "Incremental sync"), each point through the real `meltano run` into PostgreSQL.
+"""The incremental contract of tap-invoiz (tap-invoiz/README.md, "Incremental sync"), each point through tap-invoiz
+and target-postgres into PostgreSQL.
 
 Every test drives the sandbox like a user would drive invoiz (pay an old invoice, delete a draft, change an e-mail)
 and asserts what lands in PostgreSQL, comparing with the sandbox's own truth. The tests are one chain over one sandbox
 and database (fixture ``synced``): each starts where the previous one left, with everything synced, makes its change
 and syncs it, so only the first run of the chain starts from an empty database (each test paid one otherwise). The
-full refresh, after which the raw table keeps rows invoiz no longer has, comes last; the killed run has a database of
-its own.
+full refresh, after which the raw table keeps rows invoiz no longer has, comes last. The chain runs the plugins
+without Meltano (e2e_helpers.direct_el: Meltano's configs, catalog and state hand-over, without its start-up); the
+killed run, which needs Meltano's `--force` after the crash, has a database of its own and the real `meltano run`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import subprocess
 import time
 
 import pytest
-from e2e_helpers import emitted, scratch_pipeline  # emitted: records per stream, from the target's metrics
+from e2e_helpers import direct_el, emitted, scratch_pipeline  # emitted: records per stream, from the target's metrics
 
 from invoiz_ops.pipeline import PROJECT_ROOT, meltano_command
 from invoiz_sandbox import Sandbox
@@ -58,7 +60,7 @@ def synced(pg_env, tmp_path_factory):
     leaves everything it changed synced and its settings as it found them (the chain's tests run on one xdist worker,
     in this order: tests/conftest.py)."""
     with Sandbox(**DEFAULTS) as sandbox, scratch_pipeline(pg_env, sandbox, tmp_path_factory.mktemp("chain")) as pipe:
-        yield pipe, sandbox, pipe.run(*EL)
+        yield pipe, sandbox, direct_el(pipe)
 
 
 def test_first_run_loads_everything_and_a_rerun_without_change_emits_nothing(synced):
@@ -70,7 +72,7 @@ def test_first_run_loads_everything_and_a_rerun_without_change_emits_nothing(syn
     received_before = pipeline.scalar("select max(_sdc_received_at) from raw_invoiz.invoices")
 
     invoiz_sandbox.reset_counters()
-    second = pipeline.run(*EL)
+    second = direct_el(pipeline)
     assert emitted(second).get("invoices", 0) == 0
     assert emitted(second).get("contacts", 0) == 0
     assert invoiz_sandbox.requests["invoice_detail"] == 0
@@ -89,7 +91,7 @@ def test_changes_to_old_invoices_and_contacts_arrive_with_the_next_run(synced):
     invoiz_sandbox.pay(oldest_open["id"])
     invoiz_sandbox.cancel(to_cancel["id"])
     invoiz_sandbox.set_contact_email(contact_id, "Neue.Adresse@Beispiel.de")
-    result = pipeline.run(*EL)
+    result = direct_el(pipeline)
 
     counts = emitted(result)
     assert counts.get("invoices") == 2
@@ -111,7 +113,7 @@ def test_new_and_back_dated_invoices_arrive_with_the_next_run(synced):
     customer_id = next(iter(invoiz_sandbox.contact_ids()))
     new_id = invoiz_sandbox.create_invoice(customer_id=customer_id)
     backdated_id = invoiz_sandbox.create_invoice(customer_id=customer_id, date="2019-03-14")
-    result = pipeline.run(*EL)
+    result = direct_el(pipeline)
     assert emitted(result).get("invoices") == 2
     rows = dict(
         pipeline.query("select id, date::text from raw_invoiz.invoices where id = any(%s)", ([new_id, backdated_id],))
@@ -128,12 +130,12 @@ def test_deleted_draft_and_deleted_contact_are_marked_deleted_and_nothing_else(s
     contact_id = max(invoiz_sandbox.contact_ids())
     invoiz_sandbox.delete_invoice(draft)
     invoiz_sandbox.delete_contact(contact_id)
-    pipeline.run(*EL)
+    direct_el(pipeline)
     assert deleted_ids(pipeline, "invoices") == invoices_before | {draft}
     assert deleted_ids(pipeline, "contacts") == contacts_before | {contact_id}
     assert_tables_match_sandbox(pipeline, invoiz_sandbox)
     # and the next incremental run changes nothing: no row is resurrected or newly deleted
-    pipeline.run(*EL)
+    direct_el(pipeline)
     assert deleted_ids(pipeline, "invoices") == invoices_before | {draft}
     assert_tables_match_sandbox(pipeline, invoiz_sandbox)
 
@@ -142,11 +144,7 @@ def test_changing_credentials_or_page_size_keeps_state_and_data(synced):
     pipeline, _, _ = synced
     rows_before = pipeline.scalar("select count(*) from raw_invoiz.invoices")
     deleted_before = deleted_ids(pipeline, "invoices")
-    pipeline.extra_env["TAP_INVOIZ_PAGE_SIZE"] = "7"
-    try:
-        result = pipeline.run(*EL)
-    finally:
-        del pipeline.extra_env["TAP_INVOIZ_PAGE_SIZE"]
+    result = direct_el(pipeline, page_size=7)
     assert emitted(result).get("invoices", 0) == 0
     assert pipeline.scalar("select count(*) from raw_invoiz.invoices") == rows_before
     assert deleted_ids(pipeline, "invoices") == deleted_before
@@ -159,7 +157,7 @@ def test_changing_credentials_keeps_state_and_data(synced):
     invoiz_sandbox.set_credentials(api_key="rotated-key", api_key_secret="rotated-secret")
     invoiz_sandbox.expire_tokens()
     pipeline.credentials = {**pipeline.credentials, "api_key": "rotated-key", "api_key_secret": "rotated-secret"}
-    result = pipeline.run(*EL)
+    result = direct_el(pipeline)
     assert emitted(result).get("invoices", 0) == 0
     assert pipeline.scalar("select count(*) from raw_invoiz.invoices") == rows_before
     assert deleted_ids(pipeline, "invoices") == deleted_before
@@ -171,7 +169,8 @@ def test_full_refresh_resends_everything_and_marks_what_vanished(synced):
     tombstoned_before = deleted_ids(pipeline, "invoices")  # rows earlier incremental runs marked deleted
     draft = next(i for i in invoiz_sandbox.invoice_ids() if invoiz_sandbox.invoice(i)["state"] == "draft")
     invoiz_sandbox.delete_invoice(draft)
-    result = pipeline.run(*EL, "dbt-postgres:build", full_refresh=True)
+    result = direct_el(pipeline, full_refresh=True)
+    pipeline.run("dbt-postgres:build")
     assert emitted(result).get("invoices") == len(list(invoiz_sandbox.invoice_ids()))
     # no ACTIVATE_VERSION (it would act on every account's rows): the draft was not sent again, and staging marks the
     # account's rows extracted before the full refresh started as deleted
@@ -186,7 +185,7 @@ def test_full_refresh_resends_everything_and_marks_what_vanished(synced):
     assert staged_live == set(invoiz_sandbox.invoice_ids())
     assert live_ids(pipeline, "invoices") - {draft} == set(invoiz_sandbox.invoice_ids())
     # a full refresh leaves state behind: the next normal run is incremental again
-    assert emitted(pipeline.run(*EL)).get("invoices", 0) == 0
+    assert emitted(direct_el(pipeline)).get("invoices", 0) == 0
 
 
 def test_a_run_killed_midway_then_a_normal_run_loses_and_duplicates_nothing(pipeline, invoiz_sandbox):
