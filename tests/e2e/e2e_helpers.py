@@ -315,15 +315,17 @@ def _resolved(pipe) -> dict[str, object]:
             pipe, extra_env={k: v for k, v in pipe.extra_env.items() if not k.startswith(("TAP_INVOIZ_", "TARGET_"))}
         )
         plain.extra_env.update(VERBOSE_TARGET)  # the METRIC lines emitted() counts
+        resolved: dict[str, object] = {}  # kept only once complete: a failed dump raises again in the next test
         for plugin in PLUGIN_EXECUTABLES:
-            _RESOLVED[plugin] = json.loads(plain.meltano("invoke", "--dump=config", plugin).stdout)
-        _RESOLVED["catalog"] = json.loads(plain.meltano("invoke", "--dump=catalog", "tap-invoiz").stdout)
+            resolved[plugin] = json.loads(plain.meltano("invoke", "--dump=config", plugin).stdout)
+        resolved["catalog"] = json.loads(plain.meltano("invoke", "--dump=catalog", "tap-invoiz").stdout)
         declared = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())["plugins"]
-        _RESOLVED["env"] = {
+        resolved["env"] = {
             plugin["name"]: {s["env"]: s["name"] for s in plugin.get("settings", []) if "env" in s}
             for kind in declared.values()
             for plugin in kind
         }
+        _RESOLVED.update(resolved)
     return _RESOLVED
 
 
