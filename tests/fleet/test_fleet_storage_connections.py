@@ -15,6 +15,8 @@ import pytest
 from invoiz_ops.fleet.deploy import DAGSTER_VENV
 from invoiz_ops.pipeline import connect, drop_database, recreate_database
 
+pytestmark = pytest.mark.slow  # three Dagster runs in their own processes (about 15 s)
+
 EVENTS = 60
 
 # one op that (optionally) holds the connections as the fleet's steps do, then records EVENTS materializations
