@@ -113,8 +113,8 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def include_files(project: Path, meltano: dict | None = None) -> list[Path]:
-    meltano = read_yaml(project / "meltano.yml") if meltano is None else meltano
+def include_files(project: Path, meltano: dict) -> list[Path]:
+    """The files meltano.yml's ``include_paths`` name (``meltano``: meltano.yml as read)."""
     files: list[Path] = []
     for pattern in meltano.get("include_paths") or []:
         files += sorted(Path(p) for p in glob.glob(str(project / pattern)))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from invoiz_ops import accounts
 from invoiz_ops.fleet.deploy import DAGSTER_VENV
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -48,17 +49,7 @@ def test_an_account_added_after_the_code_location_loaded_can_be_backfilled(tmp_p
     (tmp_path / "accounts" / "fleet.yml").write_text("accounts:\n- name: acme\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_INVOIZ", "INVOIZ_FLEET"))}
     env.update(INVOIZ_FLEET_PROJECT=str(tmp_path), INVOIZ_FLEET_SHARDS=str(shards), DAGSTER_HOME=str(tmp_path))
-    subprocess.run(
-        [
-            str(DAGSTER_VENV / "bin" / "python"),
-            "-c",
-            "from invoiz_ops import accounts; import sys; accounts.generate(__import__('pathlib').Path(sys.argv[1]))",
-            str(tmp_path),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    accounts.generate(tmp_path)
     proc = subprocess.run(
         [str(DAGSTER_VENV / "bin" / "python"), "-c", SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True
     )

@@ -52,7 +52,7 @@ def ensure_pools(instance, keys: list[str]) -> list[str]:
     storage = instance.event_log_storage
     if set(keys) <= storage.get_concurrency_keys():
         return []
-    with warehouse.advisory_lock(warehouse.POOLS_LOCK_KEY):
+    with warehouse.advisory_lock(warehouse.POOLS_LOCK_KEY, dict(os.environ)):
         existing = storage.get_concurrency_keys()  # again: another process may have created some while we waited
         created = []
         for key in keys:

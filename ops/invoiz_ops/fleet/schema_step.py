@@ -102,8 +102,7 @@ def ensure_warehouse_schema(env: dict[str, str]) -> SchemaOutcome:
     digest = fingerprint(messages)
     streams = [m["stream"] for m in messages]
     seconds, cpu = tap.seconds, tap.cpu_seconds
-    with warehouse.connection(warehouse._pg_kwargs(env)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s)", (warehouse.SCHEMA_LOCK_KEY,))  # released when the connection ends
+    with warehouse.advisory_lock(warehouse.SCHEMA_LOCK_KEY, env) as conn, conn.cursor() as cur:
         if _already_applied(cur, digest, streams):
             return SchemaOutcome(False, digest, streams, round(seconds, 1), round(cpu, 2))
         target = runner.meltano(

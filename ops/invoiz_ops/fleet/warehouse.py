@@ -151,17 +151,13 @@ def connect():
 
 
 @contextlib.contextmanager
-def advisory_lock(key: int) -> Iterator[None]:
-    """Holds a PostgreSQL advisory lock of the warehouse (PG* from the environment) while the block runs; a process
-    that dies releases it with its connection."""
-    conn = connect()
-    try:
-        conn.autocommit = True
+def advisory_lock(key: int, env: dict[str, str]) -> Iterator:
+    """A connection to the warehouse (autocommit) that holds a PostgreSQL advisory lock while the block runs; the lock
+    ends with the connection, also when the process dies."""
+    with connection(_pg_kwargs(env)) as conn:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (key,))
-        yield
-    finally:
-        conn.close()
+        yield conn
 
 
 def raw_watermark(conn) -> str:
