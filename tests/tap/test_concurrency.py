@@ -7,6 +7,7 @@ Overlap is measured on the sandbox side (max_in_flight, request_log in arrival o
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 
@@ -17,7 +18,7 @@ from tap_helpers import _ListWriter, _parse, run_tap, sandbox_config
 from invoiz_sandbox.data import SandboxError
 from tap_invoiz import fingerprint as fpmod
 from tap_invoiz.auth import InvoizAuthenticator
-from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY
+from tap_invoiz.paging import DEFAULT_MAX_CONCURRENCY, GIL_SWITCH_INTERVAL
 from tap_invoiz.retry import RetryPacer, ScanCancelled
 from tap_invoiz.tap import TapInvoiz
 
@@ -212,6 +213,19 @@ def test_at_max_concurrency_1_the_next_page_is_requested_while_this_one_is_handl
     messages, _ = _parse("\n".join(writer.lines))
     emitted = [m["record"]["id"] for m in messages if m["type"] == "RECORD" and m["stream"] == "invoices"]
     assert emitted == order
+
+
+@pytest.mark.invoiz_sandbox(invoices=30)
+def test_a_listing_lets_its_page_workers_take_the_gil_within_a_millisecond(invoiz_sandbox):
+    """The page ahead overlaps the rows' work only if its worker gets the GIL back quickly after each socket read
+    (tap_invoiz.paging.GIL_SWITCH_INTERVAL; the effect is measured in docs/BENCHMARKS.md, section 2)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # CPython's default
+    try:
+        run_tap(sandbox_config(invoiz_sandbox, page_size=10, max_concurrency=1), contacts=False)
+        assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL == 0.001
+    finally:
+        sys.setswitchinterval(before)
 
 
 @pytest.mark.invoiz_sandbox(invoices=300, latency_ms=10)
