@@ -41,8 +41,8 @@ DEFAULT_PAGE_SIZE = 500
 #: the loader's CPU, not by latency (docs/BENCHMARKS.md, section 1), and in the 10k grid 4 saved 0–1.5 s per run.
 DEFAULT_MAX_CONCURRENCY = 2
 MAX_CONCURRENCY_LIMIT = 32
-#: How long (seconds) the thread handling rows may keep the GIL while a page worker waits for it (CPython's default is
-#: 5 ms). A worker reads an answer in many small socket reads and needs the GIL after each one; the rows' thread is
+#: How long (seconds) the thread handling rows may keep the GIL while a page worker waits for it, during a listing
+#: (CPython's default is 5 ms). A worker reads an answer in many small socket reads and needs the GIL after each one; the rows' thread is
 #: busy with the previous page the whole time, so at the default each read waited up to 5 ms, the page ahead arrived
 #: only once that page was done, and invoiz's time to send it added to the tap's instead of overlapping it. Measured
 #: (100,000 invoices, max_concurrency 1, no latency, docs/BENCHMARKS.md section 2): 14.6 s at 5 ms, 10.5 s at 1 ms,
@@ -152,8 +152,8 @@ class PageWindow:
     def rows(self) -> Iterable[dict]:
         """Every row of the listing, page after page (each page counted by the SDK's request counter, if given)."""
         paginator = InvoizPaginator(self.page_size, self.counts)
-        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:  # process-wide; the page workers are the tap's threads
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        switch_interval = sys.getswitchinterval()  # process-wide: lowered while this listing runs, then restored
+        sys.setswitchinterval(min(switch_interval, GIL_SWITCH_INTERVAL))
         self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{self.name}-page")
         self.progress.scan_started()
         try:
@@ -176,6 +176,7 @@ class PageWindow:
             self.cancelled.set()  # wakes workers that wait for a retry; they give up (ScanCancelled)
             if self.executor is not None:
                 self.executor.shutdown(wait=False, cancel_futures=True)
+            sys.setswitchinterval(switch_interval)
 
     def _response(self, offset: int) -> requests.Response:
         """The answer for ``offset``: from the window if it was fetched ahead (the window was aligned to ``offset``
