@@ -42,11 +42,11 @@ DEFAULT_PAGE_SIZE = 500
 DEFAULT_MAX_CONCURRENCY = 2
 MAX_CONCURRENCY_LIMIT = 32
 #: How long (seconds) the thread handling rows may keep the GIL while a page worker waits for it, during a listing
-#: (CPython's default is 5 ms). A worker reads an answer in many small socket reads and needs the GIL after each one; the rows' thread is
-#: busy with the previous page the whole time, so at the default each read waited up to 5 ms, the page ahead arrived
-#: only once that page was done, and invoiz's time to send it added to the tap's instead of overlapping it. Measured
-#: (100,000 invoices, max_concurrency 1, no latency, docs/BENCHMARKS.md section 2): 14.6 s at 5 ms, 10.5 s at 1 ms,
-#: the same CPU time.
+#: (CPython's default is 5 ms). A worker reads an answer in many small socket reads and needs the GIL after each one;
+#: the rows' thread is busy with the previous page the whole time, so at the default each read waited up to 5 ms, the
+#: page ahead arrived only once that page was done, and invoiz's time to send it added to the tap's instead of
+#: overlapping it. Measured (100,000 invoices, max_concurrency 1, no latency, docs/BENCHMARKS.md section 2): 14.6 s
+#: at 5 ms, 10.5 s at 1 ms, the same CPU time.
 GIL_SWITCH_INTERVAL = 0.001
 
 
