@@ -152,10 +152,10 @@ class PageWindow:
     def rows(self) -> Iterable[dict]:
         """Every row of the listing, page after page (each page counted by the SDK's request counter, if given)."""
         paginator = InvoizPaginator(self.page_size, self.counts)
-        switch_interval = sys.getswitchinterval()  # process-wide: lowered while this listing runs, then restored
-        sys.setswitchinterval(min(switch_interval, GIL_SWITCH_INTERVAL))
         self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{self.name}-page")
         self.progress.scan_started()
+        switch_interval = sys.getswitchinterval()  # process-wide: lowered while this listing runs, then restored
+        sys.setswitchinterval(min(switch_interval, GIL_SWITCH_INTERVAL))
         try:
             with self.counter or contextlib.nullcontext() as counter:
                 while not paginator.finished:
