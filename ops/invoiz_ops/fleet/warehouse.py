@@ -32,6 +32,9 @@ MARKER_TABLE = "invoiz_fleet_schema"
 SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"invoiz fleet warehouse schema").digest()[:8], "big", signed=True)
 # pg_advisory_lock key of pool creation: at most one process creates the fleet's Dagster pools at a time.
 POOLS_LOCK_KEY = int.from_bytes(hashlib.sha256(b"invoiz fleet dagster pools").digest()[:8], "big", signed=True)
+# Seconds every connection of a step waits for PostgreSQL: a warehouse that does not answer fails the step naming its
+# address, instead of leaving it waiting for the operating system's TCP time-out (minutes).
+CONNECT_TIMEOUT = 10
 
 
 def _pg_kwargs(env: dict[str, str], database: str | None = None) -> dict:
@@ -60,7 +63,7 @@ def _system_db_kwargs(env: dict[str, str]) -> dict | None:
 
 @contextlib.contextmanager
 def connection(kwargs: dict, autocommit: bool = True) -> Iterator:
-    conn = _driver.connect(**kwargs)
+    conn = _driver.connect(**kwargs, connect_timeout=CONNECT_TIMEOUT)
     try:
         conn.autocommit = autocommit
         yield conn
@@ -147,7 +150,7 @@ def describe_commit(env: dict[str, str], accounts: list[str], state_id: str, sec
 
 # -- marts and row checks ---------------------------------------------------------------------------------------
 def connect():
-    return _driver.connect(connect_timeout=10)  # PG* from the environment (libpq)
+    return _driver.connect(connect_timeout=CONNECT_TIMEOUT)  # PG* from the environment (libpq)
 
 
 @contextlib.contextmanager
