@@ -32,8 +32,8 @@ MARKER_TABLE = "invoiz_fleet_schema"
 SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"invoiz fleet warehouse schema").digest()[:8], "big", signed=True)
 # pg_advisory_lock key of pool creation: at most one process creates the fleet's Dagster pools at a time.
 POOLS_LOCK_KEY = int.from_bytes(hashlib.sha256(b"invoiz fleet dagster pools").digest()[:8], "big", signed=True)
-# Seconds every connection of a step waits for PostgreSQL: a warehouse that does not answer fails the step naming its
-# address, instead of leaving it waiting for the operating system's TCP time-out (minutes).
+# Seconds every connection of a step waits for PostgreSQL: a warehouse that does not answer fails the step (libpq's
+# "timeout expired"), instead of holding it without end, or for the operating system's TCP time-out (minutes).
 CONNECT_TIMEOUT = 10
 
 
